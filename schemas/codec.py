@@ -1,0 +1,25 @@
+"""JSON encoding of entity values: orjson out, typed and validated msgspec decoding in."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import msgspec
+import orjson
+
+T = TypeVar("T")
+
+
+def encode(entity: msgspec.Struct) -> bytes:
+    """The record value of an entity: compact JSON, fields in declaration order."""
+    return orjson.dumps(msgspec.to_builtins(entity))
+
+
+def decode(data: bytes, value_type: type[T]) -> T:
+    """Parse and validate a record value; raises msgspec.ValidationError on a bad value."""
+    return msgspec.json.decode(data, type=value_type)
+
+
+def to_plain(entity: msgspec.Struct) -> dict:
+    """The entity as plain JSON-ready Python values."""
+    return msgspec.to_builtins(entity)

@@ -1,0 +1,47 @@
+"""The append-only change history: one record for every change a producer publishes."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+# Every kind of change the history carries. Subscribers filter on these.
+CHANGE_KINDS = (
+    "task_staging",
+    "task_starting",
+    "task_running",
+    "task_killing",
+    "task_finished",
+    "task_killed",
+    "task_failed",
+    "task_lost",
+    "task_gone",
+    "task_removed",
+    "task_health_changed",
+    "agent_added",
+    "agent_removed",
+    "agent_updated",
+    "framework_added",
+    "framework_updated",
+    "framework_removed",
+    "leader_changed",
+    "app_created",
+    "app_updated",
+    "app_deleted",
+    "app_task_updated",
+    "app_task_removed",
+)
+
+
+class ChangeEvent(Struct, frozen=True):
+    """One change, as a subscriber or an audit tool sees it. Key: the entity id.
+
+    ``entity`` is the catalog alias of the table that changed (``tasks``, ``agents`` …);
+    ``fields`` holds the handful of values that make the change readable on its own.
+    """
+
+    kind: str
+    entity: str
+    id: str
+    source: str
+    observed_at: float
+    fields: dict[str, str | int | float | bool | None] = {}

@@ -1,0 +1,130 @@
+"""Mesos entities as Wayfinder publishes them: agents, frameworks, tasks and the cluster.
+
+The values are normalised from either shape Mesos speaks (the v1 operator API and the
+legacy ``/master/state`` document), so consumers never see raw Mesos JSON.
+"""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+
+class PortRange(Struct, frozen=True):
+    """An inclusive range of host ports, as in a Mesos ``ports`` resource."""
+
+    begin: int
+    end: int
+
+
+class PortMapping(Struct, frozen=True):
+    """A container port published on a host port (Docker bridge or a CNI port mapper)."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+
+
+class NetworkInfo(Struct, frozen=True):
+    """One container network of a task status: its name and the addresses it received."""
+
+    name: str | None = None
+    ip_addresses: list[str] = []
+    port_mappings: list[PortMapping] = []
+
+
+class TaskStatus(Struct, frozen=True):
+    """The newest status Mesos reported for one task state."""
+
+    state: str
+    timestamp: float
+    healthy: bool | None = None
+    network_infos: list[NetworkInfo] = []
+    labels: dict[str, str] = {}
+
+
+class DiscoveryPort(Struct, frozen=True):
+    """A DiscoveryInfo port: where VIP labels and named SRV ports come from."""
+
+    number: int
+    protocol: str = ""
+    name: str | None = None
+    labels: dict[str, str] = {}
+
+
+class Discovery(Struct, frozen=True):
+    """A task's DiscoveryInfo. ``name`` overrides the task name for DNS."""
+
+    visibility: str = "FRAMEWORK"
+    name: str | None = None
+    ports: list[DiscoveryPort] = []
+    labels: dict[str, str] = {}
+
+
+class Container(Struct, frozen=True):
+    """How the task runs: ``DOCKER`` or ``MESOS``, the Docker network mode and port mappings."""
+
+    type: str | None = None
+    docker_network: str | None = None
+    port_mappings: list[PortMapping] = []
+    network_names: list[str] = []
+
+
+class Task(Struct, frozen=True):
+    """A Mesos task. Key: the task id.
+
+    ``statuses`` keeps the newest status of each state, oldest first; ``healthy`` is the
+    health of the newest status (``None`` when the task has no Mesos health check).
+    """
+
+    id: str
+    name: str
+    framework_id: str
+    agent_id: str
+    state: str
+    statuses: list[TaskStatus] = []
+    healthy: bool | None = None
+    labels: dict[str, str] = {}
+    discovery: Discovery | None = None
+    port_ranges: list[PortRange] = []
+    container: Container | None = None
+
+
+class Agent(Struct, frozen=True):
+    """A Mesos agent. Key: the agent id. ``ip`` is taken from the agent PID."""
+
+    id: str
+    hostname: str
+    ip: str | None = None
+    port: int = 5051
+    active: bool = True
+    port_ranges: list[PortRange] = []
+    attributes: dict[str, str] = {}
+
+
+class Framework(Struct, frozen=True):
+    """A Mesos framework. Key: the framework id."""
+
+    id: str
+    name: str
+    hostname: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    active: bool = True
+    webui_url: str | None = None
+
+
+class Master(Struct, frozen=True):
+    """One Mesos master, as HOST:PORT and its IP."""
+
+    hostname: str
+    ip: str | None = None
+    port: int = 5050
+
+
+class Cluster(Struct, frozen=True):
+    """The Mesos cluster: the leading master and every known master. Key: ``cluster``."""
+
+    leader: Master
+    masters: list[Master] = []
+    cluster_name: str | None = None
+    mesos_version: str | None = None
