@@ -15,26 +15,32 @@ TRACE = "wf-trace"
 OBSERVED_NS = "wf-observed-ns"
 
 
-def new_trace_id() -> str:
-    return os.urandom(8).hex()
-
-
 @dataclass(frozen=True)
-class RecordMeta:
-    schema: str
+class Observation:
+    """One observed cluster event: every record it causes carries its trace and time."""
+
     trace: str
     observed_ns: int
 
     @classmethod
-    def now(cls, schema: str, trace: str | None = None) -> RecordMeta:
-        return cls(schema, trace or new_trace_id(), time.time_ns())
+    def now(cls) -> Observation:
+        return cls(os.urandom(8).hex(), time.time_ns())
 
-    def to_headers(self) -> list[tuple[str, bytes]]:
+    def headers(self, schema_id: str) -> list[tuple[str, bytes]]:
         return [
-            (SCHEMA, self.schema.encode()),
+            (SCHEMA, schema_id.encode()),
             (TRACE, self.trace.encode()),
             (OBSERVED_NS, str(self.observed_ns).encode()),
         ]
+
+
+@dataclass(frozen=True)
+class RecordMeta:
+    """The headers of a consumed record, parsed."""
+
+    schema: str
+    trace: str
+    observed_ns: int
 
     @classmethod
     def from_headers(cls, headers: list[tuple[str, bytes]] | None) -> RecordMeta | None:

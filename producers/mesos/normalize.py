@@ -1,0 +1,286 @@
+"""Mesos JSON -> Wayfinder entities. Pure.
+
+Mesos speaks two shapes: the v1 operator API (``task_id: {"value": ...}``, labels as
+``{"labels": [...]}``, resources as a list) and the legacy ``/master/state`` document
+(``id``, ``slave_id``, labels as a list, resources as a dict with a ports range string).
+Every reader here accepts both, so the producer can subscribe or poll with one normaliser.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+import msgspec
+
+from producers.problems import InputRejected, Problems
+from schemas.mesos import (
+    Agent,
+    Container,
+    Discovery,
+    DiscoveryPort,
+    Framework,
+    Master,
+    NetworkInfo,
+    PortMapping,
+    PortRange,
+    Task,
+    TaskStatus,
+)
+
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_LOST",
+        "TASK_ERROR",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+
+_PID = re.compile(r"^[^@]*@(?P<host>[^:]+):(?P<port>\d+)$")
+_RANGE = re.compile(r"(\d+)-(\d+)")
+
+
+def value_of(field: object) -> str | None:
+    """``{"value": x}`` (v1) or ``x`` (legacy) -> x."""
+    if isinstance(field, dict):
+        field = field.get("value")
+    return field if isinstance(field, str) else None
+
+
+def parse_pid(pid: object) -> tuple[str, int] | None:
+    """``slave(1)@10.0.0.1:5051`` -> ("10.0.0.1", 5051)."""
+    match = _PID.match(pid) if isinstance(pid, str) else None
+    return (match["host"], int(match["port"])) if match else None
+
+
+def ip_or_none(host: str | None) -> str | None:
+    """The host itself when it is an IP literal; names are not resolved in pure code."""
+    try:
+        return str(ipaddress.ip_address(host)) if host else None
+    except ValueError:
+        return None
+
+
+def labels_of(raw: object, owner: str, problems: Problems) -> dict[str, str]:
+    """Labels from ``{"labels": [...]}`` or ``[...]``; unparseable entries are reported and dropped."""
+    if raw is None:
+        return {}
+    entries = raw.get("labels", []) if isinstance(raw, dict) else raw
+    if not isinstance(entries, list):
+        problems.add("labels", f"{owner}: labels must be a list of key/value pairs", raw)
+        return {}
+    labels: dict[str, str] = {}
+    for entry in entries:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        value = entry.get("value", "") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            problems.add("labels", f"{owner}: label without a string key and value", entry)
+            continue
+        labels[key] = value
+    return labels
+
+
+def port_ranges_of(resources: object) -> list[PortRange]:
+    """Port ranges from a v1 resource list or a legacy ``"[31000-31001, 31005-31005]"`` string."""
+    if isinstance(resources, dict):
+        text = resources.get("ports")
+        return [PortRange(int(b), int(e)) for b, e in _RANGE.findall(text)] if isinstance(text, str) else []
+    ranges = []
+    for resource in resources if isinstance(resources, list) else []:
+        if isinstance(resource, dict) and resource.get("name") == "ports":
+            for item in (resource.get("ranges") or {}).get("range", []):
+                ranges.append(PortRange(int(item["begin"]), int(item["end"])))
+    return sorted(set(ranges), key=lambda r: (r.begin, r.end))
+
+
+def _port_mappings(raw: object) -> list[PortMapping]:
+    mappings = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and "container_port" in item:
+            mappings.append(
+                PortMapping(
+                    host_port=int(item.get("host_port", 0)),
+                    container_port=int(item["container_port"]),
+                    protocol=str(item.get("protocol", "tcp")).lower(),
+                )
+            )
+    return mappings
+
+
+def _network_info(raw: dict) -> NetworkInfo:
+    addresses = [
+        entry["ip_address"]
+        for entry in raw.get("ip_addresses") or []
+        if isinstance(entry, dict) and isinstance(entry.get("ip_address"), str)
+    ]
+    if not addresses and isinstance(raw.get("ip_address"), str):  # Mesos 0.25 single address
+        addresses = [raw["ip_address"]]
+    return NetworkInfo(
+        name=raw.get("name"), ip_addresses=addresses, port_mappings=_port_mappings(raw.get("port_mappings"))
+    )
+
+
+def status_of(raw: dict, task_id: str, problems: Problems) -> TaskStatus:
+    container_status = raw.get("container_status") or {}
+    healthy = raw.get("healthy")
+    return TaskStatus(
+        state=raw["state"],
+        timestamp=float(raw.get("timestamp", 0.0)),
+        healthy=healthy if isinstance(healthy, bool) else None,
+        network_infos=[_network_info(n) for n in container_status.get("network_infos") or [] if isinstance(n, dict)],
+        labels=labels_of(raw.get("labels"), f"status of task {task_id}", problems),
+    )
+
+
+def merge_status(statuses: list[TaskStatus], status: TaskStatus) -> list[TaskStatus]:
+    """Keep the newest status of each state, oldest first (bounded, and enough for IP sources)."""
+    newest = {s.state: s for s in statuses}
+    if status.state not in newest or newest[status.state].timestamp <= status.timestamp:
+        newest[status.state] = status
+    return sorted(newest.values(), key=lambda s: (s.timestamp, s.state))
+
+
+def _discovery(raw: object, task_id: str, problems: Problems) -> Discovery | None:
+    if not isinstance(raw, dict):
+        return None
+    ports = []
+    for port in (raw.get("ports") or {}).get("ports", []):
+        if not isinstance(port, dict) or not isinstance(port.get("number"), int):
+            problems.add("discovery-port", f"task {task_id}: discovery port without a number", port)
+            continue
+        ports.append(
+            DiscoveryPort(
+                number=port["number"],
+                protocol=str(port.get("protocol", "")).lower(),
+                name=port.get("name"),
+                labels=labels_of(port.get("labels"), f"discovery port {port['number']} of task {task_id}", problems),
+            )
+        )
+    return Discovery(
+        visibility=raw.get("visibility", "FRAMEWORK"),
+        name=raw.get("name"),
+        ports=ports,
+        labels=labels_of(raw.get("labels"), f"discovery of task {task_id}", problems),
+    )
+
+
+def _container(raw: object) -> Container | None:
+    if not isinstance(raw, dict):
+        return None
+    docker = raw.get("docker") or {}
+    networks = [n for n in raw.get("network_infos") or [] if isinstance(n, dict)]
+    mappings = _port_mappings(docker.get("port_mappings"))
+    for network in networks:
+        mappings += _port_mappings(network.get("port_mappings"))
+    return Container(
+        type=raw.get("type"),
+        docker_network=docker.get("network"),
+        port_mappings=mappings,
+        network_names=[n["name"] for n in networks if isinstance(n.get("name"), str)],
+    )
+
+
+def task_of(raw: object, problems: Problems, framework_id: str | None = None) -> Task:
+    """A Task from a v1 ``Task`` or a legacy state task. Raises InputRejected if it has no identity."""
+    if not isinstance(raw, dict):
+        raise InputRejected("task", "a task must be a JSON object", raw)
+    task_id = value_of(raw.get("task_id")) or value_of(raw.get("id"))
+    agent_id = value_of(raw.get("agent_id")) or value_of(raw.get("slave_id"))
+    framework_id = value_of(raw.get("framework_id")) or framework_id
+    state = raw.get("state")
+    if not (task_id and agent_id and framework_id and isinstance(state, str)):
+        raise InputRejected("task", "a task needs an id, an agent id, a framework id and a state", raw)
+    statuses: list[TaskStatus] = []
+    for status in raw.get("statuses") or []:
+        if isinstance(status, dict) and isinstance(status.get("state"), str):
+            statuses = merge_status(statuses, status_of(status, task_id, problems))
+    return Task(
+        id=task_id,
+        name=raw.get("name") or task_id,
+        framework_id=framework_id,
+        agent_id=agent_id,
+        state=state,
+        statuses=statuses,
+        healthy=statuses[-1].healthy if statuses else None,
+        labels=labels_of(raw.get("labels"), f"task {task_id}", problems),
+        discovery=_discovery(raw.get("discovery"), task_id, problems),
+        port_ranges=port_ranges_of(raw.get("resources")),
+        container=_container(raw.get("container")),
+    )
+
+
+def with_status(task: Task, raw_status: dict, state: str | None, problems: Problems) -> Task:
+    """The task after a TASK_UPDATED event; ``state`` is the event's latest state."""
+    status = status_of(raw_status, task.id, problems)
+    statuses = merge_status(task.statuses, status)
+    return msgspec.structs.replace(
+        task, state=state or status.state, statuses=statuses, healthy=status.healthy
+    )
+
+
+def agent_of(raw: object) -> Agent:
+    """An Agent from a v1 ``Agent`` (``agent_info`` inside) or a legacy ``slaves[]`` entry."""
+    if not isinstance(raw, dict):
+        raise InputRejected("agent", "an agent must be a JSON object", raw)
+    info = raw.get("agent_info") if isinstance(raw.get("agent_info"), dict) else raw
+    agent_id = value_of(info.get("id"))
+    hostname = info.get("hostname")
+    if not agent_id or not isinstance(hostname, str):
+        raise InputRejected("agent", "an agent needs an id and a hostname", raw)
+    pid = parse_pid(raw.get("pid"))
+    attributes = info.get("attributes")
+    return Agent(
+        id=agent_id,
+        hostname=hostname,
+        ip=ip_or_none(pid[0]) if pid else ip_or_none(hostname),
+        port=pid[1] if pid else int(info.get("port", 5051)),
+        active=bool(raw.get("active", True)),
+        port_ranges=port_ranges_of(info.get("resources")),
+        attributes=_attributes(attributes),
+    )
+
+
+def _attributes(raw: object) -> dict[str, str]:
+    if isinstance(raw, dict):  # legacy: {"rack": "r1"}
+        return {str(k): str(v) for k, v in raw.items()}
+    attributes = {}
+    for item in raw if isinstance(raw, list) else []:  # v1: [{"name", "type", "text": {"value"}}]
+        if isinstance(item, dict) and "name" in item:
+            value = item.get("text") or item.get("scalar") or {}
+            attributes[item["name"]] = str(value.get("value", ""))
+    return attributes
+
+
+def framework_of(raw: object) -> Framework:
+    """A Framework from a v1 ``Framework`` (``framework_info`` inside) or a legacy entry."""
+    if not isinstance(raw, dict):
+        raise InputRejected("framework", "a framework must be a JSON object", raw)
+    info = raw.get("framework_info") if isinstance(raw.get("framework_info"), dict) else raw
+    framework_id = value_of(info.get("id"))
+    name = info.get("name")
+    if not framework_id or not isinstance(name, str):
+        raise InputRejected("framework", "a framework needs an id and a name", raw)
+    pid = parse_pid(raw.get("pid"))
+    hostname = info.get("hostname")
+    return Framework(
+        id=framework_id,
+        name=name,
+        hostname=hostname,
+        ip=ip_or_none(pid[0]) if pid else ip_or_none(hostname),
+        port=pid[1] if pid else None,
+        active=bool(raw.get("active", True)),
+        webui_url=info.get("webui_url") or None,
+    )
+
+
+def master_of(host_port: str) -> Master:
+    """``10.0.0.1:5050`` or ``master@10.0.0.1:5050`` -> Master."""
+    pid = parse_pid(host_port if "@" in host_port else f"master@{host_port}")
+    if not pid:
+        raise InputRejected("master", f"expected HOST:PORT, got {host_port!r}", host_port)
+    return Master(hostname=pid[0], ip=ip_or_none(pid[0]), port=pid[1])

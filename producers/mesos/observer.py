@@ -1,0 +1,163 @@
+"""The Mesos side of the producer as a state machine: snapshots and events in, records out.
+
+No I/O: the loop feeds it parsed SUBSCRIBE records (or polled states) and a clock; it keeps
+the cluster view and tells the Publisher what each table should hold.
+
+Failover lesson from dcos-net: a newly elected master lists agents it has not heard from
+again as *recovered*, and their tasks are missing from its snapshot although they still
+run. Their records are protected from pruning until the agent re-registers (then its tasks
+get ``recovery_grace`` seconds to be re-announced) or ``recovery_timeout`` passes.
+"""
+
+from __future__ import annotations
+
+from producers.mesos.normalize import TERMINAL_STATES, agent_of, framework_of, task_of, value_of, with_status
+from producers.mesos.snapshot import Snapshot, snapshot_of_get_state
+from producers.problems import InputRejected, Problems
+from producers.publisher import Publisher
+from schemas.headers import Observation
+from schemas.mesos import Cluster, Master, Task
+
+EVENT_TYPES = frozenset(
+    {
+        "SUBSCRIBED",
+        "TASK_ADDED",
+        "TASK_UPDATED",
+        "AGENT_ADDED",
+        "AGENT_REMOVED",
+        "FRAMEWORK_ADDED",
+        "FRAMEWORK_UPDATED",
+        "FRAMEWORK_REMOVED",
+        "HEARTBEAT",
+    }
+)
+
+
+class MesosObserver:
+    def __init__(
+        self,
+        publisher: Publisher,
+        masters: list[Master],
+        recovery_grace: float = 10.0,
+        recovery_timeout: float = 600.0,
+    ):
+        self.publisher = publisher
+        self.masters = masters
+        self.recovery_grace = recovery_grace
+        self.recovery_timeout = recovery_timeout
+        self.tasks: dict[str, Task] = {}
+        self.heartbeat_interval: float | None = None
+        # agent id -> deadline: still unheard of since failover / re-registered, tasks settling
+        self._recovering: dict[str, float] = {}
+        self._settling: dict[str, float] = {}
+
+    # -- snapshots -------------------------------------------------------------------------
+    def on_snapshot(self, snapshot: Snapshot, leader: Master, now: float, obs: Observation) -> None:
+        """Make every table equal the snapshot, except what recovered agents still own."""
+        self._recovering = {
+            agent_id: self._recovering.get(agent_id, now + self.recovery_timeout)
+            for agent_id in snapshot.recovered_agent_ids
+        }
+        self.tasks = dict(snapshot.tasks)
+        publisher = self.publisher
+        publisher.sync("cluster", {"cluster": self._cluster(leader)}, obs)
+        publisher.sync("agents", snapshot.agents, obs, keep=lambda key, _: key in self._recovering)
+        publisher.sync("frameworks", snapshot.frameworks, obs)
+        publisher.sync("tasks", snapshot.tasks, obs, keep=self._owned_by_recovering_agent)
+
+    def _cluster(self, leader: Master) -> Cluster:
+        masters = self.masters or [leader]
+        return Cluster(leader=leader, masters=masters)
+
+    def _owned_by_recovering_agent(self, key: str, task: Task | None) -> bool:
+        return task is not None and task.agent_id in self._recovering
+
+    # -- events ----------------------------------------------------------------------------
+    def on_event(self, event: object, leader: Master, now: float, obs: Observation) -> None:
+        """Apply one SUBSCRIBE record. Bad records are rejected; nothing is raised."""
+        try:
+            self._dispatch(event, leader, now, obs)
+        except InputRejected as problem:
+            self.publisher.reject(problem)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            self.publisher.reject(InputRejected("event", f"malformed {_type_of(event)} event: {error!r}", event))
+
+    def _dispatch(self, event: object, leader: Master, now: float, obs: Observation) -> None:
+        kind = _type_of(event)
+        if kind not in EVENT_TYPES:
+            raise InputRejected("event", f"unknown event type {kind!r}", event)
+        problems = Problems()
+        body = event.get(kind.lower()) or {}
+        if kind == "SUBSCRIBED":
+            self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)
+            self.on_snapshot(snapshot_of_get_state(body.get("get_state"), problems), leader, now, obs)
+        elif kind == "TASK_ADDED":
+            self._put_task(task_of(body["task"], problems), obs)
+        elif kind == "TASK_UPDATED":
+            self._update_task(body, problems, obs)
+        elif kind == "AGENT_ADDED":
+            agent = agent_of(body["agent"])
+            if self._recovering.pop(agent.id, None) is not None:
+                self._settling[agent.id] = now + self.recovery_grace
+            self.publisher.put("agents", agent.id, agent, obs)
+        elif kind == "AGENT_REMOVED":
+            self._remove_agent(value_of(body["agent_id"]), obs)
+        elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
+            framework = framework_of(body["framework"])
+            self.publisher.put("frameworks", framework.id, framework, obs)
+        elif kind == "FRAMEWORK_REMOVED":
+            framework = framework_of(body["framework_info"])
+            self.publisher.remove("frameworks", framework.id, obs)
+        for problem in problems.found:
+            self.publisher.reject(problem)
+
+    def _put_task(self, task: Task, obs: Observation) -> None:
+        if task.state in TERMINAL_STATES:
+            self.tasks.pop(task.id, None)
+            self.publisher.remove("tasks", task.id, obs, final=task)
+        else:
+            self.tasks[task.id] = task
+            self.publisher.put("tasks", task.id, task, obs)
+
+    def _update_task(self, body: dict, problems: Problems, obs: Observation) -> None:
+        status = body["status"]
+        task_id = value_of(status.get("task_id"))
+        task = self.tasks.get(task_id)
+        if task is None:
+            if body.get("state") in TERMINAL_STATES or status.get("state") in TERMINAL_STATES:
+                self.publisher.remove("tasks", task_id, obs)  # may have been published before a restart
+                return
+            raise InputRejected("event", f"status update for task {task_id!r} that was never announced", body)
+        self._put_task(with_status(task, status, body.get("state"), problems), obs)
+
+    def _remove_agent(self, agent_id: str, obs: Observation) -> None:
+        self._recovering.pop(agent_id, None)
+        self._settling.pop(agent_id, None)
+        for task in [t for t in self.tasks.values() if t.agent_id == agent_id]:
+            self.tasks.pop(task.id)
+            self.publisher.remove("tasks", task.id, obs, final=task)
+        self.publisher.remove("agents", agent_id, obs)
+
+    # -- timers ----------------------------------------------------------------------------
+    def on_tick(self, now: float, obs: Observation) -> None:
+        """Prune what recovered agents owned once they settled or never came back."""
+        for agent_id, deadline in list(self._settling.items()):
+            if now >= deadline:
+                del self._settling[agent_id]
+                self._prune_tasks_of(agent_id, obs)
+        for agent_id, deadline in list(self._recovering.items()):
+            if now >= deadline:
+                del self._recovering[agent_id]
+                self._prune_tasks_of(agent_id, obs)
+                self.publisher.remove("agents", agent_id, obs)
+
+    def _prune_tasks_of(self, agent_id: str, obs: Observation) -> None:
+        table = self.publisher.tables["tasks"]
+        for key, task in table.items():
+            if task is not None and task.agent_id == agent_id and key not in self.tasks:
+                self.publisher.remove("tasks", key, obs)
+
+
+def _type_of(event: object) -> str:
+    kind = event.get("type") if isinstance(event, dict) else None
+    return kind if isinstance(kind, str) else "<missing type>"

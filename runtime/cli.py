@@ -1,0 +1,132 @@
+"""The `wayfinder` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from runtime.settings import bootstrap_option, resolve_bootstrap
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_until_signal(main) -> None:
+    """Run ``main(stop)`` on a fresh event loop; SIGINT/SIGTERM set ``stop`` for a clean exit."""
+
+    async def runner():
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), show_default=True)
+def main(log_level: str) -> None:
+    """Wayfinder: container networking for Mesos and Marathon, built on Kafka."""
+    configure_logging(log_level)
+
+
+@main.command()
+@bootstrap_option
+@click.option("--mesos", "mesos_url", help="Mesos master URL, e.g. http://127.0.0.1:5050")
+@click.option("--marathon", "marathon_url", help="Marathon URL, e.g. http://127.0.0.1:8080")
+@click.option("--masters", default="", help="Every master as HOST:PORT,HOST:PORT (the state names only the leader).")
+@click.option("--mesos-poll", is_flag=True, help="Poll /master/state instead of subscribing to the event stream.")
+@click.option("--poll-interval", default=2.0, show_default=True, help="Seconds between polls of /master/state.")
+@click.option("--resync-interval", default=180.0, show_default=True, help="Seconds between full Marathon resyncs.")
+@click.option("--silence-timeout", default=60.0, show_default=True, help="Reopen a Marathon stream silent this long.")
+def produce(bootstrap, mesos_url, marathon_url, masters, mesos_poll, poll_interval, resync_interval, silence_timeout):
+    """Publish Mesos and Marathon state changes into Kafka (differences only)."""
+    from producers.run import ProducerOptions, Producers
+
+    if not (mesos_url or marathon_url):
+        raise click.UsageError("give --mesos, --marathon or both")
+    options = ProducerOptions(
+        bootstrap=resolve_bootstrap(bootstrap),
+        mesos_url=mesos_url,
+        marathon_url=marathon_url,
+        masters=[m for m in masters.split(",") if m],
+        mesos_poll_only=mesos_poll,
+        mesos_poll_interval=poll_interval,
+        marathon_resync_interval=resync_interval,
+        marathon_silence_timeout=silence_timeout,
+    )
+    run_until_signal(Producers(options).run)
+
+
+@main.command()
+@click.argument("name")
+@bootstrap_option
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of new ones.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep records whose value field (dotted path, or 'key') equals VALUE.")
+@click.option("--max", "limit", type=int, default=None, help="Stop after this many records.")
+@click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
+def tail(name, bootstrap, from_beginning, as_json, filters, limit, timeout):
+    """Follow topic NAME (a catalog alias: tasks, events, apps …)."""
+    from runtime import tail as tailing
+    from schemas.catalog import topic
+
+    try:
+        chosen = topic(name)
+        parsed = tailing.parse_filters(filters)
+    except (KeyError, ValueError) as error:
+        raise click.BadParameter(str(error.args[0])) from None
+    out = sys.stdout.buffer
+    try:
+        for record, value in tailing.tail(resolve_bootstrap(bootstrap), chosen, from_beginning, parsed, limit, timeout):
+            out.write(tailing.as_json(record, value) + b"\n" if as_json else (tailing.as_line(name, record, value) + "\n").encode())
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+def topics():
+    """List the topic catalog."""
+    from schemas.catalog import TOPICS
+
+    for t in TOPICS:
+        kind = "table" if t.compacted else "log"
+        click.echo(f"{t.alias:<11} {t.name:<28} {kind:<5} key={t.key:<28} value={t.schema_id}")
+
+
+@main.command()
+@click.option("--write", is_flag=True, help="Rewrite the checked-in files instead of checking them.")
+def schemas(write):
+    """Check (or --write) the published JSON Schema and AsyncAPI files."""
+    from schemas import publish
+
+    if write:
+        for path in publish.write():
+            click.echo(path)
+        return
+    stale = [str(path) for path, data in publish.rendered().items() if not path.exists() or path.read_bytes() != data]
+    if stale:
+        raise click.ClickException("out of date (run `wayfinder schemas --write`): " + ", ".join(stale))
+    click.echo("published schemas are up to date")
+
+
+def _register_optional_commands() -> None:
+    from runtime.kafka.commands import kafka_group
+    from simulator.commands import simulate_command
+
+    main.add_command(kafka_group, "kafka")
+    main.add_command(simulate_command, "simulate")
+
+
+_register_optional_commands()

@@ -1,0 +1,113 @@
+"""Reading topics: a whole topic up to its end (to rebuild a table), or following it live.
+
+Readers assign every partition themselves instead of joining a consumer group: every node
+and every tool needs all partitions, and a group would only add rebalances.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+
+
+@dataclass(frozen=True)
+class ConsumedRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def _consumer(bootstrap: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"wayfinder-reader-{uuid.uuid4().hex}",  # required by the client; never joined
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+        }
+    )
+
+
+def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if metadata is None or metadata.error is not None:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return sorted(metadata.partitions)
+
+
+def _record(message) -> ConsumedRecord:
+    key = message.key()
+    return ConsumedRecord(
+        topic=message.topic(),
+        partition=message.partition(),
+        offset=message.offset(),
+        timestamp_ms=message.timestamp()[1],
+        key=key.decode("utf-8", errors="replace") if key is not None else None,
+        value=message.value(),
+        headers=list(message.headers() or []),
+    )
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumedRecord]:
+    """Every record of ``topic`` from offset 0 to the end offsets seen at the start."""
+    consumer = _consumer(bootstrap)
+    try:
+        ends = {}
+        for partition in _partitions(consumer, topic, timeout):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            if high > low:
+                ends[partition] = high
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+        records: list[ConsumedRecord] = []
+        deadline = time.monotonic() + timeout
+        while ends:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end offsets within {timeout}s")
+            for message in consumer.consume(num_messages=10_000, timeout=0.2):
+                if message.error():
+                    raise RuntimeError(f"reading {topic}: {message.error()}")
+                partition = message.partition()
+                if partition in ends:
+                    records.append(_record(message))
+                    if message.offset() + 1 >= ends[partition]:
+                        del ends[partition]
+        return records
+    finally:
+        consumer.close()
+
+
+def read_table(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[str, bytes]:
+    """The table a compacted topic holds: the last value of each key, tombstones dropped."""
+    latest: dict[str, bytes | None] = {}
+    for record in read_to_end(bootstrap, topic, timeout):
+        if record.key is not None:
+            latest[record.key] = record.value
+    return {key: value for key, value in latest.items() if value is not None}
+
+
+def follow(bootstrap: str, topic: str, from_beginning: bool, deadline: float | None = None) -> Iterator[ConsumedRecord]:
+    """Records of every partition as they arrive, until the monotonic ``deadline`` (None: forever)."""
+    consumer = _consumer(bootstrap)
+    try:
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(consumer, topic, 10.0)])
+        while deadline is None or time.monotonic() < deadline:
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            message = consumer.poll(wait)
+            if message is None:
+                continue
+            if message.error():
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise RuntimeError(f"reading {topic}: {message.error()}")
+            yield _record(message)
+    finally:
+        consumer.close()
