@@ -10,7 +10,7 @@ import msgspec
 
 from schemas.history import ChangeEvent
 from schemas.marathon import App, AppTask
-from schemas.mesos import Agent, Cluster, Framework, Task
+from schemas.mesos import TERMINAL_STATES, Agent, Cluster, Framework, Task
 
 _TASK_KIND_BY_STATE = {
     "TASK_STAGING": "task_staging",
@@ -87,7 +87,7 @@ def _app_task_events(old: AppTask | None, new: AppTask | None) -> list[tuple[str
     entity = new or old
     fields = {"app_id": entity.app_id, "state": entity.state, "host": entity.host,
               "alive": _alive(entity)}
-    if new is None:
+    if new is None or new.state in TERMINAL_STATES:
         return [("app_task_removed", fields)]
     events = []
     if old is None or (old.state, old.ports, old.ip_addresses) != (new.state, new.ports, new.ip_addresses):

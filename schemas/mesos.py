@@ -8,6 +8,20 @@ from __future__ import annotations
 
 from msgspec import Struct
 
+# Task states after which a task never runs again (Mesos TaskState).
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_LOST",
+        "TASK_ERROR",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+
 
 class PortRange(Struct, frozen=True):
     """An inclusive range of host ports, as in a Mesos ``ports`` resource."""
@@ -73,7 +87,8 @@ class Task(Struct, frozen=True):
     """A Mesos task. Key: the task id.
 
     ``statuses`` keeps the newest status of each state, oldest first; ``healthy`` is the
-    health of the newest status (``None`` when the task has no Mesos health check).
+    health of the newest status (``None``: no result yet, or no Mesos health check);
+    ``health_check`` says whether Mesos runs a health check for the task at all.
     """
 
     id: str
@@ -83,6 +98,7 @@ class Task(Struct, frozen=True):
     state: str
     statuses: list[TaskStatus] = []
     healthy: bool | None = None
+    health_check: bool = False
     labels: dict[str, str] = {}
     discovery: Discovery | None = None
     port_ranges: list[PortRange] = []

@@ -12,7 +12,7 @@ import orjson
 
 from producers.marathon.normalize import app_of, app_task_of, app_task_of_status_update, normalize_app_id
 from producers.marathon.sse import ServerSentEvent
-from producers.mesos.normalize import TERMINAL_STATES
+from schemas.mesos import TERMINAL_STATES
 from producers.problems import InputRejected, Problems
 from producers.publisher import Publisher
 from schemas.headers import Observation

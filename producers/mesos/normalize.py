@@ -15,6 +15,7 @@ import msgspec
 
 from producers.problems import InputRejected, Problems
 from schemas.mesos import (
+    TERMINAL_STATES,
     Agent,
     Container,
     Discovery,
@@ -28,18 +29,6 @@ from schemas.mesos import (
     TaskStatus,
 )
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_LOST",
-        "TASK_ERROR",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 
 _PID = re.compile(r"^[^@]*@(?P<host>[^:]+):(?P<port>\d+)$")
 _RANGE = re.compile(r"(\d+)-(\d+)")
@@ -207,6 +196,7 @@ def task_of(raw: object, problems: Problems, framework_id: str | None = None) ->
         state=state,
         statuses=statuses,
         healthy=statuses[-1].healthy if statuses else None,
+        health_check=isinstance(raw.get("health_check"), dict),
         labels=labels_of(raw.get("labels"), f"task {task_id}", problems),
         discovery=_discovery(raw.get("discovery"), task_id, problems),
         port_ranges=port_ranges_of(raw.get("resources")),

@@ -11,12 +11,12 @@ get ``recovery_grace`` seconds to be re-announced) or ``recovery_timeout`` passe
 
 from __future__ import annotations
 
-from producers.mesos.normalize import TERMINAL_STATES, agent_of, framework_of, task_of, value_of, with_status
+from producers.mesos.normalize import agent_of, framework_of, task_of, value_of, with_status
 from producers.mesos.snapshot import Snapshot, snapshot_of_get_state
 from producers.problems import InputRejected, Problems
 from producers.publisher import Publisher
 from schemas.headers import Observation
-from schemas.mesos import Cluster, Master, Task
+from schemas.mesos import TERMINAL_STATES, Cluster, Master, Task
 
 EVENT_TYPES = frozenset(
     {
@@ -135,7 +135,7 @@ class MesosObserver:
         self._settling.pop(agent_id, None)
         for task in [t for t in self.tasks.values() if t.agent_id == agent_id]:
             self.tasks.pop(task.id)
-            self.publisher.remove("tasks", task.id, obs, final=task)
+            self.publisher.remove("tasks", task.id, obs)
         self.publisher.remove("agents", agent_id, obs)
 
     # -- timers ----------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import orjson
 
 from producers.mesos.normalize import (
-    TERMINAL_STATES,
     agent_of,
     framework_of,
     ip_or_none,
@@ -16,7 +15,7 @@ from producers.mesos.normalize import (
     value_of,
 )
 from producers.problems import InputRejected, Problems
-from schemas.mesos import Agent, Framework, Master, Task
+from schemas.mesos import TERMINAL_STATES, Agent, Framework, Master, Task
 
 
 @dataclass

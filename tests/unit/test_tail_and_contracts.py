@@ -1,0 +1,48 @@
+"""`wayfinder tail` filtering and formatting; published schema drift; the catalog."""
+
+import orjson
+import pytest
+
+from runtime.kafka.reader import ConsumedRecord
+from runtime.tail import as_json, as_line, matches, parse_filters
+from schemas import publish
+from schemas.catalog import TOPICS, aliases, topic
+
+EVENT = {"kind": "task_running", "entity": "tasks", "id": "web.1", "source": "mesos", "observed_at": 1.5,
+         "fields": {"name": "web", "state": "TASK_RUNNING", "healthy": None}}
+RECORD = ConsumedRecord("wayfinder.events", 2, 41, 1764140000123, "web.1", orjson.dumps(EVENT), [("wf-trace", b"abc")])
+
+
+def test_filters_match_dotted_paths_and_key():
+    assert matches("web.1", EVENT, parse_filters(["kind=task_running", "fields.name=web"]))
+    assert matches("web.1", EVENT, parse_filters(["key=web.1", "fields.healthy=null"]))
+    assert not matches("web.1", EVENT, parse_filters(["fields.state=TASK_KILLED"]))
+    assert not matches("web.1", EVENT, parse_filters(["fields.missing=x"]))
+    with pytest.raises(ValueError, match="FIELD=VALUE"):
+        parse_filters(["kind"])
+
+
+def test_json_output_has_every_field():
+    assert orjson.loads(as_json(RECORD, EVENT)) == {
+        "topic": "wayfinder.events", "key": "web.1", "value": EVENT, "headers": {"wf-trace": "abc"},
+        "partition": 2, "offset": 41, "timestamp": 1764140000123,
+    }
+
+
+def test_human_lines():
+    assert as_line("events", RECORD, EVENT) == "06:53:20.123 task_running         web.1  name=web state=TASK_RUNNING"
+    assert as_line("tasks", RECORD, None) == "06:53:20.123 tasks      web.1  (deleted)"
+
+
+def test_published_schemas_match_the_types():
+    stale = [path.name for path, data in publish.rendered().items() if not path.exists() or path.read_bytes() != data]
+    assert stale == [], "run `wayfinder schemas --write`"
+
+
+def test_catalog_names_every_issue_alias_once():
+    assert aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections"]
+    assert len({t.name for t in TOPICS}) == len(TOPICS)
+    assert topic("tasks").config["cleanup.policy"] == "compact"
+    assert topic("events").config["cleanup.policy"] == "delete"
+    with pytest.raises(KeyError, match="known: agents"):
+        topic("nope")
