@@ -16,7 +16,7 @@ from producers.history import change_events
 from producers.problems import InputRejected
 from runtime.tables import RecordSink, TableMirror
 from schemas import codec
-from schemas.catalog import topic
+from schemas.catalog import DEFAULT_CATALOG, Catalog
 from schemas.headers import Observation
 from schemas.rejections import Rejection
 
@@ -24,13 +24,19 @@ log = logging.getLogger(__name__)
 
 
 class Publisher:
-    def __init__(self, sink: RecordSink, source: str, actual: Mapping[str, dict[str, bytes]]):
+    def __init__(
+        self,
+        sink: RecordSink,
+        source: str,
+        actual: Mapping[str, dict[str, bytes]],
+        catalog: Catalog = DEFAULT_CATALOG,
+    ):
         """``actual`` maps each table alias this producer owns to what its topic holds now."""
         self.source = source
         self._sink = sink
-        self.tables = {alias: TableMirror(topic(alias), sink, values) for alias, values in actual.items()}
-        self._events = topic("events")
-        self._rejections = topic("rejections")
+        self.tables = {alias: TableMirror(catalog.topic(alias), sink, values) for alias, values in actual.items()}
+        self._events = catalog.topic("events")
+        self._rejections = catalog.topic("rejections")
         self.published = 0
         self.rejected = 0
 

@@ -22,7 +22,7 @@ from producers.publisher import Publisher
 from runtime.kafka.reader import read_table
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
-from schemas.catalog import topic
+from schemas.catalog import DEFAULT_CATALOG, Catalog
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,7 @@ MARATHON_TABLES = ("apps", "app-tasks")
 @dataclass
 class ProducerOptions:
     bootstrap: str
+    catalog: Catalog = DEFAULT_CATALOG
     mesos_url: str | None = None
     marathon_url: str | None = None
     masters: list[str] = field(default_factory=list)
@@ -44,8 +45,8 @@ class ProducerOptions:
     recovery_timeout: float = 600.0
 
 
-async def _actual(bootstrap: str, aliases: tuple[str, ...]) -> dict[str, dict[str, bytes]]:
-    return {alias: await asyncio.to_thread(read_table, bootstrap, topic(alias).name) for alias in aliases}
+async def _actual(bootstrap: str, catalog: Catalog, aliases: tuple[str, ...]) -> dict[str, dict[str, bytes]]:
+    return {alias: await asyncio.to_thread(read_table, bootstrap, catalog.topic(alias).name) for alias in aliases}
 
 
 class Producers:
@@ -60,12 +61,12 @@ class Producers:
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         options = self.options
-        await asyncio.to_thread(ensure_topics, options.bootstrap)
+        await asyncio.to_thread(ensure_topics, options.bootstrap, options.catalog)
         sink = KafkaSink(options.bootstrap, client_id="wayfinder-producer")
         try:
             async with aiohttp.ClientSession() as session:
                 if options.mesos_url:
-                    publisher = Publisher(sink, "mesos", await _actual(options.bootstrap, MESOS_TABLES))
+                    publisher = Publisher(sink, "mesos", await _actual(options.bootstrap, options.catalog, MESOS_TABLES), options.catalog)
                     observer = MesosObserver(
                         publisher,
                         [master_of(m) for m in options.masters],
@@ -82,7 +83,7 @@ class Producers:
                         )
                     )
                 if options.marathon_url:
-                    publisher = Publisher(sink, "marathon", await _actual(options.bootstrap, MARATHON_TABLES))
+                    publisher = Publisher(sink, "marathon", await _actual(options.bootstrap, options.catalog, MARATHON_TABLES), options.catalog)
                     self.publishers.append(publisher)
                     self.loops.append(
                         MarathonLoop(

@@ -9,7 +9,8 @@ import sys
 
 import click
 
-from runtime.settings import bootstrap_option, resolve_bootstrap
+from runtime.settings import bootstrap_option, namespace_option, resolve_bootstrap
+from schemas.catalog import Catalog
 
 
 def configure_logging(level: str) -> None:
@@ -42,6 +43,7 @@ def main(log_level: str) -> None:
 
 @main.command()
 @bootstrap_option
+@namespace_option
 @click.option("--mesos", "mesos_url", help="Mesos master URL, e.g. http://127.0.0.1:5050")
 @click.option("--marathon", "marathon_url", help="Marathon URL, e.g. http://127.0.0.1:8080")
 @click.option("--masters", default="", help="Every master as HOST:PORT,HOST:PORT (the state names only the leader).")
@@ -49,7 +51,7 @@ def main(log_level: str) -> None:
 @click.option("--poll-interval", default=2.0, show_default=True, help="Seconds between polls of /master/state.")
 @click.option("--resync-interval", default=180.0, show_default=True, help="Seconds between full Marathon resyncs.")
 @click.option("--silence-timeout", default=60.0, show_default=True, help="Reopen a Marathon stream silent this long.")
-def produce(bootstrap, mesos_url, marathon_url, masters, mesos_poll, poll_interval, resync_interval, silence_timeout):
+def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, poll_interval, resync_interval, silence_timeout):
     """Publish Mesos and Marathon state changes into Kafka (differences only)."""
     from producers.run import ProducerOptions, Producers
 
@@ -57,6 +59,7 @@ def produce(bootstrap, mesos_url, marathon_url, masters, mesos_poll, poll_interv
         raise click.UsageError("give --mesos, --marathon or both")
     options = ProducerOptions(
         bootstrap=resolve_bootstrap(bootstrap),
+        catalog=Catalog(namespace),
         mesos_url=mesos_url,
         marathon_url=marathon_url,
         masters=[m for m in masters.split(",") if m],
@@ -71,18 +74,18 @@ def produce(bootstrap, mesos_url, marathon_url, masters, mesos_poll, poll_interv
 @main.command()
 @click.argument("name")
 @bootstrap_option
+@namespace_option
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest record instead of new ones.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 @click.option("--filter", "filters", multiple=True, metavar="FIELD=VALUE", help="Keep records whose value field (dotted path, or 'key') equals VALUE.")
 @click.option("--max", "limit", type=int, default=None, help="Stop after this many records.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
-def tail(name, bootstrap, from_beginning, as_json, filters, limit, timeout):
+def tail(name, bootstrap, namespace, from_beginning, as_json, filters, limit, timeout):
     """Follow topic NAME (a catalog alias: tasks, events, apps …)."""
     from runtime import tail as tailing
-    from schemas.catalog import topic
 
     try:
-        chosen = topic(name)
+        chosen = Catalog(namespace).topic(name)
         parsed = tailing.parse_filters(filters)
     except (KeyError, ValueError) as error:
         raise click.BadParameter(str(error.args[0])) from None
@@ -96,11 +99,10 @@ def tail(name, bootstrap, from_beginning, as_json, filters, limit, timeout):
 
 
 @main.command()
-def topics():
+@namespace_option
+def topics(namespace):
     """List the topic catalog."""
-    from schemas.catalog import TOPICS
-
-    for t in TOPICS:
+    for t in Catalog(namespace).topics:
         kind = "table" if t.compacted else "log"
         click.echo(f"{t.alias:<11} {t.name:<28} {kind:<5} key={t.key:<28} value={t.schema_id}")
 
@@ -121,7 +123,7 @@ def schemas(write):
     click.echo("published schemas are up to date")
 
 
-def _register_optional_commands() -> None:
+def _register_subcommands() -> None:
     from runtime.kafka.commands import kafka_group
     from simulator.commands import simulate_command
 
@@ -129,4 +131,4 @@ def _register_optional_commands() -> None:
     main.add_command(simulate_command, "simulate")
 
 
-_register_optional_commands()
+_register_subcommands()

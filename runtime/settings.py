@@ -31,3 +31,12 @@ bootstrap_option = click.option(
     default=None,
     help=f"Kafka bootstrap servers (default: ${ENV_BOOTSTRAP}, else the cluster `wayfinder kafka up` started).",
 )
+
+
+namespace_option = click.option(
+    "--namespace",
+    envvar="WAYFINDER_NAMESPACE",
+    default="wayfinder",
+    show_default=True,
+    help="Topic namespace: topics are named <namespace>.mesos.tasks and so on ($WAYFINDER_NAMESPACE).",
+)

@@ -3,6 +3,9 @@
 Every producer, processor, applier and the CLI look topics up here by alias. Compacted
 topics are tables (key = entity id, value = full state, tombstone = deleted); the others
 are append-only logs.
+
+Topic names live under a namespace (default ``wayfinder``), so one Kafka can carry several
+Mesos clusters side by side (and each test its own): ``<namespace>.mesos.tasks``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from schemas.rejections import Rejection
 
 # Bump when a value type changes incompatibly; it travels in every record's headers.
 SCHEMA_VERSION = 1
+DEFAULT_NAMESPACE = "wayfinder"
 
 
 @dataclass(frozen=True)
@@ -50,38 +54,49 @@ class Topic:
 
 _SOURCE_READERS = ("processors", "outside consumers")
 
-TOPICS: tuple[Topic, ...] = (
-    Topic("agents", "wayfinder.mesos.agents", "agent id", Agent, True, 3,
-          ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos agent."),
-    Topic("frameworks", "wayfinder.mesos.frameworks", "framework id", Framework, True, 3,
-          ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos framework."),
-    Topic("tasks", "wayfinder.mesos.tasks", "task id", Task, True, 3,
-          ("producers/mesos",), _SOURCE_READERS,
-          "Every non-terminal Mesos task; a terminal state is published, then the task is tombstoned."),
-    Topic("cluster", "wayfinder.mesos.cluster", "the constant 'cluster'", Cluster, True, 1,
-          ("producers/mesos",), _SOURCE_READERS, "The leading Mesos master and the list of masters."),
-    Topic("apps", "wayfinder.marathon.apps", "app id", App, True, 3,
-          ("producers/marathon",), _SOURCE_READERS, "Every Marathon app."),
-    Topic("app-tasks", "wayfinder.marathon.tasks", "task id", AppTask, True, 3,
-          ("producers/marathon",), _SOURCE_READERS, "Every Marathon task with its health check results."),
-    Topic("events", "wayfinder.events", "entity id", ChangeEvent, False, 3,
-          ("producers/mesos", "producers/marathon"), ("wayfinder tail", "outside consumers"),
-          "Append-only history of every change: task launches, kills, health, agents, apps."),
-    Topic("rejections", "wayfinder.rejections", "source (mesos or marathon)", Rejection, False, 1,
-          ("producers/mesos", "producers/marathon"), ("operators", "outside consumers"),
-          "Append-only log of every input refused, and why."),
+# (alias, name within the namespace, key, value type, compacted, partitions, writers, readers, description)
+_ENTRIES = (
+    ("agents", "mesos.agents", "agent id", Agent, True, 3,
+     ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos agent."),
+    ("frameworks", "mesos.frameworks", "framework id", Framework, True, 3,
+     ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos framework."),
+    ("tasks", "mesos.tasks", "task id", Task, True, 3,
+     ("producers/mesos",), _SOURCE_READERS,
+     "Every Mesos task that has not ended; an ended task is tombstoned (its last state is in events)."),
+    ("cluster", "mesos.cluster", "the constant 'cluster'", Cluster, True, 1,
+     ("producers/mesos",), _SOURCE_READERS, "The leading Mesos master and the list of masters."),
+    ("apps", "marathon.apps", "app id", App, True, 3,
+     ("producers/marathon",), _SOURCE_READERS, "Every Marathon app."),
+    ("app-tasks", "marathon.tasks", "task id", AppTask, True, 3,
+     ("producers/marathon",), _SOURCE_READERS, "Every Marathon task with its health check results."),
+    ("events", "events", "entity id", ChangeEvent, False, 3,
+     ("producers/mesos", "producers/marathon"), ("wayfinder tail", "outside consumers"),
+     "Append-only history of every change: task launches, kills, health, agents, apps."),
+    ("rejections", "rejections", "source (mesos or marathon)", Rejection, False, 1,
+     ("producers/mesos", "producers/marathon"), ("operators", "outside consumers"),
+     "Append-only log of every input refused, and why."),
 )
 
-_BY_ALIAS = {topic.alias: topic for topic in TOPICS}
+
+class Catalog:
+    """The topics of one namespace."""
+
+    def __init__(self, namespace: str = DEFAULT_NAMESPACE):
+        if not namespace or not all(c.isalnum() or c in "-_." for c in namespace):
+            raise ValueError(f"a namespace is letters, digits, '-', '_' or '.', got {namespace!r}")
+        self.namespace = namespace
+        self.topics = tuple(Topic(alias, f"{namespace}.{name}", *rest) for alias, name, *rest in _ENTRIES)
+        self._by_alias = {t.alias: t for t in self.topics}
+
+    def topic(self, alias: str) -> Topic:
+        """The topic with this catalog alias; a clear error lists the valid ones."""
+        try:
+            return self._by_alias[alias]
+        except KeyError:
+            raise KeyError(f"unknown topic alias {alias!r}; known: {', '.join(self._by_alias)}") from None
+
+    def aliases(self) -> list[str]:
+        return list(self._by_alias)
 
 
-def topic(alias: str) -> Topic:
-    """The topic with this catalog alias; a clear error lists the valid ones."""
-    try:
-        return _BY_ALIAS[alias]
-    except KeyError:
-        raise KeyError(f"unknown topic alias {alias!r}; known: {', '.join(_BY_ALIAS)}") from None
-
-
-def aliases() -> list[str]:
-    return list(_BY_ALIAS)
+DEFAULT_CATALOG = Catalog()

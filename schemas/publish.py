@@ -12,7 +12,9 @@ import msgspec
 import orjson
 
 from schemas import headers
-from schemas.catalog import TOPICS, Topic
+from schemas.catalog import DEFAULT_CATALOG, Topic
+
+TOPICS = DEFAULT_CATALOG.topics
 
 PUBLISHED_DIR = Path(__file__).parent / "published"
 JSON_SCHEMA_DIR = PUBLISHED_DIR / "jsonschema"

@@ -15,7 +15,6 @@ import msgspec
 
 from producers.problems import InputRejected, Problems
 from schemas.mesos import (
-    TERMINAL_STATES,
     Agent,
     Container,
     Discovery,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.catalog import TOPICS, Topic
+from schemas.catalog import Catalog
 
 
-def ensure_topics(bootstrap: str, topics: tuple[Topic, ...] = TOPICS, timeout: float = 30.0) -> list[str]:
+def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> list[str]:
     """Create the catalog topics that do not exist yet; returns the names created.
 
     Replication follows the cluster: 3 where there are 3 or more brokers, else 1.
@@ -15,7 +15,7 @@ def ensure_topics(bootstrap: str, topics: tuple[Topic, ...] = TOPICS, timeout: f
     admin = AdminClient({"bootstrap.servers": bootstrap})
     metadata = admin.list_topics(timeout=timeout)
     replication = 3 if len(metadata.brokers) >= 3 else 1
-    missing = [t for t in topics if t.name not in metadata.topics]
+    missing = [t for t in catalog.topics if t.name not in metadata.topics]
     if not missing:
         return []
     futures = admin.create_topics(

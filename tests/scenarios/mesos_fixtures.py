@@ -20,7 +20,7 @@ from producers.mesos.snapshot import parse_master_state, snapshot_of_get_state
 from producers.problems import Problems
 from producers.publisher import Publisher
 from runtime.tables import MemorySink
-from schemas.catalog import topic
+from schemas.catalog import DEFAULT_CATALOG
 from schemas.headers import Observation
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
@@ -71,7 +71,7 @@ def observe(fixture: Path) -> tuple[MemorySink, Publisher]:
 
 def tables_of(sink_table) -> dict[str, dict]:
     """{alias: {key: value as JSON}} for the entity tables, from a function alias -> {key: bytes}."""
-    return {alias: {k: orjson.loads(v) for k, v in sorted(sink_table(topic(alias).name).items())} for alias in ENTITY_TABLES}
+    return {alias: {k: orjson.loads(v) for k, v in sorted(sink_table(DEFAULT_CATALOG.topic(alias).name).items())} for alias in ENTITY_TABLES}
 
 
 def golden_path(fixture: Path) -> Path:

@@ -6,7 +6,7 @@ import pytest
 from runtime.kafka.reader import ConsumedRecord
 from runtime.tail import as_json, as_line, matches, parse_filters
 from schemas import publish
-from schemas.catalog import TOPICS, aliases, topic
+from schemas.catalog import DEFAULT_CATALOG, Catalog
 
 EVENT = {"kind": "task_running", "entity": "tasks", "id": "web.1", "source": "mesos", "observed_at": 1.5,
          "fields": {"name": "web", "state": "TASK_RUNNING", "healthy": None}}
@@ -40,9 +40,12 @@ def test_published_schemas_match_the_types():
 
 
 def test_catalog_names_every_issue_alias_once():
-    assert aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections"]
-    assert len({t.name for t in TOPICS}) == len(TOPICS)
-    assert topic("tasks").config["cleanup.policy"] == "compact"
-    assert topic("events").config["cleanup.policy"] == "delete"
+    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections"]
+    assert len({t.name for t in DEFAULT_CATALOG.topics}) == len(DEFAULT_CATALOG.topics)
+    assert DEFAULT_CATALOG.topic("tasks").config["cleanup.policy"] == "compact"
+    assert DEFAULT_CATALOG.topic("events").config["cleanup.policy"] == "delete"
     with pytest.raises(KeyError, match="known: agents"):
-        topic("nope")
+        DEFAULT_CATALOG.topic("nope")
+    assert Catalog("cluster-b").topic("tasks").name == "cluster-b.mesos.tasks"
+    with pytest.raises(ValueError, match="namespace"):
+        Catalog("bad name")
