@@ -95,7 +95,7 @@ class Producers:
                     )
                 if started:
                     started.set()
-                await asyncio.gather(*(loop.run(stop) for loop in self.loops))
+                await _run_until_stopped([loop.run(stop) for loop in self.loops], stop)
         finally:
             await asyncio.to_thread(sink.close)
             log.info(
@@ -103,3 +103,19 @@ class Producers:
                 sum(p.published for p in self.publishers),
                 sum(p.rejected for p in self.publishers),
             )
+
+
+async def _run_until_stopped(coroutines: list, stop: asyncio.Event) -> None:
+    """Run the loops until ``stop``; a loop blocked on a quiet stream is cancelled, not awaited.
+
+    A loop that fails on its own re-raises here, after the others are cancelled.
+    """
+    tasks = [asyncio.create_task(c) for c in coroutines]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+    for task in [*tasks, stopper]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result

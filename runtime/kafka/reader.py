@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -56,18 +56,39 @@ def _record(message) -> ConsumedRecord:
     )
 
 
+# Errors of a topic whose partition leaders are still being elected or announced.
+_SETTLING = (
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._TIMED_OUT,
+)
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+    """Low and high offsets; retried while a new topic's leader is still taking over."""
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as error:
+            settling = error.args[0].retriable() or error.args[0].code() in _SETTLING
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumedRecord]:
     """Every record of ``topic`` from offset 0 to the end offsets seen at the start."""
     consumer = _consumer(bootstrap)
     try:
         ends = {}
+        deadline = time.monotonic() + timeout
         for partition in _partitions(consumer, topic, timeout):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
             if high > low:
                 ends[partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
         records: list[ConsumedRecord] = []
-        deadline = time.monotonic() + timeout
         while ends:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} did not reach its end offsets within {timeout}s")

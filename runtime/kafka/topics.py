@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.catalog import Catalog
@@ -30,4 +32,25 @@ def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> li
         except Exception as error:  # noqa: BLE001 - a concurrent creator is fine
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise
+    _await_leaders(admin, [t.name for t in missing], timeout)
     return created
+
+
+def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """A new topic serves reads and writes only once every partition has a leader."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        waiting = [
+            name
+            for name in names
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 for p in topics[name].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics without partition leaders after {timeout}s: {', '.join(waiting)}")
+        time.sleep(0.1)

@@ -1,0 +1,44 @@
+"""Every shared Mesos fixture goes simulator -> producer -> Kafka, and the topics then hold
+exactly the golden tables (tests/scenarios/<fixture>/mesos-tables.json).
+
+Each document goes through the producer path that consumes its kind: event streams and
+GET_STATE replies through SUBSCRIBE, master and agent states through /master/state polling.
+"""
+
+import asyncio
+import os
+
+import orjson
+import pytest
+
+from producers.mesos.normalize import parse_pid
+from tests.integration.pipeline import Pipeline
+from tests.scenarios.mesos_fixtures import ENTITY_TABLES, MESOS_FIXTURES, expected_tables, fixture_kind, scenario_name
+
+pytestmark = pytest.mark.kafka
+
+
+async def entity_tables(pipeline: Pipeline) -> dict[str, dict]:
+    return {alias: await pipeline.table(alias) for alias in ENTITY_TABLES}
+
+
+@pytest.mark.parametrize("fixture", MESOS_FIXTURES, ids=scenario_name)
+async def test_fixture_tables_in_kafka(kafka_bootstrap, fixture):
+    polled = fixture_kind(fixture) in ("master-state", "agent-state")
+    async with Pipeline(kafka_bootstrap, mesos_state=fixture, marathon_url=None, mesos_poll_only=polled) as pipeline:
+        if os.environ.get("WAYFINDER_UPDATE_GOLDEN") == "1":
+            await asyncio.sleep(3)
+            expected_tables(fixture, await entity_tables(pipeline))
+        expected = expected_tables(fixture)
+        await pipeline.eventually(lambda: entity_tables(pipeline), lambda tables: tables == expected)
+
+        if polled:  # the leader the state document names
+            async with pipeline.http.get(pipeline.simulator.mesos_url + "/master/state") as response:
+                host, port = parse_pid(orjson.loads(await response.read())["leader"])
+        else:  # the master that answered SUBSCRIBE
+            host, port = "127.0.0.1", int(pipeline.simulator.mesos_url.rsplit(":", 1)[1])
+        cluster = (await pipeline.table("cluster"))["cluster"]
+        leader = cluster["leader"]
+        assert (leader["ip"] or leader["hostname"], leader["port"]) == (host, port)
+        assert cluster["masters"] == [cluster["leader"]]
+        assert await pipeline.values("rejections") == []
