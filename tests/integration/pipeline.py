@@ -109,3 +109,11 @@ class Pipeline:
                 assert check(value), f"condition never held; last value: {str(value)[:2000]}"
                 return value
             await asyncio.sleep(0.2)
+
+    async def end_offsets(self) -> dict[str, int]:
+        """Records ever written to each topic of this pipeline's namespace."""
+        return {t.alias: len(await self.log(t.alias)) for t in self.catalog.topics}
+
+
+def changes_of(reply: dict, kind: str = "task_state", state: str | None = None) -> list[dict]:
+    return [c for c in reply["changes"] if c["kind"] == kind and (state is None or c.get("state") == state)]
