@@ -1,0 +1,115 @@
+"""Bad input never reaches the tables, never stops a producer, and leaves a rejection record."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from tests.integration.pipeline import Pipeline, changes_of
+from tests.scenarios.mesos_fixtures import FIXTURES
+
+pytestmark = pytest.mark.kafka
+
+OPERATOR_API = FIXTURES / "mesos-operator-api" / "operator-api.json"
+STATE = FIXTURES / "mesos-state" / "state2.json"
+
+
+def frame(payload: bytes) -> bytes:
+    return str(len(payload)).encode() + b"\n" + payload
+
+
+async def rejections(pipeline, count):
+    values = await pipeline.eventually(lambda: pipeline.values("rejections"), lambda v: len(v) >= count)
+    return [(v["source"], v["what"], v["why"]) for v in values]
+
+
+async def launch(pipeline, app_id, instances=1):
+    reply = await pipeline.control("POST", "/sim/apps", {"id": app_id, "instances": instances, "portDefinitions": [{"port": 0}]})
+    return [c["task_id"] for c in changes_of(reply, state="TASK_RUNNING")]
+
+
+async def test_mesos_stream_bad_records_are_rejected_and_the_stream_goes_on(kafka_bootstrap):
+    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, marathon_url=None) as pipeline:
+        bad_labels_task = {
+            "task_id": {"value": "odd.1"}, "name": "odd", "state": "TASK_RUNNING",
+            "framework_id": {"value": "30257977-0153-499d-a5b0-35afd842ef4d-0001"},
+            "agent_id": {"value": "30257977-0153-499d-a5b0-35afd842ef4d-S0"},
+            "labels": {"labels": [{"key": "team", "value": "edge"}, {"key": 42}]},
+        }
+        injected = (
+            frame(b'{"type": "TASK_ADDED", "task_added": ')
+            + frame(b'{"type": "TASK_TELEPORTED"}')
+            + frame(orjson.dumps({"type": "TASK_ADDED", "task_added": {"task": bad_labels_task}}))
+        )
+        await pipeline.control("POST", "/sim/faults/mesos-stream", raw=injected)
+        (task_id,) = await launch(pipeline, "/after-the-garbage")
+
+        tasks = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t and "odd.1" in t)
+        assert tasks["odd.1"]["labels"] == {"team": "edge"}
+        found = await rejections(pipeline, 3)
+        assert found[0][:2] == ("mesos", "recordio-record") and found[0][2].startswith("malformed JSON")
+        assert found[1:] == [
+            ("mesos", "event", "unknown event type 'TASK_TELEPORTED'"),
+            ("mesos", "labels", "task odd.1: label without a string key and value"),
+        ]
+
+
+async def test_truncated_frame_is_rejected_and_the_resync_repairs_what_it_swallowed(kafka_bootstrap):
+    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, marathon_url=None) as pipeline:
+        # A frame that claims 99,999 bytes swallows the real records after it ...
+        await pipeline.control("POST", "/sim/faults/mesos-stream", raw=b'99999\n{"type":"TASK_ADDED"')
+        swallowed = await launch(pipeline, "/swallowed", instances=2)
+        await asyncio.sleep(0.5)
+        tasks = await pipeline.table("tasks")
+        assert [t for t in swallowed if t in tasks] == []
+        # ... until the stream ends inside it: rejected, reconnected, and the snapshot repairs.
+        await pipeline.control("POST", "/sim/faults/drop-streams", {"side": "mesos", "mode": "eof"})
+        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: all(i in t for i in swallowed))
+        (source, what, why), = await rejections(pipeline, 1)
+        assert (source, what) == ("mesos", "recordio-frame")
+        assert why.startswith("truncated frame: stream ended after ") and why.endswith(" of 99999 bytes")
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        (b"// exported from the Mesos UI\n" + STATE.read_bytes(), "starts with // comment lines (a browser export), not a Mesos master reply"),
+        (orjson.dumps({"slaves": [], "frameworks": []}), "the state names no leader (a master without leadership, or an agent state)"),
+        (b'{"leader": "master@10.0.0.1:5050", "slaves": [', None),
+    ],
+    ids=["browser-export", "no-leader", "malformed-json"],
+)
+async def test_unusable_master_state_is_rejected_and_the_tables_kept(kafka_bootstrap, body, why):
+    async with Pipeline(kafka_bootstrap, mesos_state=STATE, marathon_url=None, mesos_poll_only=True, mesos_poll_interval=0.2) as pipeline:
+        before = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: len(t) == 1)
+        await pipeline.control("PUT", "/sim/faults/mesos-state", raw=body)
+        (source, what, reason), *_ = await rejections(pipeline, 1)
+        assert (source, what) == ("mesos", "master-state")
+        assert reason == why if why else reason.startswith("malformed JSON")
+        assert await pipeline.table("tasks") == before
+        await pipeline.control("DELETE", "/sim/faults/mesos-state")
+        (task_id,) = await launch(pipeline, "/after-the-fault")
+        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t)
+
+
+async def test_marathon_bad_events_and_bad_apps_are_rejected(kafka_bootstrap):
+    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, mesos_url=None, marathon_resync_interval=0.5) as pipeline:
+        injected = b"event: status_update_event\ndata: {\"taskId\": \n\nevent: framework_message_event\ndata: {}\n\n"
+        await pipeline.control("POST", "/sim/faults/marathon-stream", raw=injected)
+        apps = {"apps": [{"id": "/good", "instances": 1, "labels": {"HAPROXY_GROUP": "external"}},
+                         {"id": "/odd", "instances": 1, "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_PORT": 80}}]}
+        await pipeline.control("PUT", "/sim/faults/marathon-apps", raw=orjson.dumps(apps))
+        await pipeline.eventually(lambda: pipeline.table("apps"), lambda t: set(t) == {"/good", "/odd"})
+        assert (await pipeline.table("apps"))["/odd"]["labels"] == {"HAPROXY_GROUP": "external"}
+        found = await rejections(pipeline, 3)
+        assert found[0][:2] == ("marathon", "sse-event") and found[0][2].startswith("malformed JSON in status_update_event")
+        assert found[1] == ("marathon", "sse-event", "unknown event type 'framework_message_event'")
+        assert ("marathon", "labels", "app /odd: label 'HAPROXY_0_PORT' has a non-string value") in found
+
+        await pipeline.control("PUT", "/sim/faults/marathon-apps", raw=b"<html>502 Bad Gateway</html>")
+        values = await pipeline.eventually(
+            lambda: pipeline.values("rejections"), lambda v: any(r["what"] == "apps" for r in v)
+        )
+        bad_gateway = [r for r in values if r["what"] == "apps"][0]
+        assert bad_gateway["why"].startswith("malformed JSON") and bad_gateway["excerpt"] == "<html>502 Bad Gateway</html>"
+        assert set(await pipeline.table("apps")) == {"/good", "/odd"}
