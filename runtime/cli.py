@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -121,6 +122,19 @@ def schemas(write):
     if stale:
         raise click.ClickException("out of date (run `wayfinder schemas --write`): " + ", ".join(stale))
     click.echo("published schemas are up to date")
+
+
+@main.command()
+@click.option("--bootstrap", envvar="WAYFINDER_BOOTSTRAP", default=None, help="Use this Kafka instead of starting one.")
+@click.option("--kafka-dir", type=click.Path(path_type=Path), default=Path(".wayfinder/kafka"), show_default=True,
+              help="Where the demo's own Kafka lives.")
+@namespace_option
+@click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
+def demo(bootstrap, kafka_dir, namespace, duration):
+    """Kafka, the simulator on a real Mesos document, both producers, and the live change history."""
+    from runtime.demo import run_demo
+
+    run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration))
 
 
 def _register_subcommands() -> None:

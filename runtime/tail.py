@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
@@ -84,11 +85,12 @@ def tail(
     filters: list[tuple[list[str], str]],
     limit: int | None,
     timeout: float | None,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[ConsumedRecord, object]]:
     """Matching records with their decoded values; stops after ``limit`` records or ``timeout`` seconds."""
     deadline = time.monotonic() + timeout if timeout is not None else None
     shown = 0
-    for record in follow(bootstrap, topic.name, from_beginning, deadline):
+    for record in follow(bootstrap, topic.name, from_beginning, deadline, stop):
         value = orjson.loads(record.value) if record.value is not None else None
         if not matches(record.key, value, filters):
             continue

@@ -204,12 +204,14 @@ def task_of(raw: object, problems: Problems, framework_id: str | None = None) ->
 
 
 def with_status(task: Task, raw_status: dict, state: str | None, problems: Problems) -> Task:
-    """The task after a TASK_UPDATED event; ``state`` is the event's latest state."""
+    """The task after a TASK_UPDATED event; ``state`` is the event's latest state.
+
+    A status without a health result (TASK_KILLING, say) keeps the last known health.
+    """
     status = status_of(raw_status, task.id, problems)
     statuses = merge_status(task.statuses, status)
-    return msgspec.structs.replace(
-        task, state=state or status.state, statuses=statuses, healthy=status.healthy
-    )
+    healthy = status.healthy if status.healthy is not None else task.healthy
+    return msgspec.structs.replace(task, state=state or status.state, statuses=statuses, healthy=healthy)
 
 
 def agent_of(raw: object) -> Agent:

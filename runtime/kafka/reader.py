@@ -6,6 +6,7 @@ and every tool needs all partitions, and a group would only add rebalances.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,13 +115,15 @@ def read_table(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[str, b
     return {key: value for key, value in latest.items() if value is not None}
 
 
-def follow(bootstrap: str, topic: str, from_beginning: bool, deadline: float | None = None) -> Iterator[ConsumedRecord]:
-    """Records of every partition as they arrive, until the monotonic ``deadline`` (None: forever)."""
+def follow(
+    bootstrap: str, topic: str, from_beginning: bool, deadline: float | None = None, stop: threading.Event | None = None
+) -> Iterator[ConsumedRecord]:
+    """Records of every partition as they arrive, until the monotonic ``deadline`` or ``stop``."""
     consumer = _consumer(bootstrap)
     try:
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in _partitions(consumer, topic, 10.0)])
-        while deadline is None or time.monotonic() < deadline:
+        while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
             message = consumer.poll(wait)
             if message is None:
