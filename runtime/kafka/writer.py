@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +32,14 @@ class KafkaSink:
         self._producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, **PRODUCER_SETTINGS, **overrides})
         self.delivered = 0
         self.failed = 0
+        self.fatal: KafkaError | None = None
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._serve_reports, name="kafka-delivery", daemon=True)
         self._poller.start()
 
     def publish(self, topic: str, key: str, value: bytes | None, headers: list[tuple[str, bytes]]) -> None:
+        if self.fatal is not None:  # the idempotent producer cannot go on; the process must restart
+            raise KafkaException(self.fatal)
         while True:
             try:
                 self._producer.produce(topic, key=key.encode(), value=value, headers=headers, on_delivery=self._on_delivery)
@@ -66,4 +69,4 @@ class KafkaSink:
         self.failed += 1
         log.error("delivery to %s failed: %s", message.topic(), error)
         if error.fatal():
-            raise KafkaException(error)
+            self.fatal = error  # raised to the writer on its next publish, not in this thread
