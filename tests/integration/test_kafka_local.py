@@ -15,7 +15,7 @@ import faust
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.partitioner import DefaultPartitioner
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 pytestmark = pytest.mark.kafka
@@ -39,6 +39,37 @@ def _create(bootstrap: str, name: str, partitions: int = 3, replicas: int = 1, *
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(name, partitions, replicas, config=config)],
                         operation_timeout=30)[name].result(30)
+
+
+def _describe(bootstrap: str, topic: str, timeout: float = 15.0) -> dict:
+    """The topic's config. CreateTopics returns once the controller committed the topic; each
+    broker learns of it a moment later, and the one asked may not know it yet: retry."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return {k: v.value for k, v in admin.describe_configs([resource])[resource]
+                    .result(timeout).items()}
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or \
+                    time.monotonic() > deadline:
+                raise
+        time.sleep(0.2)
+
+
+def _metadata(bootstrap: str, topic: str, brokers: list[int], timeout: float = 15.0):
+    """Cluster metadata once it lists exactly `brokers` and led partitions of `topic` (brokers
+    apply metadata changes a moment after the controller commits them)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout
+    while True:
+        md = admin.list_topics(timeout=10)
+        parts = md.topics[topic].partitions if topic in md.topics else {}
+        if sorted(md.brokers) == brokers and parts and all(p.leader >= 0 for p in parts.values()):
+            return md
+        assert time.monotonic() < deadline, f"brokers {sorted(md.brokers)}, partitions {parts}"
+        time.sleep(0.2)
 
 
 def _produce(bootstrap: str, topic: str, records) -> list:
@@ -105,11 +136,10 @@ def test_cli_up_prints_bootstrap_last_and_down_keeps_data(tmp_path):
 def test_compacted_topic_is_created_as_declared(kafka_bootstrap):
     topic = _name("apps")
     _create(kafka_bootstrap, topic, **{"cleanup.policy": "compact", "min.compaction.lag.ms": "0"})
+    config = _describe(kafka_bootstrap, topic)
+    assert config["cleanup.policy"] == "compact"
+    assert config["min.compaction.lag.ms"] == "0"
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    config = admin.describe_configs([resource])[resource].result(30)
-    assert config["cleanup.policy"].value == "compact"
-    assert config["min.compaction.lag.ms"].value == "0"
     assert len(admin.list_topics(topic, timeout=10).topics[topic].partitions) == 3
 
 
@@ -184,29 +214,28 @@ async def test_faust_agent_forwards_a_record_end_to_end(kafka_bootstrap, tmp_pat
 
 
 def test_three_brokers_survive_one_crash_with_acks_all(kafka_three):
-    admin = AdminClient({"bootstrap.servers": kafka_three.bootstrap})
+    bootstrap = kafka_three.bootstrap
+    admin = AdminClient({"bootstrap.servers": bootstrap})
     assert sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3]
     topic = _name("replicated")
-    _create(kafka_three.bootstrap, topic, partitions=3, replicas=3)
-    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    assert admin.describe_configs([resource])[resource].result(30)[
-        "min.insync.replicas"].value == "2"
-    partitions = admin.list_topics(topic, timeout=10).topics[topic].partitions
+    _create(bootstrap, topic, partitions=3, replicas=3)
+    assert _describe(bootstrap, topic)["min.insync.replicas"] == "2"
+    partitions = _metadata(bootstrap, topic, [1, 2, 3]).topics[topic].partitions
+    assert sorted(partitions) == [0, 1, 2]
     assert all(sorted(p.replicas) == [1, 2, 3] for p in partitions.values())
 
     before = [(f"k{i}".encode(), f"before-{i}".encode(), []) for i in range(30)]
     after = [(f"k{i}".encode(), f"after-{i}".encode(), []) for i in range(30)]
-    assert [e for _, e in _produce(kafka_three.bootstrap, topic, before)] == [None] * 30
+    assert [e for _, e in _produce(bootstrap, topic, before)] == [None] * 30
     kafka_three.kill(2)
     # acks=all with min.insync.replicas=2: two live replicas are enough once the controller
     # fences broker 2 (3 s session) and moves its leaderships.
-    assert [e for _, e in _produce(kafka_three.bootstrap, topic, after)] == [None] * 30
-    live = AdminClient({"bootstrap.servers": kafka_three.bootstrap}).list_topics(timeout=10)
-    assert sorted(live.brokers) == [1, 3]
-    assert all(p.leader in (1, 3) for p in live.topics[topic].partitions.values())
+    assert [e for _, e in _produce(bootstrap, topic, after)] == [None] * 30
+    live = _metadata(bootstrap, topic, [1, 3]).topics[topic].partitions
+    assert all(p.leader in (1, 3) and 2 not in p.isrs for p in live.values())
 
-    got = _consume(kafka_three.bootstrap, topic, 60)
+    got = _consume(bootstrap, topic, 60)
     assert sorted(m.value() for m in got) == sorted(v for _, v, _ in before + after)
 
-    assert kafka_three.start(2) == kafka_three.bootstrap
-    assert sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3]
+    assert kafka_three.start(2) == bootstrap
+    assert sorted(_metadata(bootstrap, topic, [1, 2, 3]).brokers) == [1, 2, 3]
