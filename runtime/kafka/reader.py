@@ -38,10 +38,16 @@ def _consumer(bootstrap: str) -> Consumer:
 
 
 def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
-    metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
-    if metadata is None or metadata.error is not None:
-        raise LookupError(f"topic {topic!r} does not exist")
-    return sorted(metadata.partitions)
+    """The topic's partitions. A topic created a moment ago may not have reached every
+    broker's metadata yet, so a missing topic is asked for again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is not None and metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        if time.monotonic() > deadline:
+            raise LookupError(f"topic {topic!r} does not exist")
+        time.sleep(0.1)
 
 
 def _record(message) -> ConsumedRecord:
@@ -57,12 +63,15 @@ def _record(message) -> ConsumedRecord:
     )
 
 
-# Errors of a topic whose partition leaders are still being elected or announced.
+# Errors of a partition whose leader is being elected or announced (a new topic, or a
+# broker that just died): asking again shortly succeeds.
 _SETTLING = (
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._DESTROY_BROKER,
 )
 
 
