@@ -154,6 +154,8 @@ def main() -> None:
     kafka_dir = None
     bootstrap = args.bootstrap
     if not bootstrap:
+        # The test-suite JVM flags favour start-up time; a benchmark wants the broker at full speed.
+        os.environ.setdefault("WAYFINDER_KAFKA_JVM_FLAGS", "")
         kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
         bootstrap = cluster.up(kafka_dir, base_port=47092)
     catalog = Catalog(f"bench{uuid.uuid4().hex[:8]}")
