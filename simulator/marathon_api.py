@@ -74,15 +74,8 @@ def add_marathon_routes(app: web.Application, sim: "Simulator") -> None:
         kind, data = attached(remote, sim.model.clock())
         sim.hub.publish_marathon([(kind, sse(kind, data))])
         try:
-            closing = await sim.hub.pump(stream, response.write, KEEP_ALIVE, beat_at_once=False)
-            if closing.reset and request.transport is not None:
-                request.transport.close()
-            elif not closing.reset:
-                await response.write_eof()
-        except (ConnectionError, RuntimeError):
-            pass  # the client went away
+            await sim.hub.serve(stream, request, response, KEEP_ALIVE, beat_at_once=False)
         finally:
-            sim.hub.discard(stream)
             kind, data = attached(remote, sim.model.clock(), detached=True)
             sim.hub.publish_marathon([(kind, sse(kind, data))])
         return response

@@ -75,17 +75,7 @@ def mesos_app(sim: "Simulator") -> web.Application:
         # neither misses nor repeats a change.
         first = recordio(dumps(subscribed(sim.model, sim.heartbeat_interval)))
         stream = sim.hub.open(MESOS)
-        try:
-            await response.write(first)
-            closing = await sim.hub.pump(stream, response.write, recordio(dumps(HEARTBEAT)), beat_at_once=True)
-            if closing.reset and request.transport is not None:
-                request.transport.close()
-            elif not closing.reset:
-                await response.write_eof()
-        except (ConnectionError, RuntimeError):
-            pass  # the client went away
-        finally:
-            sim.hub.discard(stream)
+        await sim.hub.serve(stream, request, response, recordio(dumps(HEARTBEAT)), beat_at_once=True, first=first)
         return response
 
     app = web.Application(middlewares=[redirect_to_leader])

@@ -78,6 +78,25 @@ class Hub:
             self.streams.discard(stream)
         return len(streams)
 
+    async def serve(self, stream: Stream, request, response, heartbeat: bytes, beat_at_once: bool,
+                    first: bytes = b"") -> None:
+        """Pump ``stream`` into an HTTP response, then end it the way its Close asks.
+
+        A client that went away is not an error; the stream is discarded either way.
+        """
+        try:
+            if first:
+                await response.write(first)
+            closing = await self.pump(stream, response.write, heartbeat, beat_at_once)
+            if closing.reset and request.transport is not None:
+                request.transport.close()
+            elif not closing.reset:
+                await response.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away
+        finally:
+            self.discard(stream)
+
     async def pump(self, stream: Stream, write: Callable[[bytes], Awaitable[None]],
                    heartbeat: bytes, beat_at_once: bool) -> Close:
         """Write the stream's queue out, with a heartbeat every interval, until closed."""

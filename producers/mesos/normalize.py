@@ -218,22 +218,32 @@ def agent_of(raw: object) -> Agent:
     """An Agent from a v1 ``Agent`` (``agent_info`` inside) or a legacy ``slaves[]`` entry."""
     if not isinstance(raw, dict):
         raise InputRejected("agent", "an agent must be a JSON object", raw)
-    info = raw.get("agent_info") if isinstance(raw.get("agent_info"), dict) else raw
+    info = _info(raw, "agent_info")
     agent_id = value_of(info.get("id"))
     hostname = info.get("hostname")
     if not agent_id or not isinstance(hostname, str):
         raise InputRejected("agent", "an agent needs an id and a hostname", raw)
-    pid = parse_pid(raw.get("pid"))
-    attributes = info.get("attributes")
+    ip, port = _address(raw, hostname)
     return Agent(
         id=agent_id,
         hostname=hostname,
-        ip=ip_or_none(pid[0]) if pid else ip_or_none(hostname),
-        port=pid[1] if pid else int(info.get("port", 5051)),
+        ip=ip,
+        port=port or int(info.get("port", 5051)),
         active=bool(raw.get("active", True)),
         port_ranges=port_ranges_of(info.get("resources")),
-        attributes=_attributes(attributes),
+        attributes=_attributes(info.get("attributes")),
     )
+
+
+def _info(raw: dict, key: str) -> dict:
+    """The ``agent_info``/``framework_info`` of a v1 object; a legacy entry is its own info."""
+    return raw[key] if isinstance(raw.get(key), dict) else raw
+
+
+def _address(raw: dict, hostname: object) -> tuple[str | None, int | None]:
+    """(ip, port) from the libprocess PID (legacy state only), else the hostname if it is an IP."""
+    pid = parse_pid(raw.get("pid"))
+    return (ip_or_none(pid[0]), pid[1]) if pid else (ip_or_none(hostname if isinstance(hostname, str) else None), None)
 
 
 def _attributes(raw: object) -> dict[str, str]:
@@ -251,19 +261,19 @@ def framework_of(raw: object) -> Framework:
     """A Framework from a v1 ``Framework`` (``framework_info`` inside) or a legacy entry."""
     if not isinstance(raw, dict):
         raise InputRejected("framework", "a framework must be a JSON object", raw)
-    info = raw.get("framework_info") if isinstance(raw.get("framework_info"), dict) else raw
+    info = _info(raw, "framework_info")
     framework_id = value_of(info.get("id"))
     name = info.get("name")
     if not framework_id or not isinstance(name, str):
         raise InputRejected("framework", "a framework needs an id and a name", raw)
-    pid = parse_pid(raw.get("pid"))
     hostname = info.get("hostname")
+    ip, port = _address(raw, hostname)
     return Framework(
         id=framework_id,
         name=name,
         hostname=hostname,
-        ip=ip_or_none(pid[0]) if pid else ip_or_none(hostname),
-        port=pid[1] if pid else None,
+        ip=ip,
+        port=port,
         active=bool(raw.get("active", True)),
         webui_url=info.get("webui_url") or None,
     )
