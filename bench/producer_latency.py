@@ -30,7 +30,7 @@ from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from producers.history import _TASK_KIND_BY_STATE  # noqa: E402
+from producers.history import KIND_BY_TASK_STATE  # noqa: E402
 from runtime.kafka import cluster  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
@@ -120,7 +120,7 @@ def run_rate(bootstrap: str, marathon_url: str, catalog: Catalog, rate: float, s
     changes = [c for c in report["changes"] if c["kind"] == "task_state"]
     latencies, to_producer, missing = [], [], 0
     for change in changes:
-        seen = collector.seen.get((change["task_id"], _TASK_KIND_BY_STATE.get(change["state"], "")))
+        seen = collector.seen.get((change["task_id"], KIND_BY_TASK_STATE.get(change["state"], "")))
         if seen is None:
             missing += 1
         else:

@@ -12,7 +12,7 @@ from schemas.history import ChangeEvent
 from schemas.marathon import App, AppTask
 from schemas.mesos import TERMINAL_STATES, Agent, Cluster, Framework, Task
 
-_TASK_KIND_BY_STATE = {
+KIND_BY_TASK_STATE = {
     "TASK_STAGING": "task_staging",
     "TASK_STARTING": "task_starting",
     "TASK_RUNNING": "task_running",
@@ -46,7 +46,7 @@ def _task_events(old: Task | None, new: Task | None) -> list[tuple[str, dict]]:
         return [("task_removed", _task_fields(old))] if old else []
     events = []
     if old is None or old.state != new.state:
-        events.append((_TASK_KIND_BY_STATE.get(new.state, "task_" + new.state.lower().removeprefix("task_")), _task_fields(new)))
+        events.append((KIND_BY_TASK_STATE.get(new.state, "task_" + new.state.lower().removeprefix("task_")), _task_fields(new)))
     if old is not None and old.healthy != new.healthy:
         events.append(("task_health_changed", _task_fields(new)))
     return events
