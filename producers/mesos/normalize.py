@@ -83,7 +83,7 @@ def port_ranges_of(resources: object) -> list[PortRange]:
         if isinstance(resource, dict) and resource.get("name") == "ports":
             for item in (resource.get("ranges") or {}).get("range", []):
                 ranges.append(PortRange(int(item["begin"]), int(item["end"])))
-    return sorted(set(ranges), key=lambda r: (r.begin, r.end))
+    return list(dict.fromkeys(ranges))  # Mesos order: VIP_PORT<n> labels index the ports in it
 
 
 def _port_mappings(raw: object) -> list[PortMapping]:
