@@ -37,7 +37,7 @@ def _consumer(bootstrap: str) -> Consumer:
     )
 
 
-def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
     """The topic's partitions. A topic created a moment ago may not have reached every
     broker's metadata yet, so a missing topic is asked for again until ``timeout``."""
     deadline = time.monotonic() + timeout
@@ -50,7 +50,7 @@ def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
         time.sleep(0.1)
 
 
-def _record(message) -> ConsumedRecord:
+def record_of(message) -> ConsumedRecord:
     key = message.key()
     return ConsumedRecord(
         topic=message.topic(),
@@ -75,7 +75,7 @@ _SETTLING = (
 )
 
 
-def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
+def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
     """Low and high offsets; retried while a new topic's leader is still taking over."""
     while True:
         try:
@@ -93,8 +93,8 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Consu
     try:
         ends = {}
         deadline = time.monotonic() + timeout
-        for partition in _partitions(consumer, topic, timeout):
-            low, high = _watermarks(consumer, TopicPartition(topic, partition), deadline)
+        for partition in partitions_of(consumer, topic, timeout):
+            low, high = watermarks(consumer, TopicPartition(topic, partition), deadline)
             if high > low:
                 ends[partition] = high
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
@@ -107,7 +107,7 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Consu
                     raise RuntimeError(f"reading {topic}: {message.error()}")
                 partition = message.partition()
                 if partition in ends:
-                    records.append(_record(message))
+                    records.append(record_of(message))
                     if message.offset() + 1 >= ends[partition]:
                         del ends[partition]
         return records
@@ -131,7 +131,7 @@ def follow(
     consumer = _consumer(bootstrap)
     try:
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in _partitions(consumer, topic, 10.0)])
+        consumer.assign([TopicPartition(topic, p, start) for p in partitions_of(consumer, topic, 10.0)])
         while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
             message = consumer.poll(wait)
@@ -141,6 +141,6 @@ def follow(
                 if message.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 raise RuntimeError(f"reading {topic}: {message.error()}")
-            yield _record(message)
+            yield record_of(message)
     finally:
         consumer.close()
