@@ -83,6 +83,60 @@ def process(bootstrap, namespace):
 
 
 @main.command()
+@bootstrap_option
+@namespace_option
+@click.option("--node-id", required=True, help="This node's name (for logs and metrics).")
+@click.option("--agent-ip", required=True, help="This node's agent IP.")
+@click.option("--roles", default="l4lb", show_default=True, help="Comma-separated roles to run: l4lb.")
+@click.option("--netns", default=None, help="Program the kernel inside this named network namespace.")
+@click.option("--route-dev", default=None, help="Device for the routes that let the node itself reach VIPs.")
+@click.option("--resync-interval", default=30.0, show_default=True, help="Seconds between full kernel resyncs.")
+def node(bootstrap, namespace, node_id, agent_ip, roles, netns, route_dev, resync_interval):
+    """Run this node's roles: apply the derived topics to the kernel."""
+    from appliers.node import Node, NodeOptions
+
+    options = NodeOptions(
+        bootstrap=resolve_bootstrap(bootstrap), catalog=Catalog(namespace), node_id=node_id, agent_ip=agent_ip,
+        roles=tuple(r for r in roles.split(",") if r), netns=netns, route_dev=route_dev,
+        resync_interval=resync_interval,
+    )
+    try:
+        running = Node(options)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--roles") from None
+    run_until_signal(running.run)
+
+
+@main.command()
+@bootstrap_option
+@namespace_option
+@click.option("--netns", default=None, help="Read the kernel of this named network namespace.")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of lines.")
+def vips(bootstrap, namespace, netns, as_json):
+    """What the node's kernel has programmed, next to what the vips topic asks for."""
+    import orjson
+
+    from appliers.l4lb.inspect import as_lines, compare
+    from appliers.l4lb.kernel import Kernel
+    from runtime.kafka.reader import read_table
+    from schemas import codec
+    from schemas.l4lb import Vip
+
+    topic = Catalog(namespace).topic("vips")
+    wanted = {k: codec.decode(v, Vip) for k, v in read_table(resolve_bootstrap(bootstrap), topic.name).items()}
+    kernel = Kernel(netns)
+    try:
+        entries = compare(wanted, kernel.read())
+    finally:
+        kernel.close()
+    if as_json:
+        click.echo(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in as_lines(entries):
+            click.echo(line)
+
+
+@main.command()
 @click.argument("name")
 @bootstrap_option
 @namespace_option

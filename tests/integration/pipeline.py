@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from processors.app import Processor
 from producers.run import ProducerOptions, Producers
 from runtime.kafka.reader import read_table, read_to_end
 from schemas.catalog import Catalog
@@ -41,6 +42,22 @@ class RunningProducer:
     async def __aexit__(self, *exc) -> None:
         self.stop.set()
         await asyncio.wait_for(self._task, 60)
+
+
+class RunningProcessor:
+    def __init__(self, pipeline: Pipeline):
+        self.processor = Processor(pipeline.bootstrap, pipeline.catalog)
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self):
+        started = asyncio.Event()
+        self.task = asyncio.create_task(self.processor.run(self.stop, started))
+        await asyncio.wait_for(started.wait(), 90)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await asyncio.wait_for(self.task, 60)
 
 
 class Pipeline:

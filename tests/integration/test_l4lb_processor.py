@@ -5,29 +5,12 @@ import asyncio
 import orjson
 import pytest
 
-from processors.app import Processor
-from tests.integration.pipeline import Pipeline, changes_of
+from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES, SCENARIOS, scenario_name
 
 pytestmark = pytest.mark.kafka
 
 VIP_LABELS = FIXTURES / "mesos-operator-api" / "vip-labels.json"
-
-
-class RunningProcessor:
-    def __init__(self, pipeline: Pipeline):
-        self.processor = Processor(pipeline.bootstrap, pipeline.catalog)
-        self.stop = asyncio.Event()
-
-    async def __aenter__(self):
-        started = asyncio.Event()
-        self.task = asyncio.create_task(self.processor.run(self.stop, started))
-        await asyncio.wait_for(started.wait(), 90)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.stop.set()
-        await asyncio.wait_for(self.task, 60)
 
 
 def golden_vips(fixture):

@@ -1,4 +1,4 @@
-"""Real Apache Kafka for the integration tests: brokers on loopback, started by the test run.
+"""Real Apache Kafka for the tests that need one (integration and end-to-end kernel tests): brokers on loopback, started by the test run.
 
 `kafka_bootstrap` (session): one broker on 127.0.0.1:39092, or the cluster named by
 WAYFINDER_TEST_BOOTSTRAP (then nothing is started). Tests share it, so each uses its own topic

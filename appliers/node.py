@@ -1,0 +1,123 @@
+"""`wayfinder node`: one process per node, running the chosen roles against the derived topics.
+
+The l4lb role follows the ``vips`` table: it catches up on the whole topic before it lets
+the applier prune anything, then applies each batch of changes in one coalesced sync, and
+repairs drift with a full resync on a timer. Each change's convergence (kernel applied time
+minus the producer's observed time from the record headers) is kept for metrics and benches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import msgspec
+
+from appliers.l4lb.applier import L4Applier
+from appliers.l4lb.kernel import Kernel
+from runtime.kafka.follower import TableFollower
+from schemas import codec
+from schemas.catalog import Catalog
+from schemas.headers import RecordMeta
+from schemas.l4lb import Vip
+
+log = logging.getLogger(__name__)
+
+ROLES = ("l4lb",)
+
+
+@dataclass
+class NodeOptions:
+    bootstrap: str
+    catalog: Catalog
+    node_id: str
+    agent_ip: str
+    roles: tuple[str, ...] = ("l4lb",)
+    netns: str | None = None
+    route_dev: str | None = None
+    vip_ranges: tuple[str, ...] = ("11.0.0.0/8", "fd01:c::/64")
+    resync_interval: float = 30.0
+
+
+@dataclass
+class L4Role:
+    """The l4lb role: the vips topic into the node's kernel."""
+
+    options: NodeOptions
+    convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    applier: L4Applier | None = None
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        options = self.options
+        kernel = Kernel(options.netns)
+        self.applier = L4Applier(kernel, route_dev=options.route_dev, vip_ranges=options.vip_ranges)
+        follower = TableFollower(options.bootstrap, options.catalog.topic("vips").name)
+        # The applier and the follower are each used from one thread of their own.
+        kernel_thread, kafka_thread = ThreadPoolExecutor(1, "l4lb-apply"), ThreadPoolExecutor(1, "l4lb-follow")
+        loop = asyncio.get_running_loop()
+        try:
+            table = await loop.run_in_executor(kafka_thread, follower.catch_up, 300.0, _progress)
+            desired = {key: vip for key, value in table.items() if (vip := _decode(key, value)) is not None}
+            self.applier.set_desired(desired, complete=True)
+            await loop.run_in_executor(kernel_thread, self.applier.sync)
+            log.info("l4lb: caught up on %d VIPs and programmed them", len(desired))
+            self.caught_up.set()
+            next_resync = time.monotonic() + options.resync_interval
+            while not stop.is_set():
+                records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
+                if records:
+                    for record in records:
+                        vip = _decode(record.key, record.value) if record.value is not None else None
+                        if vip is None:
+                            desired.pop(record.key, None)
+                        else:
+                            desired[record.key] = vip
+                    self.applier.set_desired(desired, complete=True)
+                    applied = await loop.run_in_executor(kernel_thread, self.applier.sync)
+                    if applied is not None and applied.ok:
+                        self._measure(records, applied.at)
+                if time.monotonic() >= next_resync:
+                    await loop.run_in_executor(kernel_thread, self.applier.resync)
+                    next_resync = time.monotonic() + options.resync_interval
+        finally:
+            follower.close()
+            kernel.close()
+            kernel_thread.shutdown(wait=True)
+            kafka_thread.shutdown(wait=True)
+
+    def _measure(self, records, applied_at: float) -> None:
+        for record in records:
+            meta = RecordMeta.from_headers(record.headers)
+            if meta:
+                self.convergence_s.append(applied_at - meta.observed_ns / 1e9)
+
+
+def _decode(key: str, value: bytes | None) -> Vip | None:
+    try:
+        return codec.decode(value, Vip)
+    except msgspec.ValidationError as error:
+        log.error("l4lb: VIP record %s does not match its schema, keeping the rest: %s", key, error)
+        return None
+
+
+def _progress(read: int, total: int) -> None:
+    if total and read % 5000 == 0:
+        log.info("l4lb: catching up %d/%d records", read, total)
+
+
+class Node:
+    def __init__(self, options: NodeOptions):
+        unknown = set(options.roles) - set(ROLES)
+        if unknown:
+            raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
+        self.options = options
+        self.l4lb = L4Role(options) if "l4lb" in options.roles else None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        roles = [role.run(stop) for role in (self.l4lb,) if role is not None]
+        await asyncio.gather(*roles)

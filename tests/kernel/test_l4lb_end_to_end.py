@@ -1,0 +1,83 @@
+"""Issue 4 end to end: a launch in the simulator becomes a VIP in a node's kernel, and a client
+in another namespace reaches every backend through it; a kill drains it again.
+
+simulator -> producer -> Kafka -> processor (faust) -> vips topic -> `wayfinder node` l4lb role
+in the hub namespace -> nftables -> backends b1..b3 (tests/kernel/conftest.py topology).
+"""
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from appliers.node import L4Role, NodeOptions
+from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
+from tests.kernel.conftest import BACKENDS, TCP_PORT
+from tests.scenarios.mesos_fixtures import FIXTURES
+
+pytestmark = pytest.mark.kafka
+
+EMPTY_CLUSTER = FIXTURES / "mesos-state" / "empty.json"
+WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
+
+
+class RunningNode:
+    def __init__(self, pipeline: Pipeline, netns: str):
+        self.role = L4Role(NodeOptions(bootstrap=pipeline.bootstrap, catalog=pipeline.catalog, node_id="hub",
+                                       agent_ip="10.200.2.1", netns=netns, resync_interval=5.0))
+        self.stop = asyncio.Event()
+
+    async def __aenter__(self):
+        self.task = asyncio.create_task(self.role.run(self.stop))
+        await asyncio.wait_for(self.role.caught_up.wait(), 60)
+        return self
+
+    async def __aexit__(self, *exc):
+        self.stop.set()
+        await asyncio.wait_for(self.task, 30)
+
+
+def web(table):
+    return [v for v in table.values() if v.get("name") == "/e2e/web"]
+
+
+async def test_a_launch_reaches_the_kernel_and_a_client_reaches_every_backend(kafka_bootstrap, node):
+    async with Pipeline(kafka_bootstrap, mesos_state=EMPTY_CLUSTER) as pipeline:
+        for name, ip in BACKENDS.items():
+            await pipeline.control("POST", "/sim/agents", {"hostname": ip, "id": f"agent-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
+        async with RunningProcessor(pipeline), RunningNode(pipeline, node.hub) as running:
+            app = {"id": "/e2e/web", "instances": 3, "portDefinitions": [{"port": 0, "labels": {"VIP_0": "/e2e/web:80"}}]}
+            launched = await pipeline.control("POST", "/sim/apps", app)
+            tasks = {c["agent_id"]: c["task_id"] for c in changes_of(launched, state="TASK_RUNNING")}
+            assert sorted(tasks) == ["agent-b1", "agent-b2", "agent-b3"]
+
+            (vip,) = web(await pipeline.eventually(lambda: pipeline.table("vips"), lambda t: len(web(t)) == 1 and len(web(t)[0]["backends"]) == 3))
+            assert sorted((b["ip"], b["port"]) for b in vip["backends"]) == sorted((ip, TCP_PORT) for ip in BACKENDS.values())
+
+            async def spread():
+                return await asyncio.to_thread(node.spread, "client", vip["ip"], 80, 45)
+
+            seen = await pipeline.eventually(spread, lambda s: set(s) == set(BACKENDS), timeout=20)
+            assert sum(seen.values()) == 45
+
+            # Kill b2's task: no new connection goes to b2 once the kernel has the change.
+            await pipeline.control("DELETE", f"/sim/tasks/{tasks['agent-b2']}")
+            seen = await pipeline.eventually(spread, lambda s: set(s) == {"b1", "b3"}, timeout=20)
+            assert sum(seen.values()) == 45
+
+            # The operator's view: topic and kernel agree.
+            shown = await asyncio.create_subprocess_exec(
+                WAYFINDER, "--log-level", "warning", "vips", "--json", "--netns", node.hub,
+                "--bootstrap", pipeline.bootstrap, "--namespace", pipeline.catalog.namespace,
+                stdout=asyncio.subprocess.PIPE, env=os.environ.copy())
+            out, _ = await asyncio.wait_for(shown.communicate(), 30)
+            (entry,) = [e for e in orjson.loads(out) if e["name"] == "/e2e/web"]
+            assert entry["programmed"] is True
+            assert entry["dns"] == "e2eweb.marathon.l4lb.thisdcos.directory"
+            assert sorted(b["ip"] for b in entry["kernel"]) == [BACKENDS["b1"], BACKENDS["b3"]]
+
+            assert len(running.role.convergence_s) >= 2
+            assert all(0 <= s < 5 for s in running.role.convergence_s)
