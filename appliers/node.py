@@ -13,6 +13,7 @@ import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -20,6 +21,7 @@ import msgspec
 from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel
 from runtime.kafka.follower import TableFollower
+from runtime.kafka.reader import ConsumedRecord
 from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import RecordMeta
@@ -49,6 +51,8 @@ class L4Role:
 
     options: NodeOptions
     convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    # Called with the records of each successful sync and the time the kernel had them.
+    on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
     applier: L4Applier | None = None
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -81,6 +85,8 @@ class L4Role:
                     applied = await loop.run_in_executor(kernel_thread, self.applier.sync)
                     if applied is not None and applied.ok:
                         self._measure(records, applied.at)
+                        if self.on_applied:
+                            self.on_applied(records, applied.at)
                 if time.monotonic() >= next_resync:
                     await loop.run_in_executor(kernel_thread, self.applier.resync)
                     next_resync = time.monotonic() + options.resync_interval

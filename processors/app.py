@@ -24,6 +24,14 @@ from schemas.catalog import Catalog
 log = logging.getLogger(__name__)
 
 
+class EmbeddedWorker(faust.Worker):
+    """A faust worker inside a loop we own: our SIGINT/SIGTERM handlers set the stop event, so
+    the worker must not install its own (it would replace ours and never let `run` return)."""
+
+    def install_signal_handlers(self) -> None:
+        pass
+
+
 class Processor:
     def __init__(self, bootstrap: str, catalog: Catalog):
         self.bootstrap = bootstrap
@@ -59,7 +67,7 @@ class Processor:
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
         written = await asyncio.to_thread(self._rebuild)
         log.info("L4 stage rebuilt: %d VIPs, %d records published", len(self.l4lb.table.records), written)
-        worker = faust.Worker(self.app, loglevel="WARNING", quiet=True, daemon=False,
+        worker = EmbeddedWorker(self.app, loglevel="WARNING", quiet=True, daemon=False,
                               redirect_stdouts=False, stdout=io.StringIO())
         await worker.start()
         try:
