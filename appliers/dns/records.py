@@ -1,0 +1,117 @@
+"""One DNS record as plain, canonical data: `Record(name, type, ttl, rdata)`. Pure.
+
+Canonical means one spelling per meaning: names lower case and absolute (trailing dot),
+addresses in their shortest form, SRV/SOA fields as plain integers. Then two records compare
+equal exactly when they mean the same thing, so a zone can tell a real change from a repeat
+(the appliers' desired-vs-actual habit) and keep its serial still on repeats.
+
+No DNS library here on purpose: the zone store and its tests stay independent of the wire
+codec, and a later hand-rolled fast path can pre-encode these tuples itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import NamedTuple
+
+TYPES = ("A", "AAAA", "SRV", "CNAME", "SOA", "NS")
+MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs with the top bit set are treated as zero
+
+# Letters, digits, '-' and '_' (SRV owner names like _http._tcp): what the processors'
+# Mesos-DNS label sanitising can produce. Anything wider would need escaping in zone text
+# and in dnslib's label printing, and then lookups by text would stop matching.
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
+
+
+class Record(NamedTuple):
+    name: str  # canonical owner name, e.g. "web.marathon.mesos."
+    type: str  # one of TYPES
+    ttl: int
+    rdata: str  # canonical presentation text, e.g. "0 1 31000 web.agent.mesos." for SRV
+
+    def zone_line(self) -> str:
+        """Zone-file text, for logs and golden files."""
+        return f"{self.name} {self.ttl} IN {self.type} {self.rdata}"
+
+
+def canonical_name(text: str) -> str:
+    """Lower case, absolute; "." is the root. Raises ValueError on what DNS cannot carry."""
+    name = text.strip().lower()
+    if name in ("", "."):
+        return "."
+    if not name.endswith("."):
+        name += "."
+    if len(name) > 254:  # 255 octets on the wire: length bytes plus the root label
+        raise ValueError(f"name too long: {text!r}")
+    for label in name[:-1].split("."):
+        if not _LABEL.match(label):
+            raise ValueError(f"bad label {label!r} in name {text!r}")
+    return name
+
+
+def record(name: str, type: str, ttl: int, rdata: str) -> Record:
+    """A validated, canonical Record. Raises ValueError with the reason when it is not one."""
+    rtype = type.upper()
+    parse = _RDATA.get(rtype)
+    if parse is None:
+        raise ValueError(f"unsupported record type {type!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= MAX_TTL:
+        raise ValueError(f"bad TTL {ttl!r}")
+    try:
+        canonical = parse(rdata.split())
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"bad {rtype} rdata {rdata!r}: {error}") from None
+    return Record(canonical_name(name), rtype, ttl, canonical)
+
+
+def srv_target(rdata: str) -> str:
+    """The target name of canonical SRV rdata."""
+    return rdata.rsplit(" ", 1)[1]
+
+
+def soa_minimum(rdata: str) -> int:
+    """MINIMUM of canonical SOA rdata: the negative-caching TTL cap (RFC 2308 §3)."""
+    return int(rdata.rsplit(" ", 1)[1])
+
+
+def _one(fields: list[str]) -> str:
+    if len(fields) != 1:
+        raise ValueError(f"expected one field, got {len(fields)}")
+    return fields[0]
+
+
+def _uint(text: str, bits: int) -> int:
+    value = int(text, 10)  # base 10 only: "0x50" is not a port in zone text
+    if not 0 <= value < 2**bits:
+        raise ValueError(f"{text} out of range for {bits} bits")
+    return value
+
+
+def _a(fields: list[str]) -> str:
+    return str(ipaddress.IPv4Address(_one(fields)))
+
+
+def _aaaa(fields: list[str]) -> str:
+    return str(ipaddress.IPv6Address(_one(fields)))
+
+
+def _name(fields: list[str]) -> str:
+    return canonical_name(_one(fields))
+
+
+def _srv(fields: list[str]) -> str:
+    if len(fields) != 4:
+        raise ValueError("SRV wants: priority weight port target")
+    numbers = " ".join(str(_uint(field, 16)) for field in fields[:3])
+    return f"{numbers} {canonical_name(fields[3])}"
+
+
+def _soa(fields: list[str]) -> str:
+    if len(fields) != 7:
+        raise ValueError("SOA wants: mname rname serial refresh retry expire minimum")
+    numbers = " ".join(str(_uint(field, 32)) for field in fields[2:])
+    return f"{canonical_name(fields[0])} {canonical_name(fields[1])} {numbers}"
+
+
+_RDATA = {"A": _a, "AAAA": _aaaa, "SRV": _srv, "CNAME": _name, "NS": _name, "SOA": _soa}

@@ -1,0 +1,202 @@
+"""The node's DNS listeners: UDP and TCP on one host:port, answering through an `Answerer`.
+The only I/O of appliers/dns.
+
+UDP answers inside `datagram_received`, with no task and no await per packet: the answerer is
+synchronous, so the reply goes out before the next datagram is read. TCP takes RFC 7766's
+2-byte length framing, several queries per connection answered in order, and closes a
+connection after `tcp_idle_timeout` without a query, so idle clients cannot pin sockets.
+Queries the answerer hands back as `Forwarding` run as tasks through its forward hook, at
+most `max_forwarding` at once (dcos-dns caps in-flight requests at 1024); beyond that the
+client gets SERVFAIL at once rather than a queue.
+
+Nothing is logged per query. `counters` is read by the node's metrics; the rcode and TC bit
+are read from the reply header, so the answerer needs no counting hooks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from dataclasses import asdict, dataclass
+
+from appliers.dns.answer import SERVFAIL, Answerer, Forwarding, header_only
+
+log = logging.getLogger(__name__)
+
+_NXDOMAIN = 3
+_BIND_ATTEMPTS = 20  # port 0: the UDP port the kernel picks may be taken for TCP; try again
+
+
+@dataclass
+class Counters:
+    queries: int = 0  # datagrams and TCP messages received
+    answered: int = 0  # replies sent, any rcode
+    nxdomain: int = 0
+    servfail: int = 0
+    refused: int = 0
+    truncated: int = 0  # replies sent with TC=1 (UDP; TCP only past 64 KiB)
+    dropped: int = 0  # no reply: not a query, or the TCP peer went away
+    forwarded: int = 0
+    tcp_connections: int = 0
+
+    def snapshot(self) -> dict[str, int]:
+        return asdict(self)
+
+    def count_reply(self, reply: bytes) -> None:
+        self.answered += 1
+        rcode = reply[3] & 0x0F
+        if rcode == _NXDOMAIN:
+            self.nxdomain += 1
+        elif rcode == SERVFAIL:
+            self.servfail += 1
+        elif rcode == 5:
+            self.refused += 1
+        if reply[2] & 0x02:
+            self.truncated += 1
+
+
+class DnsServer:
+    def __init__(self, answerer: Answerer, host: str = "127.0.0.1", port: int = 53, *,
+                 tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 256,
+                 max_forwarding: int = 1024) -> None:
+        self.answerer = answerer
+        self.host, self.port = host, port
+        self.tcp_idle_timeout = tcp_idle_timeout
+        self.max_tcp_connections = max_tcp_connections
+        self.max_forwarding = max_forwarding
+        self.counters = Counters()
+        self.address: tuple[str, int] | None = None  # (host, port) actually bound, once started
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+        self._forwarding: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        for attempt in range(_BIND_ATTEMPTS):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(self.host, self.port), family=family)
+            port = udp.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._serve_tcp, self.host, port, family=family, reuse_address=True,
+                    backlog=self.max_tcp_connections)
+            except OSError:
+                udp.close()
+                if self.port or attempt == _BIND_ATTEMPTS - 1:
+                    raise
+                continue
+            self._udp = udp
+            self.address = (self.host, port)
+            log.info("DNS listening on %s port %d (udp, tcp)", self.host, port)
+            return
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        if self._tcp is not None:
+            self._tcp.close()  # stop accepting first; open connections are cancelled below
+        tasks = self._connections | self._forwarding
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5.0)
+        if self._tcp is not None:
+            await self._tcp.wait_closed()  # from 3.12 this waits for connections: hence last
+            self._tcp = None
+
+    # -- UDP -----------------------------------------------------------------------------
+
+    def _on_datagram(self, data: bytes, addr, transport: asyncio.DatagramTransport) -> None:
+        counters = self.counters
+        counters.queries += 1
+        reply = self.answerer.answer(data)
+        if reply is None:
+            counters.dropped += 1
+        elif isinstance(reply, Forwarding):
+            self._start_forwarding(reply, lambda out: transport.sendto(out, addr))
+        else:
+            transport.sendto(reply, addr)
+            counters.count_reply(reply)
+
+    # -- TCP -----------------------------------------------------------------------------
+
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self._connections) >= self.max_tcp_connections:
+            writer.close()
+            return
+        self._connections.add(task)
+        self.counters.tcp_connections += 1
+        try:
+            await self._tcp_queries(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
+            pass  # the client went away or fell idle: the normal end of a connection
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+    async def _tcp_queries(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        idle = self.tcp_idle_timeout
+        while True:  # bounded by the idle timeout and the peer closing
+            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), idle), "big")
+            data = await asyncio.wait_for(reader.readexactly(size), idle)
+            self.counters.queries += 1
+            reply = self.answerer.answer(data, tcp=True)
+            if isinstance(reply, Forwarding):
+                reply = await self._forwarded(reply)
+            if reply is None:  # not a query: nothing sane to say on this stream any more
+                self.counters.dropped += 1
+                return
+            writer.write(len(reply).to_bytes(2, "big") + reply)
+            await asyncio.wait_for(writer.drain(), idle)
+            self.counters.count_reply(reply)
+
+    # -- forwarding ----------------------------------------------------------------------
+
+    def _start_forwarding(self, forwarding: Forwarding, send) -> None:
+        if len(self._forwarding) >= self.max_forwarding:
+            reply = header_only(forwarding.query, SERVFAIL)
+            send(reply)
+            self.counters.count_reply(reply)
+            return
+
+        async def run() -> None:
+            reply = await self._forwarded(forwarding)
+            if reply is not None:
+                send(reply)
+                self.counters.count_reply(reply)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarding.discard)
+
+    async def _forwarded(self, forwarding: Forwarding) -> bytes | None:
+        """The upstream reply through the answerer's hook; SERVFAIL when the hook fails (the
+        hook owns its timeouts)."""
+        self.counters.forwarded += 1
+        try:
+            return await self.answerer.forward(forwarding)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("forwarding failed")  # a hook bug, not per-query noise
+            return header_only(forwarding.query, SERVFAIL)
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsServer) -> None:
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.server._on_datagram(data, addr, self.transport)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors for clients that left; there is nobody to tell

@@ -1,0 +1,263 @@
+"""The node's authoritative data: every cluster zone in memory, and the lookup rules. Pure.
+
+`ZoneSet` holds several origins (`thisdcos.directory.`, `mesos.`, `spartan.`, `zk.`,
+`localhost.`) in one name index, because one lookup must find the closest origin anyway and
+CNAMEs may point from one origin into another. What it serves:
+- the records the node applier feeds in (A, AAAA, SRV, CNAME) through `replace` (a whole new
+  copy: built and validated aside, then swapped in one assignment, so a bad copy leaves the
+  last good one serving) or `upsert` / `remove` (one RRset at a time);
+- what the zone itself owns and callers may not touch: SOA and NS at every apex with the
+  dcos-dns values (reference/dcos-networking.md §2.3), and the fixed dcos-dns names
+  `ready.spartan`, `ns.spartan`, `localhost`.
+
+Until the node sets `ready` (it has caught up on the DNS table), every name under our origins
+gets SERVFAIL: "try elsewhere", never an NXDOMAIN that resolvers would cache, and
+`ready.spartan` stops answering, which is how dcos-dns' resolv.conf generator and watchdog
+tell a working node from a starting one.
+
+Not thread-safe by design: the event loop that serves queries also applies changes, and no
+method awaits, so a lookup never sees half an update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from appliers.dns.records import Record, canonical_name, record, soa_minimum
+
+NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+
+DEFAULT_ORIGINS = ("thisdcos.directory.", "mesos.", "spartan.", "zk.", "localhost.")
+
+# dcos-dns values (reference §2.3), so tools written against DC/OS see the same SOA.
+SOA_MNAME, SOA_RNAME = "ns.spartan.", "support.mesosphere.com."
+SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, SOA_MINIMUM = 60, 180, 86400, 1
+SOA_TTL, NS_TTL, RECORD_TTL = 5, 3600, 5
+
+FIXED = (
+    record("ready.spartan.", "A", RECORD_TTL, "127.0.0.1"),
+    record("ns.spartan.", "A", RECORD_TTL, "198.51.100.1"),
+    record("localhost.", "A", RECORD_TTL, "127.0.0.1"),
+)
+
+MANAGED_TYPES = frozenset({"SOA", "NS"})  # only ever at an apex, written by the zone itself
+MAX_CNAME_CHAIN = 8  # bounds the chase; a longer chain is a zone bug, not a lookup to finish
+
+Node = dict[str, tuple[Record, ...]]  # type -> RRset at one name
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    rcode: int
+    answers: tuple[Record, ...] = ()
+    authority: tuple[Record, ...] = ()
+    aa: bool = True
+
+
+_NOT_READY = Answer(SERVFAIL, aa=False)
+
+
+class ZoneSet:
+    def __init__(self, origins: Iterable[str] = DEFAULT_ORIGINS, *, ready: bool = False,
+                 serial: int = 1) -> None:
+        self.origins = tuple(canonical_name(origin) for origin in origins)
+        if "." in self.origins:
+            raise ValueError("the root cannot be an origin: everything would be ours")
+        self._origin_set = frozenset(self.origins)
+        self.ready = ready  # flipped by the node once it has caught up on the DNS table
+        self.serial = serial
+        self._fixed = {(r.name, r.type): r for r in FIXED if self.origin_of(r.name)}
+        self._negative: dict[str, Record] = {}  # origin -> SOA as sent in negative answers
+        self._names: dict[str, Node]
+        self._ents: dict[str, int]  # empty non-terminal -> how many names lie below it
+        self._names, self._ents = self._build(())
+        self._stamp_soa()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def origin_of(self, name: str) -> str | None:
+        """The closest enclosing origin of a canonical name, or None when it is not ours."""
+        while name not in self._origin_set:
+            dot = name.find(".")
+            if dot < 0 or dot == len(name) - 1:
+                return None
+            name = name[dot + 1:]
+        return name
+
+    def records(self) -> list[Record]:
+        """What callers fed in (not SOA/NS nor the fixed names), sorted: the actual state that
+        an applier compares with its desired state."""
+        own = set(self._fixed.values())
+        return sorted(r for node in self._names.values() for rrs in node.values() for r in rrs
+                      if r.type not in MANAGED_TYPES and r not in own)
+
+    def lookup(self, qname: str, qtype: str) -> Answer | None:
+        """The authoritative answer for (qname, qtype), or None when no origin of ours encloses
+        qname (the answerer then refuses or forwards). qname in any case, dot optional."""
+        name = qname.lower()
+        if not name.endswith("."):
+            name += "."
+        origin = self.origin_of(name)
+        if origin is None:
+            return None
+        if not self.ready:
+            return _NOT_READY
+        return self._resolve(name, origin, qtype.upper())
+
+    def _resolve(self, name: str, origin: str, qtype: str) -> Answer:
+        chain: list[Record] = []  # CNAMEs followed so far, answered first
+        seen = {name}
+        for _ in range(MAX_CNAME_CHAIN + 1):
+            node = self._names.get(name)
+            if node is None:  # RFC 6604: the rcode speaks for the last name of the chain
+                rcode = NOERROR if name in self._ents else NXDOMAIN
+                return Answer(rcode, tuple(chain), (self._negative[origin],))
+            if qtype == "ANY":
+                return Answer(NOERROR, (*chain, *(r for rrs in node.values() for r in rrs)))
+            rrset = node.get(qtype)
+            if rrset:
+                return Answer(NOERROR, (*chain, *rrset))
+            cname = node.get("CNAME")
+            if cname is None:  # NODATA: the name exists, the type does not
+                return Answer(NOERROR, tuple(chain), (self._negative[origin],))
+            chain.append(cname[0])
+            name = cname[0].rdata
+            target_origin = self.origin_of(name)
+            if target_origin is None or name in seen:
+                # Outside our data (the client's resolver goes on from here) or a loop (it
+                # will notice): the chain so far is all we can say.
+                return Answer(NOERROR, tuple(chain))
+            seen.add(name)
+            origin = target_origin
+        return Answer(NOERROR, tuple(chain))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def replace(self, records: Iterable[Record]) -> bool:
+        """Serve exactly `records` (plus what the zone owns) from now on. Raises ValueError
+        and keeps serving the old copy when any record is invalid. True when it changed."""
+        names, ents = self._build(records)
+        if names == self._names:
+            return False
+        self._names, self._ents = names, ents
+        self._bump()
+        return True
+
+    def upsert(self, name: str, type: str, records: Iterable[Record]) -> bool:
+        """Set the RRset (name, type) to `records` (empty: remove it). True when it changed."""
+        name, type = canonical_name(name), type.upper()
+        given = tuple(records)
+        if not given:
+            return self.remove(name, type)
+        for r in given:
+            origin = self._check(r)
+            if (r.name, r.type) != (name, type):
+                raise ValueError(f"{r.zone_line()} is not in RRset {name} {type}")
+        rrset = _dedupe(given)
+        before = self._names.get(name)
+        if before is not None and before.get(type) == rrset:
+            return False
+        node = dict(before or {})
+        node[type] = rrset
+        _check_cname(name, node)
+        self._names[name] = node  # a fresh dict per change: lookups never see it half-made
+        if before is None:
+            for above in _ancestors(name, origin):
+                self._ents[above] = self._ents.get(above, 0) + 1
+        self._bump()
+        return True
+
+    def remove(self, name: str, type: str) -> bool:
+        """Drop the RRset (name, type). True when there was one."""
+        name, type = canonical_name(name), type.upper()
+        if type in MANAGED_TYPES or (name, type) in self._fixed:
+            raise ValueError(f"{name} {type} belongs to the zone itself")
+        before = self._names.get(name)
+        if before is None or type not in before:
+            return False
+        node = {t: rrs for t, rrs in before.items() if t != type}
+        if node:
+            self._names[name] = node
+        else:
+            del self._names[name]
+            for above in _ancestors(name, self.origin_of(name)):
+                left = self._ents[above] - 1
+                if left:
+                    self._ents[above] = left
+                else:
+                    del self._ents[above]
+        self._bump()
+        return True
+
+    def _check(self, r: Record) -> str:
+        """Validate one caller record; its origin."""
+        if not isinstance(r, Record) or record(*r) != r:
+            raise ValueError(f"not a canonical Record (build it with records.record): {r!r}")
+        if r.type in MANAGED_TYPES or (r.name, r.type) in self._fixed:
+            raise ValueError(f"{r.zone_line()}: {r.name} {r.type} belongs to the zone itself")
+        origin = self.origin_of(r.name)
+        if origin is None:
+            raise ValueError(f"{r.zone_line()}: outside our origins {', '.join(self.origins)}")
+        return origin
+
+    def _build(self, records: Iterable[Record]) -> tuple[dict[str, Node], dict[str, int]]:
+        grouped: dict[tuple[str, str], list[Record]] = {}
+        for r in records:
+            self._check(r)
+            grouped.setdefault((r.name, r.type), []).append(r)
+        for key, fixed in self._fixed.items():
+            grouped[key] = [fixed]
+        for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
+            grouped[(origin, "SOA")] = [self._soa(origin)]
+            grouped[(origin, "NS")] = [record(origin, "NS", NS_TTL, SOA_MNAME)]
+        names: dict[str, Node] = {}
+        for (name, type), rrset in grouped.items():
+            names.setdefault(name, {})[type] = _dedupe(rrset)
+        ents: dict[str, int] = {}
+        for name, node in names.items():
+            _check_cname(name, node)
+            for above in _ancestors(name, self.origin_of(name)):
+                ents[above] = ents.get(above, 0) + 1
+        return names, ents
+
+    def _bump(self) -> None:
+        self.serial = self.serial % 0xFFFFFFFF + 1  # RFC 1982 arithmetic, never 0
+        self._stamp_soa()
+
+    def _stamp_soa(self) -> None:
+        """Put the current serial into every apex SOA, and the negative-answer copies."""
+        for origin in self.origins:
+            soa = self._soa(origin)
+            self._names[origin] = {**self._names[origin], "SOA": (soa,)}
+            # RFC 2308 §3: a negative answer's SOA carries min(its TTL, MINIMUM).
+            self._negative[origin] = soa._replace(ttl=min(soa.ttl, soa_minimum(soa.rdata)))
+
+    def _soa(self, origin: str) -> Record:
+        return record(origin, "SOA", SOA_TTL, f"{SOA_MNAME} {SOA_RNAME} {self.serial} "
+                      f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}")
+
+
+def _dedupe(records: Iterable[Record]) -> tuple[Record, ...]:
+    """Same rdata twice is one record (an RRset is a set); the feeder's order is kept."""
+    seen: dict[str, Record] = {}
+    for r in records:
+        seen.setdefault(r.rdata, r)
+    return tuple(seen.values())
+
+
+def _check_cname(name: str, node: Node) -> None:
+    cname = node.get("CNAME")
+    if cname is not None and (len(node) > 1 or len(cname) > 1):
+        # RFC 1034 §3.6.2 / RFC 2181 §10.1: a CNAME is alone at its name, and single.
+        raise ValueError(f"{name}: a CNAME cannot share its name ({', '.join(sorted(node))})")
+
+
+def _ancestors(name: str, origin: str | None):
+    """The names strictly between `name` and its origin: they exist (as empty non-terminals)
+    because `name` does."""
+    while True:
+        name = name[name.find(".") + 1:]
+        if origin is None or len(name) <= len(origin):
+            return
+        yield name
