@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from appliers.dns.answer import Answerer
+from appliers.dns.l4lb_names import changed_sets, vip_records
+from appliers.dns.server import DnsServer
+from appliers.dns.zone import ZoneSet
 from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel
 from runtime.kafka.follower import TableFollower
@@ -29,7 +33,7 @@ from schemas.l4lb import Vip
 
 log = logging.getLogger(__name__)
 
-ROLES = ("l4lb",)
+ROLES = ("l4lb", "dns")
 
 
 @dataclass
@@ -43,6 +47,7 @@ class NodeOptions:
     route_dev: str | None = None
     vip_ranges: tuple[str, ...] = ("11.0.0.0/8", "fd01:c::/64")
     resync_interval: float = 30.0
+    dns_listen: tuple[str, int] = ("127.0.0.1", 53)
 
 
 @dataclass
@@ -53,6 +58,9 @@ class L4Role:
     convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
     # Called with the records of each successful sync and the time the kernel had them.
     on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
+    # Where the names of programmed VIPs go (the dns role's zones), if this node serves DNS.
+    zones: ZoneSet | None = None
+    _names: dict = field(default_factory=dict)
     applier: L4Applier | None = None
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -69,6 +77,7 @@ class L4Role:
             desired = {key: vip for key, value in table.items() if (vip := _decode(key, value)) is not None}
             self.applier.set_desired(desired, complete=True)
             await loop.run_in_executor(kernel_thread, self.applier.sync)
+            self._publish_names(desired)
             log.info("l4lb: caught up on %d VIPs and programmed them", len(desired))
             self.caught_up.set()
             next_resync = time.monotonic() + options.resync_interval
@@ -84,6 +93,7 @@ class L4Role:
                     self.applier.set_desired(desired, complete=True)
                     applied = await loop.run_in_executor(kernel_thread, self.applier.sync)
                     if applied is not None and applied.ok:
+                        self._publish_names(desired)
                         self._measure(records, applied.at)
                         if self.on_applied:
                             self.on_applied(records, applied.at)
@@ -95,6 +105,16 @@ class L4Role:
             kernel.close()
             kernel_thread.shutdown(wait=True)
             kafka_thread.shutdown(wait=True)
+
+    def _publish_names(self, desired: dict[str, Vip]) -> None:
+        """Give the DNS zones the names of the VIPs the kernel has now, and only those."""
+        if self.zones is None:
+            return
+        in_kernel = [vip for key, vip in desired.items() if key in self.applier.applied_at]
+        names = vip_records(in_kernel)
+        for (name, kind), records in changed_sets(self._names, names).items():
+            self.zones.upsert(name, kind, records)
+        self._names = names
 
     def _measure(self, records, applied_at: float) -> None:
         for record in records:
@@ -116,14 +136,39 @@ def _progress(read: int, total: int) -> None:
         log.info("l4lb: catching up %d/%d records", read, total)
 
 
+@dataclass
+class DnsRole:
+    """The dns role: the node's DNS server. Today it serves the l4lb names of programmed VIPs
+    (and ready.spartan); it answers only once every other role has caught up."""
+
+    options: NodeOptions
+    zones: ZoneSet = field(default_factory=ZoneSet)
+    server: DnsServer | None = None
+
+    async def run(self, stop: asyncio.Event, caught_up: list[asyncio.Event]) -> None:
+        host, port = self.options.dns_listen
+        self.server = DnsServer(Answerer(self.zones), host, port)
+        await self.server.start()
+        log.info("dns: listening on %s:%d", *self.server.address[:2])
+        try:
+            await asyncio.gather(*(event.wait() for event in caught_up))
+            self.zones.ready = True  # ready.spartan answers from now on
+            await stop.wait()
+        finally:
+            await self.server.stop()
+
+
 class Node:
     def __init__(self, options: NodeOptions):
         unknown = set(options.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
-        self.l4lb = L4Role(options) if "l4lb" in options.roles else None
+        self.dns = DnsRole(options) if "dns" in options.roles else None
+        self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
 
     async def run(self, stop: asyncio.Event) -> None:
-        roles = [role.run(stop) for role in (self.l4lb,) if role is not None]
+        roles = [self.l4lb.run(stop)] if self.l4lb else []
+        if self.dns:
+            roles.append(self.dns.run(stop, [self.l4lb.caught_up] if self.l4lb else []))
         await asyncio.gather(*roles)

@@ -87,18 +87,19 @@ def process(bootstrap, namespace):
 @namespace_option
 @click.option("--node-id", required=True, help="This node's name (for logs and metrics).")
 @click.option("--agent-ip", required=True, help="This node's agent IP.")
-@click.option("--roles", default="l4lb", show_default=True, help="Comma-separated roles to run: l4lb.")
+@click.option("--roles", default="l4lb,dns", show_default=True, help="Comma-separated roles to run: l4lb, dns.")
+@click.option("--dns-listen", default="127.0.0.1:53", show_default=True, help="Where the node's DNS server listens (UDP and TCP).")
 @click.option("--netns", default=None, help="Program the kernel inside this named network namespace.")
 @click.option("--route-dev", default=None, help="Device for the routes that let the node itself reach VIPs.")
 @click.option("--resync-interval", default=30.0, show_default=True, help="Seconds between full kernel resyncs.")
-def node(bootstrap, namespace, node_id, agent_ip, roles, netns, route_dev, resync_interval):
+def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval):
     """Run this node's roles: apply the derived topics to the kernel."""
     from appliers.node import Node, NodeOptions
 
     options = NodeOptions(
         bootstrap=resolve_bootstrap(bootstrap), catalog=Catalog(namespace), node_id=node_id, agent_ip=agent_ip,
         roles=tuple(r for r in roles.split(",") if r), netns=netns, route_dev=route_dev,
-        resync_interval=resync_interval,
+        resync_interval=resync_interval, dns_listen=_host_port(dns_listen),
     )
     try:
         running = Node(options)
@@ -199,6 +200,13 @@ def demo(bootstrap, kafka_dir, namespace, duration):
     from runtime.demo import run_demo
 
     run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration))
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
 
 
 def _register_subcommands() -> None:

@@ -13,7 +13,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from appliers.node import L4Role, NodeOptions
+import dns.asyncquery
+import dns.flags
+import dns.message
+
+from appliers.node import Node, NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.kernel.conftest import BACKENDS, TCP_PORT
 from tests.scenarios.mesos_fixtures import FIXTURES
@@ -25,15 +29,26 @@ WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 
 
 class RunningNode:
+    """`wayfinder node --roles l4lb,dns`: the kernel work goes into the hub namespace, while the
+    node process and its DNS server stay here, on loopback."""
+
     def __init__(self, pipeline: Pipeline, netns: str):
-        self.role = L4Role(NodeOptions(bootstrap=pipeline.bootstrap, catalog=pipeline.catalog, node_id="hub",
-                                       agent_ip="10.200.2.1", netns=netns, resync_interval=5.0))
+        self.node = Node(NodeOptions(bootstrap=pipeline.bootstrap, catalog=pipeline.catalog, node_id="hub",
+                                     agent_ip="10.200.2.1", roles=("l4lb", "dns"), netns=netns,
+                                     resync_interval=5.0, dns_listen=("127.0.0.1", 0)))
+        self.role = self.node.l4lb
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
-        self.task = asyncio.create_task(self.role.run(self.stop))
+        self.task = asyncio.create_task(self.node.run(self.stop))
         await asyncio.wait_for(self.role.caught_up.wait(), 60)
         return self
+
+    async def resolve(self, name: str) -> list[str]:
+        host, port = self.node.dns.server.address[:2]
+        reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
+        assert reply.flags & dns.flags.AA
+        return sorted(item.address for rrset in reply.answer for item in rrset)
 
     async def __aexit__(self, *exc):
         self.stop.set()
@@ -57,8 +72,14 @@ async def test_a_launch_reaches_the_kernel_and_a_client_reaches_every_backend(ka
             (vip,) = web(await pipeline.eventually(lambda: pipeline.table("vips"), lambda t: len(web(t)) == 1 and len(web(t)[0]["backends"]) == 3))
             assert sorted((b["ip"], b["port"]) for b in vip["backends"]) == sorted((ip, TCP_PORT) for ip in BACKENDS.values())
 
+            # By name, through the node's DNS: the name answers only once the kernel has the VIP.
+            name = "e2eweb.marathon.l4lb.thisdcos.directory"
+            (address,) = await pipeline.eventually(lambda: running.resolve(name), lambda a: a != [], timeout=20)
+            assert address == vip["ip"]
+            assert any(k == f"tcp/{address}/80" for k in running.role.applier.applied_at)
+
             async def spread():
-                return await asyncio.to_thread(node.spread, "client", vip["ip"], 80, 45)
+                return await asyncio.to_thread(node.spread, "client", address, 80, 45)
 
             seen = await pipeline.eventually(spread, lambda s: set(s) == set(BACKENDS), timeout=20)
             assert sum(seen.values()) == 45
