@@ -6,6 +6,8 @@ model untouched. Each returns the stamped `Change`s in the order the events go o
 
 from __future__ import annotations
 
+import re
+
 from typing import Any
 
 from simulator.convert import (DEFAULT_AGENT_PORT, parse_port_ranges, ranges_resource,
@@ -166,11 +168,33 @@ def set_health(model: Model, task_id: str, healthy: Any) -> list[Change]:
 
 # -- Marathon apps ---------------------------------------------------------------------
 
+def _hostname(agent: dict) -> str:
+    return (agent.get("agent_info") or agent).get("hostname", "")
+
+
+def meets_constraints(app: dict, hostname: str) -> bool:
+    """Marathon's hostname constraints: ``["hostname", "LIKE"|"UNLIKE", regex]`` and
+    ``["hostname", "CLUSTER", value]``; other fields and operators are not simulated."""
+    for constraint in app.get("constraints") or []:
+        if not isinstance(constraint, list) or len(constraint) < 2 or constraint[0] != "hostname":
+            continue
+        operator, value = constraint[1], constraint[2] if len(constraint) > 2 else ""
+        if operator == "LIKE" and not re.fullmatch(value, hostname):
+            return False
+        if operator == "UNLIKE" and re.fullmatch(value, hostname):
+            return False
+        if operator == "CLUSTER" and value and hostname != value:
+            return False
+    return True
+
+
 def plan_launch(model: Model, app: dict, count: int, framework_id: str) -> list[tuple[dict, dict]]:
-    """Place `count` new tasks round-robin over the active agents, or raise."""
-    agents = [a for a, record in model.agents.items() if record.get("active", True)]
+    """Place `count` new tasks round-robin over the active agents that meet the app's
+    hostname constraints, or raise."""
+    agents = [a for a, record in model.agents.items() if record.get("active", True)
+              and meets_constraints(app, _hostname(record))]
     if count and not agents:
-        raise OperationError(400, "no agents to launch tasks on; POST /sim/agents first")
+        raise OperationError(400, "no agents to launch tasks on; POST /sim/agents first, or relax the constraints")
     placement = Placement(model)
     planned = []
     cursor = model.round_robin
