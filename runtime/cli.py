@@ -196,8 +196,8 @@ def schemas(write):
 @namespace_option
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
 def demo(bootstrap, kafka_dir, namespace, duration):
-    """Kafka, the simulator on a real Mesos document, both producers, and the live change history."""
-    from runtime.demo import run_demo
+    """Kafka, the simulator, producers, processor, the live history, and a client reaching a VIP by name."""
+    from runtime.demo.run import run_demo
 
     run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration))
 

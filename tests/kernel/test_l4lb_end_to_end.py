@@ -19,7 +19,7 @@ import dns.message
 
 from appliers.node import Node, NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
-from tests.kernel.conftest import BACKENDS, TCP_PORT
+from simulator.hosts import BACKENDS, TCP_PORT
 from tests.scenarios.mesos_fixtures import FIXTURES
 
 pytestmark = pytest.mark.kafka

@@ -1,0 +1,89 @@
+"""The network half of the demo: a node in namespaces, a VIP app on its backend hosts, and a
+client that finds the VIP by name through the node's DNS and connects to it.
+
+Needs root and nftables (network namespaces); the demo skips this half otherwise and says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import shutil
+import socket
+
+import click
+from dnslib import QTYPE, DNSRecord
+
+from appliers.node import Node, NodeOptions
+from schemas.catalog import Catalog
+from simulator.hosts import BACKENDS, TCP_PORT, Hosts, build, teardown
+
+APP = {
+    "id": "/shop/api",
+    "instances": 3,
+    # Only on the demo's backend hosts, which really serve on port 8080.
+    "constraints": [["hostname", "LIKE", r"10\.200\.2\..*"]],
+    "portDefinitions": [{"port": 0, "protocol": "tcp", "labels": {"VIP_0": "/shop/api:80"}}],
+}
+NAME = "shopapi.marathon.l4lb.thisdcos.directory"
+
+
+def why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "it needs root for network namespaces"
+    if shutil.which("nft") is None:
+        return "it needs nftables (Debian package nftables)"
+    return None
+
+
+def resolve(server: tuple[str, int], name: str) -> list[str]:
+    """Ask the node's DNS server for ``name`` (A), as a client's resolver would."""
+    query = DNSRecord.question(name, "A")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        sock.sendto(query.pack(), server)
+        reply = DNSRecord.parse(sock.recvfrom(4096)[0])
+    return [str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A]
+
+
+class NetworkDemo:
+    def __init__(self, bootstrap: str, catalog: Catalog):
+        self.hosts = Hosts(prefix=f"wf-demo-{secrets.token_hex(2)}-")
+        self.node = Node(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id="demo-node", agent_ip="10.200.2.1",
+                                     roles=("l4lb", "dns"), netns=self.hosts.hub, dns_listen=("127.0.0.1", 0)))
+
+    async def run(self, stop: asyncio.Event, control) -> None:
+        await asyncio.to_thread(build, self.hosts)
+        try:
+            node = asyncio.create_task(self.node.run(stop))
+            await asyncio.wait_for(self.node.l4lb.caught_up.wait(), 120)
+            for name, ip in BACKENDS.items():
+                await control("POST", "/sim/agents", {"hostname": ip, "id": f"demo-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
+            await control("POST", "/sim/apps", APP)
+            click.echo(f"node DNS on {self.node.dns.server.address[0]}:{self.node.dns.server.address[1]}; "
+                       f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
+            await self._client(stop)
+            await node
+        finally:
+            await asyncio.to_thread(teardown, self.hosts)
+
+    async def _client(self, stop: asyncio.Event) -> None:
+        """Every two seconds: resolve the VIP's name, connect, print which backend answered."""
+        server = self.node.dns.server.address[:2]
+        while not stop.is_set():
+            try:
+                addresses = await asyncio.to_thread(resolve, server, NAME)
+                if addresses:
+                    ip = random.choice(addresses)
+                    backend, _ = await asyncio.to_thread(self.hosts.hello, "client", ip, 80)
+                    click.echo(f"client     {NAME} -> {ip}:80 -> answered by {backend}")
+                else:
+                    click.echo(f"client     {NAME}: no answer yet (the VIP is not in the node's kernel)")
+            except OSError as error:
+                click.echo(f"client     {NAME}: {error}")
+            try:
+                await asyncio.wait_for(stop.wait(), 2.0)
+            except asyncio.TimeoutError:
+                pass
