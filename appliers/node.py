@@ -84,13 +84,15 @@ class L4Role:
             while not stop.is_set():
                 records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
                 if records:
+                    changes: dict[str, Vip | None] = {}
                     for record in records:
                         vip = _decode(record.key, record.value) if record.value is not None else None
+                        changes[record.key] = vip
                         if vip is None:
                             desired.pop(record.key, None)
                         else:
                             desired[record.key] = vip
-                    self.applier.set_desired(desired, complete=True)
+                    self.applier.update(changes)  # only what changed: O(changes), not O(table)
                     applied = await loop.run_in_executor(kernel_thread, self.applier.sync)
                     if applied is not None and applied.ok:
                         self._publish_names(desired)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from appliers.l4lb.model import KernelVip, TableState, VipKey, desired_vips, schema_key
+from appliers.l4lb.desired import desired_vips
+from appliers.l4lb.model import KernelVip, TableState, VipKey, schema_key
 from schemas.l4lb import Vip
 
 

@@ -1,20 +1,16 @@
-"""What the kernel holds for VIPs, as plain data, and the two ways to get it.
-
-`desired_vips` turns `schemas.l4lb.Vip` records into `KernelVip`s (the slot list the endpoint
-map will hold); `table_state` parses the JSON listing of our table back into a `TableState`.
-The planner only ever compares these two shapes. Pure: no kernel access here.
+"""What the kernel holds for VIPs, as plain data: `KernelVip` (one VIP's slots, what
+desired.py makes of a `schemas.l4lb.Vip`) and `TableState` (one family's table, which
+`table_state` parses from a listing). The planner only ever compares these two shapes.
+No kernel access here.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Any, Mapping
-
-from schemas.l4lb import Vip
+from typing import Any, Iterable
 
 TABLE = "wayfinder"
 PROTOCOLS = ("tcp", "udp")
@@ -82,98 +78,59 @@ class KernelVip:
         return family_of(self.ip)
 
 
-def _canonical_ip(text: str) -> str:
-    return str(ipaddress.ip_address(text))  # raises ValueError on junk (and on leading zeros)
-
-
-def slots_of(vip_ip: str, vip: Vip) -> tuple[tuple[Slot, ...], frozenset[Slot], list[str]]:
-    """Weights become repeated slots, reduced by their gcd (2,4 -> 1,2), in (ip, port) order.
-
-    Weight 0 gets no slot: no new connections, while conntrack keeps existing ones flowing.
-    Returns (slots, drained backends, problems with individual backends).
-    """
-    weights: dict[Slot, int] = {}
-    problems = []
-    version = ipaddress.ip_address(vip_ip).version
-    for b in vip.backends:
-        try:
-            ip = _canonical_ip(b.ip)
-        except ValueError:
-            problems.append(f"backend ip {b.ip!r} is not an address")
-            continue
-        if ipaddress.ip_address(ip).version != version:
-            problems.append(f"backend {ip} is not the VIP's address family")
-        elif not 0 < b.port < 65536 or b.weight < 0:
-            problems.append(f"backend {ip}:{b.port} weight {b.weight} out of range")
-        else:
-            weights[(ip, b.port)] = weights.get((ip, b.port), 0) + b.weight
-    live = {slot: w for slot, w in weights.items() if w > 0}
-    gcd = math.gcd(*live.values()) if live else 1
-    order = sorted(live, key=lambda s: (ip_order(s[0]), s[1]))
-    slots = tuple(slot for slot in order for _ in range(live[slot] // gcd))
-    drained = frozenset(slot for slot, w in weights.items() if w == 0)
-    return slots, drained, problems
-
-
-def _kernel_vip(name: str, vip: Vip) -> tuple[KernelVip | None, list[str]]:
-    proto = vip.protocol.lower()
-    try:
-        ip = _canonical_ip(vip.ip)
-    except ValueError:
-        return None, [f"{name}: VIP ip {vip.ip!r} is not an address"]
-    if proto not in PROTOCOLS or not 0 < vip.port < 65536:
-        return None, [f"{name}: protocol {vip.protocol!r} port {vip.port} not programmable"]
-    slots, drained, problems = slots_of(ip, vip)
-    return KernelVip(ip, proto, vip.port, slots, drained), [f"{name}: {p}" for p in problems]
-
-
-Converted = dict[str, tuple[Vip, "KernelVip | None", list[str]]]
-
-
-def desired_vips(
-    vips: Mapping[str, Vip], cache: Converted | None = None
-) -> tuple[dict[VipKey, KernelVip], dict[VipKey, str], list[str]]:
-    """Schema records -> kernel VIPs, plus kernel key -> topic key, plus what was refused and why.
-
-    A refused VIP is left out (never programmed half-way); one bad backend only drops that backend.
-    `cache` (topic key -> last record and its conversion) is reused for records that did not
-    change and rewritten in place: converting 10k records costs ~0.4 s, comparing them ~10 ms.
-    """
-    out: dict[VipKey, KernelVip] = {}
-    keys: dict[VipKey, str] = {}
-    refused: list[str] = []
-    fresh: Converted = {}
-    for name, vip in vips.items():
-        hit = cache.get(name) if cache is not None else None
-        kv, problems = (hit[1], hit[2]) if hit is not None and (hit[0] is vip or hit[0] == vip) else _kernel_vip(name, vip)
-        fresh[name] = (vip, kv, problems)
-        refused.extend(problems)
-        if kv is not None:
-            out[kv.key] = kv
-            keys[kv.key] = name
-    if cache is not None:
-        cache.clear()
-        cache.update(fresh)
-    return out, keys, refused
-
-
 @dataclass
 class TableState:
-    """One family's `wayfinder` table as read back. `blocks` maps ("chain", "mod3") etc. to the
+    """One family's `wayfinder` table as read back. `blocks` maps ("set", "k3") etc. to the
     whitespace-normalised body of that block in the terse (element-free) listing."""
 
     exists: bool = False
     blocks: dict[tuple[str, str], str] = field(default_factory=dict)
     vip_ips: set[str] = field(default_factory=set)
-    vips: dict[VipKey, str] = field(default_factory=dict)  # -> verdict text, "goto mod3"
+    # VIP -> the slot set it is in, "k3" ("k3,k5" when someone put it in two)
+    vips: dict[VipKey, str] = field(default_factory=dict)
     endpoints: dict[tuple[VipKey, int], Slot] = field(default_factory=dict)
+    _index: tuple[dict[str, set[VipKey]], dict[VipKey, set[int]]] | None = field(default=None, repr=False, compare=False)
+
+    def index(self) -> tuple[dict[str, set[VipKey]], dict[VipKey, set[int]]]:
+        """(address -> its VIPs in `vips`, VIP -> its slot numbers in `endpoints`): built once,
+        then kept current by `replace`, so planning one VIP never scans all of them."""
+        if self._index is None:
+            by_ip: dict[str, set[VipKey]] = {}
+            slots: dict[VipKey, set[int]] = {}
+            for key in self.vips:
+                by_ip.setdefault(key[0], set()).add(key)
+            for key, slot in self.endpoints:
+                slots.setdefault(key, set()).add(slot)
+            self._index = (by_ip, slots)
+        return self._index
+
+    def replace(self, keys: Iterable[VipKey], ips: Iterable[str], part: "TableState") -> None:
+        """In place: the elements of `keys` and the `vip_ips` entries of `ips` become those of
+        `part` (a partial plan's result). In place because copying 30k VIPs costs more than
+        the change itself."""
+        by_ip, slots = self.index()
+        for key in keys:
+            if self.vips.pop(key, None) is not None:
+                by_ip[key[0]].discard(key)
+                if not by_ip[key[0]]:
+                    del by_ip[key[0]]
+            for slot in slots.pop(key, ()):
+                del self.endpoints[(key, slot)]
+        self.vip_ips.difference_update(ips)
+        self.vip_ips.update(part.vip_ips)
+        for key, sets in part.vips.items():
+            self.vips[key] = sets
+            by_ip.setdefault(key[0], set()).add(key)
+        for (key, slot), backend in part.endpoints.items():
+            self.endpoints[(key, slot)] = backend
+            slots.setdefault(key, set()).add(slot)
 
     def kernel_vips(self) -> dict[VipKey, KernelVip | None]:
-        """Every VIP with a `vips` element, rebuilt from its slots; None when it is malformed
-        (verdict not `goto modK`, or a slot below K missing)."""
+        """Every VIP in a slot set, rebuilt from its slots; None when it is malformed (in two
+        sets, or a slot below K missing)."""
         out: dict[VipKey, KernelVip | None] = {}
-        for key, verdict in self.vips.items():
-            match = re.fullmatch(r"goto mod(\d+)", verdict)
+        for key, sets in self.vips.items():
+            match = re.fullmatch(r"k(\d+)", sets)
             k = int(match.group(1)) if match else 0
             slots = [self.endpoints.get((key, i)) for i in range(k)]
             ok = match is not None and all(s is not None for s in slots)
@@ -182,6 +139,7 @@ class TableState:
 
 
 _BLOCK = re.compile(r"^\t(set|map|chain) (\S+) \{$")
+_SLOT_SET = re.compile(r"k\d+")
 
 
 def structure_blocks(terse: str) -> dict[tuple[str, str], str]:
@@ -207,7 +165,7 @@ def _value(v: Any) -> Any:
     # nft prints IPv4 canonically already; only IPv6 text may need Python's spelling, and
     # calling ipaddress on every value costs seconds at 10k VIPs.
     if isinstance(v, str) and ":" in v:
-        return _canonical_ip(v)
+        return str(ipaddress.ip_address(v))
     return v
 
 
@@ -221,10 +179,10 @@ def table_state(listing: dict, terse: str) -> TableState:
         for elem in obj.get("elem", []):
             if obj["name"] == "vip_ips" and isinstance(elem, str):
                 state.vip_ips.add(_value(elem))
-            elif obj["name"] == "vips" and isinstance(elem, list):
-                parts = [_value(p) for p in elem[0]["concat"]]
-                verdict = " ".join(f"{v} {t['target']}" if isinstance(t, dict) else v for v, t in elem[1].items())
-                state.vips[tuple(parts)] = verdict  # type: ignore[index]
+            elif _SLOT_SET.fullmatch(obj["name"]) and isinstance(elem, dict) and "concat" in elem:
+                key = tuple(_value(p) for p in elem["concat"])
+                held = state.vips.get(key)  # type: ignore[call-overload]
+                state.vips[key] = f"{held},{obj['name']}" if held else obj["name"]  # type: ignore[index]
             elif obj["name"] == "endpoints" and isinstance(elem, list):
                 ip, proto, port, slot = (_value(p) for p in elem[0]["concat"])
                 state.endpoints[((ip, proto, port), slot)] = tuple(_value(p) for p in elem[1]["concat"])  # type: ignore[assignment]

@@ -13,7 +13,7 @@ import pytest
 from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel, NftError
 from schemas.l4lb import Backend, Vip
-from tests.kernel.conftest import BACKENDS, TCP_PORT, UDP_PORT, sh, socket_in
+from simulator.hosts import BACKENDS, TCP_PORT, UDP_PORT, sh, socket_in
 
 VIP, VIP6 = "11.0.0.1", "fd00:11::1"
 WEB, DNS, WEB6 = f"tcp/{VIP}/80", f"udp/{VIP}/53", f"tcp/{VIP6}/80"
@@ -92,7 +92,7 @@ def test_b_drained_then_removed_backend_gets_no_new_connection_but_keeps_the_ope
 def test_c_resync_repairs_a_hand_deleted_element_and_a_flushed_chain(node, applier):
     converge(applier, {WEB: web()})
     before = sh("nft", "list", "table", "ip", "wayfinder", ns=node.hub)
-    sh("nft", "delete element ip wayfinder vips { 11.0.0.1 . tcp . 80 }", ns=node.hub)
+    sh("nft", "delete element ip wayfinder k3 { 11.0.0.1 . tcp . 80 }", ns=node.hub)
     assert applier.sync() is None  # nothing changed on our side: the kept state is trusted
     record = applier.resync()
     assert record.ok and record.changed == 1 and record.rebuilt == ()
@@ -150,6 +150,7 @@ def test_f_udp_vip_drain_keeps_the_flow_and_removal_flushes_it(node, applier):
 
 def test_ipv6_vip(node, applier):
     converge(applier, {WEB6: vip("tcp", VIP6, 80, TCP_PORT)})
+    assert applier.resync().text_bytes == 0  # the ip6 table reads back exactly as rendered
     assert set(node.spread("client", VIP6, 80, 45)) == NAMES
     assert node.hello("hub", VIP6, 80)[0] in NAMES
     converge(applier, {WEB: web()})
@@ -190,3 +191,34 @@ def test_failed_transaction_keeps_the_last_good_state(node, applier):
         assert "b1" not in node.spread("client", VIP, 80, 30)
     finally:
         kernel.close()
+
+
+def test_changes_are_planned_alone_and_a_resync_then_finds_nothing_to_do(node, applier):
+    applier.vip_ranges = ("11.0.0.0/24", "fd00:11::/64")  # so 11.0.1.7 needs a host route
+    converge(applier, {WEB: web(), DNS: vip("udp", VIP, 53, UDP_PORT)})
+    extra = {f"tcp/11.0.{i}/80": Vip("tcp", f"11.0.{i}", 80, [Backend(BACKENDS["b1"], TCP_PORT, 1, "t")]) for i in ("0.5", "0.6", "1.7")}
+    steps = [
+        {WEB: web(b3=-1)},  # backend removed
+        {WEB: web(b2=0, b3=-1)},  # weight to 0
+        {WEB: web()},  # backends back
+        extra,  # VIPs added
+        {"tcp/11.0.0.5/80": None},  # VIP removed
+        {"tcp/11.0.1.7/80": None},  # VIP outside the ranges removed: its host route goes
+        {DNS: vip("udp", VIP, 53, UDP_PORT, b1=-1)},  # UDP backend removed
+    ]
+    for changes in steps:
+        applier.update(changes, complete=True)
+        record = applier.sync()
+        assert record is not None and record.ok and record.partial and record.read_s == 0
+        routes = sh("ip", "route", ns=node.hub)
+        assert ("11.0.1.7 dev br0 proto 87" in routes) == ("tcp/11.0.1.7/80" in applier.programmed())
+    assert set(node.spread("client", VIP, 80, 30)) == NAMES
+    assert node.hello("client", "11.0.0.6", 80)[0] == "b1"
+    resynced = applier.resync()
+    assert resynced.ok and resynced.text_bytes == 0 and resynced.read_s > 0 and not resynced.partial
+    # Nine slots are more than the sets k1..k8 offer: that change is a rebuild, then steady again.
+    many = Vip("tcp", VIP, 80, [Backend(BACKENDS[n], TCP_PORT, w, f"task-{n}") for n, w in (("b1", 4), ("b2", 3), ("b3", 2))])
+    applier.update({WEB: many})
+    grown = applier.sync()
+    assert grown.rebuilt == ("ip",) and not grown.partial
+    assert applier.resync().text_bytes == 0

@@ -6,8 +6,9 @@ or the state a previous plan left (`Plan.after`), exactly what its atomic commit
 
 import orjson
 
-from appliers.l4lb.model import TableState, desired_vips, table_state
-from appliers.l4lb.plan import Flush, plan, plan_routes
+from appliers.l4lb.desired import desired_vips
+from appliers.l4lb.model import TableState, table_state
+from appliers.l4lb.plan import Flush, covered, plan, plan_routes
 from tests.unit.l4lb_applier.conftest import GOLDEN, vip
 
 WEB = "tcp/11.0.0.1/80"
@@ -46,7 +47,7 @@ def test_add_vip_is_element_only(golden_vips):
     assert p.text == (
         "add element ip wayfinder vip_ips { 11.0.0.3 }\n"
         "add element ip wayfinder endpoints { 11.0.0.3 . tcp . 80 . 0 : 10.200.2.11 . 8080 }\n"
-        "add element ip wayfinder vips { 11.0.0.3 . tcp . 80 : goto mod1 }\n"
+        "add element ip wayfinder k1 { 11.0.0.3 . tcp . 80 }\n"
     )
     assert p.changed == [("11.0.0.3", "tcp", 80)] and p.rebuilt == []
 
@@ -55,10 +56,10 @@ def test_remove_backend_replaces_verdict_and_slots_and_deletes_the_stale_slot(go
     vips = {**v4_only(golden_vips), **dict([vip(WEB, ("10.200.2.12", 8080, 1))])}  # .11 is gone
     p = step(vips, kernel_listing())
     assert p.text == (
-        "delete element ip wayfinder vips { 11.0.0.1 . tcp . 80 }\n"
+        "delete element ip wayfinder k2 { 11.0.0.1 . tcp . 80 }\n"
         "delete element ip wayfinder endpoints { 11.0.0.1 . tcp . 80 . 0, 11.0.0.1 . tcp . 80 . 1 }\n"
         "add element ip wayfinder endpoints { 11.0.0.1 . tcp . 80 . 0 : 10.200.2.12 . 8080 }\n"
-        "add element ip wayfinder vips { 11.0.0.1 . tcp . 80 : goto mod1 }\n"
+        "add element ip wayfinder k1 { 11.0.0.1 . tcp . 80 }\n"
     )
     assert p.flushes == []  # TCP: established connections end on their own
 
@@ -67,9 +68,9 @@ def test_weight_change_moves_slots(golden_vips):
     vips = {**v4_only(golden_vips), **dict([vip("tcp/11.0.0.10/80", ("10.200.2.10", 8080, 1), ("10.200.2.9", 8080, 1))])}
     p = step(vips, kernel_listing())
     assert p.text == (
-        "delete element ip wayfinder vips { 11.0.0.10 . tcp . 80 }\n"
+        "delete element ip wayfinder k3 { 11.0.0.10 . tcp . 80 }\n"
         "delete element ip wayfinder endpoints { 11.0.0.10 . tcp . 80 . 2 }\n"
-        "add element ip wayfinder vips { 11.0.0.10 . tcp . 80 : goto mod2 }\n"
+        "add element ip wayfinder k2 { 11.0.0.10 . tcp . 80 }\n"
     )
 
 
@@ -77,7 +78,7 @@ def test_drain_last_backend_removes_the_vip_but_flushes_nothing(golden_vips):
     vips = {**v4_only(golden_vips), **dict([vip(DNS, ("10.200.2.13", 53, 0))])}
     p = step(vips, kernel_listing())
     assert p.text == (
-        "delete element ip wayfinder vips { 11.0.0.1 . udp . 53 }\n"
+        "delete element ip wayfinder k1 { 11.0.0.1 . udp . 53 }\n"
         "delete element ip wayfinder endpoints { 11.0.0.1 . udp . 53 . 0 }\n"
     )
     assert p.removed == [("11.0.0.1", "udp", 53)] and p.flushes == []
@@ -94,7 +95,7 @@ def test_remove_vip_prunes_its_elements_and_its_address(golden_vips):
     del vips["tcp/11.0.0.10/80"]
     p = step(vips, kernel_listing())
     assert p.text == (
-        "delete element ip wayfinder vips { 11.0.0.10 . tcp . 80 }\n"
+        "delete element ip wayfinder k3 { 11.0.0.10 . tcp . 80 }\n"
         "delete element ip wayfinder endpoints { 11.0.0.10 . tcp . 80 . 0, 11.0.0.10 . tcp . 80 . 1, 11.0.0.10 . tcp . 80 . 2 }\n"
         "delete element ip wayfinder vip_ips { 11.0.0.10 }\n"
     )
@@ -116,7 +117,7 @@ def test_broken_structure_gets_a_full_rebuild_that_keeps_unknown_vips_before_ini
     p = step(dict([vip(WEB, ("10.200.2.11", 8080, 1))]), broken, initialized=False)
     assert p.rebuilt == ["ip"] and p.text.startswith("add table ip wayfinder\ndelete table ip wayfinder\n")
     assert "11.0.0.10 . tcp . 80 . 2 : 10.200.2.10 . 8080" in p.text  # kept: not yet provably stale
-    assert p.after["ip"].vips[("11.0.0.1", "tcp", 80)] == "goto mod1"
+    assert p.after["ip"].vips[("11.0.0.1", "tcp", 80)] == "k1"
 
 
 def test_hand_edited_rule_is_a_broken_structure(golden_vips):
@@ -125,10 +126,10 @@ def test_hand_edited_rule_is_a_broken_structure(golden_vips):
     assert step(v4_only(golden_vips), edited).rebuilt == ["ip"]
 
 
-def test_more_slots_than_chains_forces_a_rebuild(golden_vips):
+def test_more_slots_than_sets_forces_a_rebuild(golden_vips):
     big = dict([vip(WEB, *[(f"10.200.2.{i}", 8080, 1) for i in range(1, 10)])])
     p = step({**v4_only(golden_vips), **big}, kernel_listing())
-    assert p.rebuilt == ["ip"] and "chain mod16 {" in p.text
+    assert p.rebuilt == ["ip"] and "set k16 {" in p.text and "numgen random mod 16 map @endpoints" in p.text
 
 
 def test_ipv6_table_appears_with_the_first_ipv6_vip_and_goes_with_the_last(golden_vips):
@@ -143,3 +144,23 @@ def test_node_routes_cover_ranges_and_outliers_and_prune_only_once_initialized()
     add, delete = plan_routes(["11.0.0.0/8"], {"11.1.2.3", "12.0.0.1"}, {"13.0.0.1/32"}, initialized=False)
     assert (add, delete) == (["11.0.0.0/8", "12.0.0.1/32"], [])
     assert plan_routes(["11.0.0.0/8"], {"11.1.2.3"}, {"13.0.0.1/32", "11.0.0.0/8"}, True) == ([], ["13.0.0.1/32"])
+
+
+def test_covered_tells_whether_addresses_need_host_routes():
+    assert covered(["11.0.0.0/8", "fd00:11::/64"], ["11.1.2.3", "fd00:11::5"])
+    assert not covered(["11.0.0.0/8"], ["11.1.2.3", "12.0.0.1"])
+
+
+def test_a_vip_put_in_a_second_slot_set_is_taken_out_of_both_and_put_back(golden_vips):
+    listing = orjson.loads((GOLDEN / "listing-ip.json").read_bytes())
+    for item in listing["nftables"]:
+        if item.get("set", {}).get("name") == "k5":
+            item["set"]["elem"] = [{"concat": ["11.0.0.10", "tcp", 80]}]
+    drifted = {"ip": table_state(listing, (GOLDEN / "listing-ip.terse").read_text())}
+    assert drifted["ip"].kernel_vips()[("11.0.0.10", "tcp", 80)] is None
+    p = step(v4_only(golden_vips), drifted)
+    assert p.text == (
+        "delete element ip wayfinder k3 { 11.0.0.10 . tcp . 80 }\n"
+        "delete element ip wayfinder k5 { 11.0.0.10 . tcp . 80 }\n"
+        "add element ip wayfinder k3 { 11.0.0.10 . tcp . 80 }\n"
+    )

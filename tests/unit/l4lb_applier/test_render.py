@@ -1,7 +1,8 @@
 """The whole rendered table compared as text (kube-proxy's TestOverallNFTablesRules habit)."""
 
-from appliers.l4lb.model import IP, IP6, desired_vips, slots_of
-from appliers.l4lb.render import chain_count, render_table
+from appliers.l4lb.desired import desired_vips, slots_of
+from appliers.l4lb.model import IP, IP6
+from appliers.l4lb.render import render_table, set_count
 from schemas.l4lb import Backend, Vip
 from tests.unit.l4lb_applier.conftest import golden
 
@@ -9,7 +10,7 @@ from tests.unit.l4lb_applier.conftest import golden
 def test_full_ipv4_table_matches_golden(golden_vips):
     desired, _, refused = desired_vips(golden_vips)
     v4 = [v for v in desired.values() if v.family == IP]
-    text = render_table(IP, v4, chain_count(v4))
+    text = render_table(IP, v4, set_count(v4))
     assert refused == []
     assert text == golden("wayfinder-ip.nft", text)
 
@@ -17,7 +18,7 @@ def test_full_ipv4_table_matches_golden(golden_vips):
 def test_full_ipv6_table_matches_golden(golden_vips):
     desired, _, _ = desired_vips(golden_vips)
     v6 = [v for v in desired.values() if v.family == IP6]
-    text = render_table(IP6, v6, chain_count(v6))
+    text = render_table(IP6, v6, set_count(v6))
     assert text == golden("wayfinder-ip6.nft", text)
 
 
@@ -46,9 +47,9 @@ def test_bad_records_are_refused_not_programmed():
     assert len(refused) == 3
 
 
-def test_chain_count_grows_in_powers_of_two():
+def test_set_count_grows_in_powers_of_two():
     def with_backends(n):
         v = Vip("tcp", "11.0.0.1", 80, [Backend(f"10.0.0.{i}", 80, 1, "t") for i in range(1, n + 1)])
         return desired_vips({"tcp/11.0.0.1/80": v})[0].values()
 
-    assert [chain_count(with_backends(n)) for n in (0, 3, 8, 9, 40)] == [8, 8, 8, 16, 64]
+    assert [set_count(with_backends(n)) for n in (0, 3, 8, 9, 40)] == [8, 8, 8, 16, 64]
