@@ -17,7 +17,8 @@ from typing import Any
 from simulator.convert import pid_address, task_from_legacy, unwrap
 from simulator.convert_cluster import agent_from_legacy, framework_from_legacy
 from simulator.marathon_apps import (app_id_problem, assign_service_ports, iso,
-                                     normalize_app_id, parse_iso, synthesize_app, used_service_ports)
+                                     normalize_app_id, parse_iso, service_ports, synthesize_app,
+                                     used_service_ports)
 from simulator.model import Model
 from simulator.operations import (DERIVED_APP_FIELDS, OperationError, agent_record, apply_launch,
                                   ensure_marathon, plan_launch)
@@ -240,20 +241,24 @@ def load_marathon(model: Model, name: str, text: str) -> None:
         raise ValueError(f"{name}: neither a /v2/apps reply ({{\"apps\": [...]}}) nor an app definition")
     if not isinstance(apps, list) or not all(isinstance(a, dict) for a in apps):
         raise ValueError(f"{name}: 'apps' must be a list of app objects")
+    # Kept up to date across the apps of one document: recomputing them per app is quadratic.
+    taken = used_service_ports(model.apps)
+    placement = Placement(model)
     for app in apps:
         problem = app_id_problem(app.get("id"))
         if problem:
             raise ValueError(f"{name}: {problem}")
         try:
-            _load_app(model, name, app)
+            _load_app(model, name, app, taken, placement)
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"{name}: malformed app {app['id']} ({type(error).__name__}: {error})") from None
 
 
-def _load_app(model: Model, name: str, app: dict) -> None:
+def _load_app(model: Model, name: str, app: dict, taken: set[int], placement: Placement) -> None:
     app_id = normalize_app_id(app["id"])
     definition = {k: v for k, v in app.items() if k not in DERIVED_APP_FIELDS}
-    definition = assign_service_ports(dict(definition, id=app_id), used_service_ports(model.apps))
+    definition = assign_service_ports(dict(definition, id=app_id), taken)
+    taken.update(service_ports(definition))
     version = app.get("version") or iso(model.clock())
     definition.update(instances=app.get("instances", 1), version=version,
                       versionInfo=app.get("versionInfo") or {"lastScalingAt": version,
@@ -267,7 +272,6 @@ def _load_app(model: Model, name: str, app: dict) -> None:
         except OperationError as error:
             raise ValueError(f"{name}: cannot launch {app_id}: {error.message}") from None
         return
-    placement = Placement(model)
     for marathon_task in app.get("tasks") or []:
         if marathon_task.get("id") and marathon_task["id"] not in model.tasks:
             _synthesize_mesos_task(model, definition, marathon_task, placement)

@@ -68,6 +68,9 @@ class Model:
         self.framework_pids: dict[str, str] = {}
         self.completed_frameworks: dict[str, dict] = {}
         self.tasks: dict[str, dict] = {}
+        # agent id -> ids of its active tasks: placement asks this for every launch, so it must
+        # not scan every task (10,000 apps loaded in minutes otherwise).
+        self._tasks_of_agent: dict[str, set[str]] = {}
         self.completed_tasks: dict[str, deque] = {}
         self.executors: list[dict] = []
         self.apps: dict[str, dict] = {}
@@ -117,7 +120,15 @@ class Model:
                 if self.task_meta.get(tid, {}).get("app_id") == app_id]
 
     def agent_tasks(self, agent_id: str) -> list[dict]:
-        return [t for t in self.tasks.values() if unwrap(t.get("agent_id")) == agent_id]
+        return [self.tasks[tid] for tid in self._tasks_of_agent.get(agent_id, ()) if tid in self.tasks]
+
+    def _keep_task(self, task_id: str, task: dict) -> None:
+        self.tasks[task_id] = task
+        self._tasks_of_agent.setdefault(unwrap(task.get("agent_id")), set()).add(task_id)
+
+    def _drop_task(self, task_id: str) -> None:
+        task = self.tasks.pop(task_id)
+        self._tasks_of_agent.get(unwrap(task.get("agent_id")), set()).discard(task_id)
 
     def completed(self) -> list[dict]:
         return [t for tasks in self.completed_tasks.values() for t in tasks]
@@ -195,7 +206,7 @@ class Model:
         if task["state"] in TERMINAL_STATES:
             self.complete_task(task)
         else:
-            self.tasks[task_id] = task
+            self._keep_task(task_id, task)
         return [Change("task_added", at, task=task, app_id=(snapshot or {}).get("app_id"),
                        meta=snapshot)]
 
@@ -237,10 +248,10 @@ class Model:
             if status["state"] == "TASK_RUNNING" and not meta.get("started_at"):
                 meta["started_at"] = status.get("timestamp", at)
         if status["state"] in TERMINAL_STATES:
-            del self.tasks[task_id]
+            self._drop_task(task_id)
             self.complete_task(task)
         else:
-            self.tasks[task_id] = task
+            self._keep_task(task_id, task)
         return [Change("task_updated", at, task=task, status=status, app_id=(meta or {}).get("app_id"),
                        previous_state=old["state"], health_changed=health_changed,
                        meta=None if meta is None else dict(meta, health=dict(meta.get("health") or {})))]
