@@ -84,7 +84,7 @@ async def measure(args, bootstrap: str, netns: str) -> dict:
                               netns=netns, resync_interval=3600), on_applied=on_applied)
     stop = asyncio.Event()
     try:
-        await asyncio.to_thread(wait_http, f"{marathon_url}/v2/apps", 120)
+        await asyncio.to_thread(wait_http, f"{marathon_url}/ping", 120)
         started = time.monotonic()
         processes.append(spawn("produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
                                "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url))
