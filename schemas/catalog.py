@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.history import ChangeEvent
+from schemas.dns import RecordSet
 from schemas.l4lb import Vip
 from schemas.marathon import App, AppTask
 from schemas.mesos import Agent, Cluster, Framework, Task
@@ -73,12 +74,15 @@ _ENTRIES = (
     ("events", "events", "entity id", ChangeEvent, False, 3,
      ("producers/mesos", "producers/marathon"), ("wayfinder tail", "outside consumers"),
      "Append-only history of every change: task launches, kills, health, agents, apps."),
-    ("rejections", "rejections", "source (mesos, marathon, l4lb …)", Rejection, False, 1,
-     ("producers/mesos", "producers/marathon", "processors/l4lb"), ("operators", "outside consumers"),
+    ("rejections", "rejections", "source (mesos, marathon, l4lb, dns …)", Rejection, False, 1,
+     ("producers/mesos", "producers/marathon", "processors/l4lb", "processors/dns"), ("operators", "outside consumers"),
      "Append-only log of every input refused, and why."),
     ("vips", "l4lb.vips", "<protocol>/<vip ip>/<port>", Vip, True, 3,
      ("processors/l4lb",), ("appliers/l4lb", "wayfinder vips", "outside consumers"),
      "Every L4 virtual IP with its backends and weights; named VIPs carry their allocated IP and DNS name."),
+    ("dns", "dns.records", "<name>/<type>", RecordSet, True, 3,
+     ("processors/dns",), ("appliers/dns", "outside consumers"),
+     "Every cluster DNS record set (Mesos-DNS and dcos-dns names): the whole set of one name and type."),
 )
 
 
