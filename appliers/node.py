@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from appliers.dns.answer import Answerer
 from appliers.dns.l4lb_names import changed_sets, vip_records
-from appliers.dns.server import DnsServer
+from appliers.dns.role import DnsRole, DnsSettings
 from appliers.dns.zone import ZoneSet
 from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel
@@ -138,35 +137,14 @@ def _progress(read: int, total: int) -> None:
         log.info("l4lb: catching up %d/%d records", read, total)
 
 
-@dataclass
-class DnsRole:
-    """The dns role: the node's DNS server. Today it serves the l4lb names of programmed VIPs
-    (and ready.spartan); it answers only once every other role has caught up."""
-
-    options: NodeOptions
-    zones: ZoneSet = field(default_factory=ZoneSet)
-    server: DnsServer | None = None
-
-    async def run(self, stop: asyncio.Event, caught_up: list[asyncio.Event]) -> None:
-        host, port = self.options.dns_listen
-        self.server = DnsServer(Answerer(self.zones), host, port)
-        await self.server.start()
-        log.info("dns: listening on %s:%d", *self.server.address[:2])
-        try:
-            await asyncio.gather(*(event.wait() for event in caught_up))
-            self.zones.ready = True  # ready.spartan answers from now on
-            await stop.wait()
-        finally:
-            await self.server.stop()
-
-
 class Node:
     def __init__(self, options: NodeOptions):
         unknown = set(options.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
-        self.dns = DnsRole(options) if "dns" in options.roles else None
+        self.dns = DnsRole(DnsSettings(options.bootstrap, options.catalog, options.agent_ip,
+                                       options.dns_listen)) if "dns" in options.roles else None
         self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -1,0 +1,177 @@
+"""The node's dns role: the ``dns`` topic into the node's zones, served by its DNS server.
+
+Start-up follows the appliers' rule (ARCHITECTURE.md: never act on half a table): the server
+listens at once, but every cluster name gets SERVFAIL ("ask elsewhere", never an NXDOMAIN a
+resolver would cache) until the whole topic has been read and loaded in one swap, and the
+other roles (l4lb) have caught up too. Then ``ready.spartan`` answers, which is how dcos-dns'
+resolv.conf generator and watchdog tell a working node from a starting one. Catch-up logs its
+progress, and ``progress`` holds (records read, records to read) for the metrics.
+
+After that each batch of records is applied set by set. A record set that does not decode or
+holds an invalid record is logged and skipped; the rest keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import msgspec
+
+from appliers.dns.answer import Answerer
+from appliers.dns.records import Record, record
+from appliers.dns.server import DnsServer
+from appliers.dns.zone import RECORD_TTL, ZoneSet
+from runtime.kafka.follower import TableFollower
+from runtime.kafka.reader import ConsumedRecord
+from schemas.catalog import Catalog
+from schemas.dns import RecordSet, record_set_key
+from schemas.headers import RecordMeta
+
+log = logging.getLogger(__name__)
+
+THISNODE = "thisnode.thisdcos.directory."
+PROGRESS_EVERY_S = 2.0
+_decoder = msgspec.json.Decoder(RecordSet)
+
+
+@dataclass
+class DnsSettings:
+    """What the dns role needs from the node's options."""
+
+    bootstrap: str
+    catalog: Catalog
+    agent_ip: str
+    listen: tuple[str, int] = ("127.0.0.1", 53)
+    catch_up_timeout: float = 600.0
+
+
+def records_of(record_set: RecordSet) -> list[Record]:
+    """The validated records of one set; ValueError names what is wrong."""
+    return [record(record_set.name, record_set.type, record_set.ttl, rdata) for rdata in record_set.rdata]
+
+
+def thisnode_records(agent_ip: str) -> list[Record]:
+    """``thisnode.thisdcos.directory``: the node's own address, answered per node."""
+    kind = "AAAA" if ":" in agent_ip else "A"
+    return [record(THISNODE, kind, RECORD_TTL, agent_ip)]
+
+
+@dataclass
+class DnsRole:
+    settings: DnsSettings
+    zones: ZoneSet = field(default_factory=ZoneSet)
+    answerer: Answerer | None = None  # built from the zones when not given (no forwarding)
+    server: DnsServer | None = None
+    # The record sets as the topic holds them, for the Mesos-DNS HTTP API and inspection.
+    record_sets: dict[str, RecordSet] = field(default_factory=dict)
+    progress: tuple[int, int] = (0, 0)
+    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    # Called with each applied batch and the time the zones had it (benches, tests).
+    on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
+    skipped: int = 0  # record sets refused as invalid
+
+    async def run(self, stop: asyncio.Event, others: list[asyncio.Event] = ()) -> None:
+        settings = self.settings
+        self.server = DnsServer(self.answerer or Answerer(self.zones), *settings.listen)
+        await self.server.start()
+        log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until caught up)",
+                 *self.server.address[:2])
+        follower = TableFollower(settings.bootstrap, settings.catalog.topic("dns").name)
+        kafka_thread = ThreadPoolExecutor(1, "dns-follow")
+        loop = asyncio.get_running_loop()
+        try:
+            started = time.monotonic()
+            table = await loop.run_in_executor(kafka_thread, follower.catch_up, settings.catch_up_timeout,
+                                               self._progress_logger())
+            self._load(table)
+            log.info("dns: caught up on %d record sets in %.1fs", len(self.record_sets), time.monotonic() - started)
+            self.caught_up.set()
+            await asyncio.gather(*(event.wait() for event in others))
+            self.zones.ready = True  # ready.spartan answers from now on
+            while not stop.is_set():
+                records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
+                if records:
+                    self.apply(records)
+        finally:
+            follower.close()
+            kafka_thread.shutdown(wait=True)
+            await self.server.stop()
+
+    def _load(self, table: dict[str, bytes]) -> None:
+        """The caught-up table into the zones in one swap (and what other roles fed in)."""
+        records = thisnode_records(self.settings.agent_ip)
+        for key, value in table.items():
+            record_set = self._decode(key, value)
+            if record_set is None:
+                continue
+            try:
+                records.extend(records_of(record_set))
+            except ValueError as error:
+                self._skip(key, error)
+                continue
+            self.record_sets[key] = record_set
+        records.extend(self.zones.records())  # e.g. the l4lb role's VIP names, kept
+        self.zones.replace(records)
+
+    def apply(self, records: list[ConsumedRecord]) -> None:
+        """One batch of topic changes into the zones; measures each record's convergence."""
+        for consumed in records:
+            key = consumed.key or ""
+            if consumed.value is None:
+                before = self.record_sets.pop(key, None)
+                if before is not None:
+                    self.zones.remove(before.name, before.type)
+                continue
+            record_set = self._decode(key, consumed.value)
+            if record_set is None:
+                continue
+            try:
+                self.zones.upsert(record_set.name, record_set.type, records_of(record_set))
+            except ValueError as error:
+                self._skip(key, error)
+                continue
+            self.record_sets[key] = record_set
+        applied_at = time.time()
+        for consumed in records:
+            meta = RecordMeta.from_headers(consumed.headers)
+            if meta:
+                self.convergence_s.append(applied_at - meta.observed_ns / 1e9)
+        if self.on_applied:
+            self.on_applied(records, applied_at)
+
+    def _decode(self, key: str, value: bytes) -> RecordSet | None:
+        """The record set of a topic record, or None (logged) when it is not one, or when its
+        key is not its own name and type (then a tombstone of that key could not find it)."""
+        try:
+            record_set = _decoder.decode(value)
+        except msgspec.ValidationError as error:
+            self._skip(key, error)
+            return None
+        if key != record_set_key(record_set.name, record_set.type):
+            self._skip(key, ValueError(f"the key of {record_set.name} {record_set.type} must be "
+                                       f"{record_set_key(record_set.name, record_set.type)!r}"))
+            return None
+        return record_set
+
+    def _skip(self, key: str, error: Exception) -> None:
+        self.skipped += 1
+        log.error("dns: record set %s is invalid, keeping the rest: %s", key, error)
+
+    def _progress_logger(self) -> Callable[[int, int], None]:
+        last = [0.0]
+
+        def report(read: int, total: int) -> None:
+            self.progress = (read, total)
+            now = time.monotonic()
+            if total and (now - last[0] >= PROGRESS_EVERY_S or read >= total):
+                last[0] = now
+                log.info("dns: catching up %d/%d records (%.0f%%)", read, total, 100.0 * read / total)
+
+        return report
