@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from typing import NamedTuple
 
 TYPES = ("A", "AAAA", "SRV", "CNAME", "SOA", "NS")
@@ -22,6 +23,7 @@ MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs with the top bit set are treated as ze
 # Mesos-DNS label sanitising can produce. Anything wider would need escaping in zone text
 # and in dnslib's label printing, and then lookups by text would stop matching.
 _LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
+_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+\Z")  # every label at once: the common, fast check
 
 
 class Record(NamedTuple):
@@ -44,10 +46,12 @@ def canonical_name(text: str) -> str:
         name += "."
     if len(name) > 254:  # 255 octets on the wire: length bytes plus the root label
         raise ValueError(f"name too long: {text!r}")
-    for label in name[:-1].split("."):
+    if _NAME.match(name):
+        return name
+    for label in name[:-1].split("."):  # only to say which label is wrong
         if not _LABEL.match(label):
             raise ValueError(f"bad label {label!r} in name {text!r}")
-    return name
+    raise ValueError(f"bad name {text!r}")
 
 
 def record(name: str, type: str, ttl: int, rdata: str) -> Record:
@@ -62,7 +66,24 @@ def record(name: str, type: str, ttl: int, rdata: str) -> Record:
         canonical = parse(rdata.split())
     except (ValueError, IndexError) as error:
         raise ValueError(f"bad {rtype} rdata {rdata!r}: {error}") from None
-    return Record(canonical_name(name), rtype, ttl, canonical)
+    return _Checked(canonical_name(name), rtype, ttl, canonical)
+
+
+class _Checked(Record):
+    """A Record that `record` built, so known canonical: a zone loading hundreds of thousands
+    of them trusts these instead of checking each twice. `_replace` gives a plain Record,
+    which is checked again."""
+
+    __slots__ = ()
+
+    @classmethod
+    def _make(cls, iterable) -> Record:
+        return Record._make(iterable)
+
+
+def is_checked(r: object) -> bool:
+    """True for a Record built by `record` (and not changed since)."""
+    return type(r) is _Checked
 
 
 def srv_target(rdata: str) -> str:
@@ -89,7 +110,12 @@ def _uint(text: str, bits: int) -> int:
 
 
 def _a(fields: list[str]) -> str:
-    return str(ipaddress.IPv4Address(_one(fields)))
+    # inet_pton is ~10x faster than ipaddress and, for IPv4, just as strict: four decimal
+    # octets, nothing else (no "1.2.3", no hex); inet_ntop spells the canonical form.
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, _one(fields)))
+    except OSError:
+        raise ValueError(f"not an IPv4 address: {fields[0]!r}") from None
 
 
 def _aaaa(fields: list[str]) -> str:

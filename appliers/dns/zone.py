@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from appliers.dns.records import Record, canonical_name, record, soa_minimum
+from appliers.dns.records import Record, canonical_name, is_checked, record, soa_minimum
 
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 
@@ -192,7 +192,7 @@ class ZoneSet:
 
     def _check(self, r: Record) -> str:
         """Validate one caller record; its origin."""
-        if not isinstance(r, Record) or record(*r) != r:
+        if not is_checked(r) and (not isinstance(r, Record) or record(*r) != r):
             raise ValueError(f"not a canonical Record (build it with records.record): {r!r}")
         if r.type in MANAGED_TYPES or (r.name, r.type) in self._fixed:
             raise ValueError(f"{r.zone_line()}: {r.name} {r.type} belongs to the zone itself")
@@ -203,8 +203,9 @@ class ZoneSet:
 
     def _build(self, records: Iterable[Record]) -> tuple[dict[str, Node], dict[str, int]]:
         grouped: dict[tuple[str, str], list[Record]] = {}
+        origins: dict[str, str] = {}
         for r in records:
-            self._check(r)
+            origins[r.name] = self._check(r)
             grouped.setdefault((r.name, r.type), []).append(r)
         for key, fixed in self._fixed.items():
             grouped[key] = [fixed]
@@ -217,7 +218,8 @@ class ZoneSet:
         ents: dict[str, int] = {}
         for name, node in names.items():
             _check_cname(name, node)
-            for above in _ancestors(name, self.origin_of(name)):
+            origin = origins.get(name) or self.origin_of(name)
+            for above in _ancestors(name, origin):
                 ents[above] = ents.get(above, 0) + 1
         return names, ents
 

@@ -29,7 +29,6 @@ class TableFollower:
             }
         )
         self.table: dict[str, bytes] = {}
-        self.last: dict[str, ConsumedRecord] = {}
 
     def catch_up(self, timeout: float = 120.0, progress: Callable[[int, int], None] | None = None) -> dict[str, bytes]:
         """Read every partition to its current end; returns the table (tombstones dropped)."""
@@ -74,7 +73,6 @@ class TableFollower:
                 self.table.pop(record.key, None)
             else:
                 self.table[record.key] = record.value
-            self.last[record.key] = record
             records.append(record)
         return records
 
