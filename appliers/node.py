@@ -47,6 +47,11 @@ class NodeOptions:
     vip_ranges: tuple[str, ...] = ("11.0.0.0/8", "fd01:c::/64")
     resync_interval: float = 30.0
     dns_listen: tuple[str, int] = ("127.0.0.1", 53)
+    dns_http: tuple[str, int] | None = None
+    upstreams: tuple[str, ...] = ()  # IP[:PORT]
+    forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
+    mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
+    allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
 
 
 @dataclass

@@ -92,19 +92,32 @@ def process(bootstrap, namespace):
 @click.option("--netns", default=None, help="Program the kernel inside this named network namespace.")
 @click.option("--route-dev", default=None, help="Device for the routes that let the node itself reach VIPs.")
 @click.option("--resync-interval", default=30.0, show_default=True, help="Seconds between full kernel resyncs.")
-def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval):
-    """Run this node's roles: apply the derived topics to the kernel."""
+@click.option("--dns-http", default=None, metavar="HOST:PORT", help="Serve the Mesos-DNS HTTP API (/v1/...) here.")
+@click.option("--upstream", "upstreams", multiple=True, metavar="IP[:PORT]",
+              help="Default upstream resolver for names outside the cluster zones (repeatable).")
+@click.option("--forward-zone", "forward_zones", multiple=True, metavar="ZONE=IP[:PORT][,IP[:PORT]...]",
+              help="Upstreams for one zone, ahead of the defaults (repeatable).")
+@click.option("--mesos-dns", "mesos_dns", multiple=True, metavar="IP[:PORT]",
+              help="Forward the mesos zone to the masters' Mesos-DNS instead of serving it from the dns topic (repeatable).")
+@click.option("--allow-recursion", "allow_recursion", multiple=True, metavar="CIDR",
+              help="Networks allowed to resolve outside names through this node (default: loopback and the node's own networks).")
+def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
+         dns_http, upstreams, forward_zones, mesos_dns, allow_recursion):
+    """Run this node's roles: apply the derived topics to the kernel and serve DNS."""
     from appliers.node import Node, NodeOptions
 
     options = NodeOptions(
         bootstrap=resolve_bootstrap(bootstrap), catalog=Catalog(namespace), node_id=node_id, agent_ip=agent_ip,
         roles=tuple(r for r in roles.split(",") if r), netns=netns, route_dev=route_dev,
         resync_interval=resync_interval, dns_listen=_host_port(dns_listen),
+        dns_http=_host_port(dns_http) if dns_http else None, upstreams=upstreams,
+        forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
+        allow_recursion=allow_recursion or None,
     )
     try:
         running = Node(options)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--roles") from None
+        raise click.BadParameter(str(error)) from None
     run_until_signal(running.run)
 
 
@@ -207,6 +220,16 @@ def _host_port(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
+
+
+def _forward_zones(values: tuple[str, ...]) -> dict[str, list[str]]:
+    zones: dict[str, list[str]] = {}
+    for value in values:
+        zone, sep, servers = value.partition("=")
+        if not sep or not zone or not servers:
+            raise click.BadParameter(f"expected ZONE=IP[:PORT][,IP[:PORT]...], got {value!r}", param_hint="--forward-zone")
+        zones.setdefault(zone.lower().rstrip(".") + ".", []).extend(s for s in servers.split(",") if s)
+    return zones
 
 
 def _register_subcommands() -> None:
