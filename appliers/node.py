@@ -148,8 +148,9 @@ class Node:
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
-        self.dns = DnsRole(DnsSettings(options.bootstrap, options.catalog, options.agent_ip,
-                                       options.dns_listen)) if "dns" in options.roles else None
+        self.dns = DnsRole(DnsSettings(options.bootstrap, options.catalog, options.agent_ip, options.dns_listen,
+                                       http=options.dns_http, upstreams=options.upstreams)
+                           ) if "dns" in options.roles else None
         self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -26,7 +26,10 @@ import msgspec
 from appliers.dns.answer import Answerer
 from appliers.dns.records import Record, record
 from appliers.dns.server import DnsServer
-from appliers.dns.zone import RECORD_TTL, ZoneSet
+from appliers.dns.http_server import MesosDnsHttpServer
+from appliers.dns.mesos_api import MesosDnsConfig
+from appliers.dns.zone import (RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
+                               SOA_RNAME, ZoneSet)
 from runtime.kafka.follower import TableFollower
 from runtime.kafka.reader import ConsumedRecord
 from schemas.catalog import Catalog
@@ -48,6 +51,8 @@ class DnsSettings:
     catalog: Catalog
     agent_ip: str
     listen: tuple[str, int] = ("127.0.0.1", 53)
+    http: tuple[str, int] | None = None  # the Mesos-DNS HTTP API, when wanted
+    upstreams: tuple[str, ...] = ()  # reported by /v1/config as Resolvers
     catch_up_timeout: float = 600.0
 
 
@@ -68,6 +73,7 @@ class DnsRole:
     zones: ZoneSet = field(default_factory=ZoneSet)
     answerer: Answerer | None = None  # built from the zones when not given (no forwarding)
     server: DnsServer | None = None
+    http: MesosDnsHttpServer | None = None
     # The record sets as the topic holds them, for the Mesos-DNS HTTP API and inspection.
     record_sets: dict[str, RecordSet] = field(default_factory=dict)
     progress: tuple[int, int] = (0, 0)
@@ -95,6 +101,10 @@ class DnsRole:
             self.caught_up.set()
             await asyncio.gather(*(event.wait() for event in others))
             self.zones.ready = True  # ready.spartan answers from now on
+            if settings.http:  # like Mesos-DNS, HTTP only once there is something to serve
+                self.http = MesosDnsHttpServer(self.record_sets, *settings.http, config=self._http_config(),
+                                               serial=lambda: self.zones.serial)
+                await self.http.start()
             while not stop.is_set():
                 records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
                 if records:
@@ -102,7 +112,18 @@ class DnsRole:
         finally:
             follower.close()
             kafka_thread.shutdown(wait=True)
+            if self.http:
+                await self.http.stop()
             await self.server.stop()
+
+    def _http_config(self) -> MesosDnsConfig:
+        """What /v1/config reports: where this node listens, its resolvers, and the SOA its
+        zones really serve (dcos-dns values, not Mesos-DNS's)."""
+        host, port = self.server.address[:2]
+        return MesosDnsConfig(port=port, listener=host, resolvers=self.settings.upstreams,
+                              ip_sources=("host", "netinfo"),
+                              soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
+                              soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
 
     def _load(self, table: dict[str, bytes]) -> None:
         """The caught-up table into the zones in one swap (and what other roles fed in)."""

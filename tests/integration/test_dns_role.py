@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
+
 import dns.asyncquery
 import dns.message
 import dns.rcode
@@ -62,7 +64,7 @@ async def test_catch_up_then_changes_then_tombstones(kafka_bootstrap):
     broken = RecordSet("bad.marathon.mesos.", "A", 60, ["not-an-ip"])
     publish(sink, catalog, WEB_A, WEB_SRV, AUTOIP, broken,
             raw={"junk.marathon.mesos./A": b'{"name": 1}'})
-    role = DnsRole(DnsSettings(kafka_bootstrap, catalog, "10.0.0.9", ("127.0.0.1", 0)))
+    role = DnsRole(DnsSettings(kafka_bootstrap, catalog, "10.0.0.9", ("127.0.0.1", 0), http=("127.0.0.1", 0)))
     stop = asyncio.Event()
     task = asyncio.create_task(role.run(stop))
     try:
@@ -93,6 +95,10 @@ async def test_catch_up_then_changes_then_tombstones(kafka_bootstrap):
             assert gone.rcode() == dns.rcode.NXDOMAIN
 
         await eventually(changed)
+        host, port = role.http.address[:2]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://{host}:{port}/v1/hosts/web.marathon.mesos") as response:
+                assert await response.json() == [{"host": "web.marathon.mesos.", "ip": "10.0.1.7"}]
         assert sorted(role.record_sets) == [record_set_key(WEB_SRV.name, "SRV"), record_set_key(WEB_A.name, "A")]
         assert len(role.convergence_s) >= 2 and all(0 <= s < 15 for s in role.convergence_s)
     finally:
