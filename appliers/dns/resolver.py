@@ -66,8 +66,8 @@ class Forwarder:
         day value: no IP fragmentation). `udp_payload`: the size our replies advertise to
         clients; pass the Answerer's `max_udp_payload`."""
         self.routes = routes
-        self.health = health or UpstreamHealth()
-        self.cache = cache or ReplyCache()
+        self.health = health if health is not None else UpstreamHealth()
+        self.cache = cache if cache is not None else ReplyCache()
         self.attempt_timeout = attempt_timeout
         self.total_timeout = max(total_timeout, attempt_timeout)
         self.upstream_udp_payload = upstream_udp_payload
