@@ -19,6 +19,9 @@ the same question (name case-insensitively, type, class); anything else is dropp
 in `counters.mismatched`, and the wait goes on. Header-only error replies (FORMERR, SERVFAIL,
 NOTIMP, REFUSED without a question) are accepted as long as the rest matches.
 
+Identical questions in flight at the same time (same cache key, same transport) share one
+dispatch: a burst of clients asking a name whose entry just expired costs one upstream query.
+
 Losers are not cancelled when a winner arrives: they run on (at most `max_stragglers` of
 them, each still bounded by its timeout) so the scores learn that an upstream is dead or
 slow even while its partner keeps clients fast. `close()` cancels them.
@@ -32,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 
 from appliers.dns.answer import Forwarding
-from appliers.dns.cache import Client, ReplyCache, StoredReply
+from appliers.dns.cache import CacheKey, Client, ReplyCache, StoredReply
 from appliers.dns.routing import Routes, Upstream
 from appliers.dns.upstreams import UpstreamHealth
 from appliers.dns.wire import HEADER, WireError, counts, message_id, opt_record, query_opt, question_key, rcode
@@ -48,6 +51,7 @@ class ForwarderCounters:
     cache_hits: int = 0
     upstream_queries: int = 0
     upstream_failures: int = 0  # timeouts, refused or reset connections, malformed replies
+    coalesced: int = 0  # queries that joined an identical one already on its way upstream
     mismatched: int = 0  # replies dropped: wrong source, id, flags or question
     servfail: int = 0  # nobody answered in time
     no_route: int = 0  # no upstream configured for the name: REFUSED
@@ -75,6 +79,7 @@ class Forwarder:
         self.max_stragglers = max_stragglers
         self.counters = ForwarderCounters()
         self._stragglers: set[asyncio.Task] = set()
+        self._inflight: dict[tuple[CacheKey, bool], asyncio.Task] = {}
 
     @classmethod
     def from_config(cls, upstreams: Iterable[str] = (), forward_zones: Mapping[str, Iterable[str]] | None = None,
@@ -85,8 +90,8 @@ class Forwarder:
         return cls(Routes(upstreams, forward_zones, mesos_upstreams), **options)
 
     async def close(self) -> None:
-        """Cancel the losers still running; call when the DNS server stops."""
-        tasks = set(self._stragglers)
+        """Cancel the dispatches and losers still running; call when the DNS server stops."""
+        tasks = set(self._stragglers) | set(self._inflight.values())
         for task in tasks:
             task.cancel()
         if tasks:
@@ -110,7 +115,7 @@ class Forwarder:
         if not route.upstreams:
             self.counters.no_route += 1
             return _error_reply(query, question_end, REFUSED, client)
-        stored = await self._dispatch(route.upstreams, client, (name, qtype, qclass), forwarding.tcp)
+        stored = await self._shared_dispatch(key, route.upstreams, client, forwarding.tcp)
         if stored is None:
             self.counters.servfail += 1
             return _error_reply(query, question_end, SERVFAIL, client)
@@ -118,6 +123,20 @@ class Forwarder:
         return stored.render(client, self.cache.clock())
 
     # -- dispatch ------------------------------------------------------------------------
+
+    async def _shared_dispatch(self, key: CacheKey, upstreams: tuple[Upstream, ...], client: Client,
+                               tcp: bool) -> StoredReply | None:
+        """The dispatch for `key`, joined when one is already running. Shielded: a client
+        that goes away (its task cancelled) does not cancel the others' answer."""
+        inflight = (key, tcp)
+        task = self._inflight.get(inflight)
+        if task is None:
+            task = asyncio.ensure_future(self._dispatch(upstreams, client, key[:3], tcp))
+            self._inflight[inflight] = task
+            task.add_done_callback(lambda _: self._inflight.pop(inflight, None))
+        else:
+            self.counters.coalesced += 1
+        return await asyncio.shield(task)
 
     async def _dispatch(self, upstreams: tuple[Upstream, ...], client: Client,
                         question: tuple[bytes, int, int], tcp: bool) -> StoredReply | None:

@@ -152,6 +152,33 @@ async def spoofing_upstream():
         racer.close()
 
 
+class _SlowUpstream(asyncio.DatagramProtocol):
+    """Answers every query with 192.0.2.80 after 50 ms, counting the queries."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.transport = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data, addr) -> None:
+        self.queries += 1
+        reply = dns.message.make_response(dns.message.from_wire(data))
+        reply.answer.append(dns.rrset.from_text(reply.question[0].name, 60, "IN", "A", "192.0.2.80"))
+        asyncio.get_running_loop().call_later(0.05, self.transport.sendto, reply.to_wire(), addr)
+
+
+@contextlib.asynccontextmanager
+async def slow_upstream():
+    transport, upstream = await asyncio.get_running_loop().create_datagram_endpoint(
+        _SlowUpstream, local_addr=("127.0.0.1", FAKE))
+    try:
+        yield upstream
+    finally:
+        transport.close()
+
+
 # -- our server -----------------------------------------------------------------------------
 
 class _Clock:
@@ -249,6 +276,24 @@ async def test_a_failed_upstream_drops_out_of_the_choice_of_two():
         for _ in range(20):
             assert (await ask(server, "probe.example.test.")).rcode() == dns.rcode.NOERROR
         assert hole.received == before
+
+
+async def test_losers_beyond_the_cap_are_cancelled_and_teach_nothing():
+    fwd = forwarder(BLACK_HOLE, DEFAULT_DNS, cache=ReplyCache(capacity=0), max_stragglers=0)
+    async with black_hole(BLACK_HOLE), dnsmasq(DEFAULT_DNS), node_dns(fwd) as server:
+        for _ in range(3):
+            assert addresses(await ask(server, "probe.example.test.")) == ["10.0.0.3"]
+    assert (fwd.counters.stragglers_cancelled, fwd.counters.upstream_failures) == (3, 0)
+
+
+async def test_identical_questions_in_flight_share_one_upstream_query():
+    fwd = forwarder(FAKE)
+    async with slow_upstream() as upstream, node_dns(fwd) as server:
+        replies = await asyncio.gather(*(ask(server, "www.example.test.") for _ in range(10)))
+        assert [addresses(reply) for reply in replies] == [["192.0.2.80"]] * 10
+        assert upstream.queries == 1 and fwd.counters.coalesced == 9
+        await asyncio.gather(ask(server, "www.example.test.", tcp=True), ask(server, "other.example.test."))
+        assert upstream.queries == 2  # TCP is a cache hit now; the other name is its own query
 
 
 async def test_all_upstreams_dead_is_servfail_within_the_bound():
