@@ -85,7 +85,8 @@ class Answerer:
         acl = self.recursion_acl
         return acl is None or (client is not None and acl.allows(client))
 
-    def answer(self, data: bytes, *, tcp: bool = False, client: str | None = None) -> bytes | Forwarding | None:
+    def answer(self, data: bytes, *, tcp: bool = False,
+               client: str | None = None) -> bytes | Forwarding | None:
         if len(data) < 12 or data[2] & 0x80:
             return None
         opcode = (data[2] >> 3) & 0x0F

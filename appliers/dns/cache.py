@@ -3,8 +3,8 @@ client. Pure; the clock is injected.
 
 Every upstream reply, fresh or cached, reaches the client through the same two steps:
 `ReplyCache.prepare` turns it into a `StoredReply` (the upstream's OPT cut off, the TTL of
-every record located, the lifetime decided; `keep` caches it when that lifetime allows), and `StoredReply.render` stamps it for one
-client: its message id, RD bit and question spelling (0x20 case checks), RA set, AA cleared
+every record located, the lifetime decided; `keep` caches it when that lifetime allows),
+and `StoredReply.render` stamps it for one client: its message id, RD bit and question spelling (0x20 case checks), RA set, AA cleared
 (we are not the authority), TTLs lowered by the time spent in the cache, our own OPT when
 the client sent one, and cut down to header + question (+ OPT) with TC when it is larger
 than the client takes. Bytes are patched in place; nothing is re-encoded (wire.py says why).
@@ -30,7 +30,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliers.dns.wire import HEADER, OPT, SOA, WireError, counts, layout, opt_record, rcode, soa_minimum, ttl_of
+from appliers.dns.wire import (HEADER, OPT, SOA, WireError, counts, layout, opt_record, rcode, soa_minimum,
+                               ttl_of)
 
 NOERROR, NXDOMAIN = 0, 3
 

@@ -38,7 +38,8 @@ from appliers.dns.answer import Forwarding
 from appliers.dns.cache import CacheKey, Client, ReplyCache, StoredReply
 from appliers.dns.routing import Routes, Upstream
 from appliers.dns.upstreams import UpstreamHealth
-from appliers.dns.wire import HEADER, WireError, counts, message_id, opt_record, query_opt, question_key, rcode
+from appliers.dns.wire import (HEADER, WireError, counts, message_id, opt_record, query_opt, question_key,
+                               rcode)
 
 FORMERR, SERVFAIL, NOTIMP, REFUSED = 1, 2, 4, 5
 _ERROR_RCODES = frozenset({FORMERR, SERVFAIL, NOTIMP, REFUSED})
@@ -82,7 +83,8 @@ class Forwarder:
         self._inflight: dict[tuple[CacheKey, bool], asyncio.Task] = {}
 
     @classmethod
-    def from_config(cls, upstreams: Iterable[str] = (), forward_zones: Mapping[str, Iterable[str]] | None = None,
+    def from_config(cls, upstreams: Iterable[str] = (),
+                    forward_zones: Mapping[str, Iterable[str]] | None = None,
                     mesos_upstreams: Iterable[str] = (), **options) -> Forwarder:
         """From plain values: upstreams as "IP[:PORT]" strings (port 53 by default), forward
         zones as {zone: ["IP[:PORT]", ...]}, the masters' Mesos-DNS as "IP[:PORT]" (DC/OS
@@ -164,7 +166,8 @@ class Forwarder:
         self._let_run(pending)
         return winner
 
-    def _launch(self, upstream: Upstream, client: Client, question, tcp: bool, deadline: float) -> asyncio.Task:
+    def _launch(self, upstream: Upstream, client: Client, question, tcp: bool,
+                deadline: float) -> asyncio.Task:
         timeout = min(self.attempt_timeout, deadline - asyncio.get_running_loop().time())
         return asyncio.ensure_future(self._attempt(upstream, client, question, tcp, timeout))
 
@@ -204,7 +207,8 @@ class Forwarder:
     async def _ask_udp(self, upstream: Upstream, message: bytes, query_id: int, question) -> bytes:
         loop = asyncio.get_running_loop()
         transport, exchange = await loop.create_datagram_endpoint(
-            lambda: _UdpExchange(self, upstream, query_id, question), remote_addr=(upstream.host, upstream.port))
+            lambda: _UdpExchange(self, upstream, query_id, question),
+            remote_addr=(upstream.host, upstream.port))
         try:
             transport.sendto(message)
             return await exchange.reply
@@ -237,7 +241,8 @@ class _UdpExchange(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr) -> None:
         if self.reply.done():
             return
-        if (addr[0], addr[1]) == (self.upstream.host, self.upstream.port) and answers(data, self.query_id, self.question):
+        upstream = self.upstream
+        if (addr[0], addr[1]) == (upstream.host, upstream.port) and answers(data, self.query_id, self.question):
             self.reply.set_result(data)
         else:
             self.forwarder.counters.mismatched += 1

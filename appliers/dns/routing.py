@@ -5,6 +5,8 @@ Two things live here:
 - `Routes.route(qname)`: the upstream group for a name that is not ours. `mesos` and below go
   to the masters' Mesos-DNS when those are configured (dcos-dns checks it first); otherwise
   the most specific forward zone that encloses the name; otherwise the default upstreams.
+  Only names outside the node's zones get here: for `.mesos` to reach Mesos-DNS, the node's
+  ZoneSet must leave the `mesos.` origin out (the default ZoneSet answers it itself).
 - `rename(qname)`: the dcos-dns aliases answered from our own zones. `*.dclb.thisdcos.directory`
   and `*.dclb.thisdcos.global` are `*.l4lb.thisdcos.directory`; any other `*.thisdcos.global`
   is `*.thisdcos.directory`. The answerer looks the internal name up and renames every name

@@ -16,11 +16,12 @@ import statistics
 import time
 
 import dns.asyncquery
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rrset
-import pytest
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
@@ -28,7 +29,6 @@ from appliers.dns.cache import ReplyCache
 from appliers.dns.records import record
 from appliers.dns.resolver import Forwarder
 from appliers.dns.server import DnsServer
-from appliers.dns.upstreams import UpstreamHealth
 from appliers.dns.zone import ZoneSet
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"

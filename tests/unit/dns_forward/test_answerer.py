@@ -4,6 +4,7 @@ every name renamed back, and who may recurse (REFUSED and RA=0 for everyone else
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import pytest
 
 from appliers.dns.acl import RecursionAcl

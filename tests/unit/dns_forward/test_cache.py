@@ -5,6 +5,7 @@ are written with dnspython and what clients get is read back with it."""
 import dns.flags
 import dns.message
 import dns.rcode
+import dns.rdatatype
 import dns.rrset
 import pytest
 
