@@ -32,10 +32,12 @@ from appliers.dns.server import DnsServer
 from appliers.dns.zone import ZoneSet
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 TIMEOUT = 2.0
 # Ports (127.0.0.1): dnsmasq upstreams, black holes, a fake upstream and its racing twin,
 # and ports where nothing listens.
 MESOS_DNS, ZONE_DNS, DEFAULT_DNS = 42001, 42002, 42003
+UNBOUND_DNS = 42040
 BLACK_HOLE, BLACK_HOLE_2 = 42010, 42011
 FAKE, RACER = 42020, 42021
 CLOSED, CLOSED_2 = 42030, 42031
@@ -63,10 +65,47 @@ async def dnsmasq(port: int, *, authoritative: bool = True):
         args += ["--auth-server=ns.wayfinder.test,127.0.0.1", *(f"--auth-zone={zone}" for zone in ZONES)]
     else:
         args += [f"--address=/big.bulk.test/{address}" for address in BIG]
+    async with _running(args, port, "probe.example.test.") as process:
+        yield process
+
+
+UNBOUND_CONF = """server:
+  interface: 127.0.0.1
+  port: {port}
+  do-daemonize: no
+  username: ""
+  chroot: ""
+  directory: "{directory}"
+  pidfile: ""
+  use-syslog: no
+  num-threads: 1
+  do-ip6: no
+  access-control: 127.0.0.0/8 allow
+  local-zone: "unbound.test." static
+  local-data: "unbound.test. 30 IN SOA ns.unbound.test. hostmaster.unbound.test. 1 3600 600 86400 20"
+  local-data: "probe.unbound.test. 30 IN A 10.0.0.4"
+  local-zone: "." refuse
+remote-control:
+  control-enable: no
+"""
+
+
+@contextlib.asynccontextmanager
+async def unbound(port: int, directory):
+    """unbound on 127.0.0.1:port with the static zone unbound.test (never recursing)."""
+    conf = directory / "unbound.conf"
+    conf.write_text(UNBOUND_CONF.format(port=port, directory=directory))
+    async with _running([UNBOUND, "-d", "-c", str(conf)], port, "probe.unbound.test.") as process:
+        yield process
+
+
+@contextlib.asynccontextmanager
+async def _running(args: list[str], port: int, probe: str):
+    """A DNS server process, once it answers `probe`; terminated (killed if need be) after."""
     process = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
-        await _until_answering(process, port)
+        await _until_answering(process, port, probe)
         yield process
     finally:
         if process.returncode is None:
@@ -78,17 +117,17 @@ async def dnsmasq(port: int, *, authoritative: bool = True):
                 await process.wait()
 
 
-async def _until_answering(process, port: int) -> None:
-    query = dns.message.make_query("probe.example.test.", "A")
+async def _until_answering(process, port: int, probe: str) -> None:
+    query = dns.message.make_query(probe, "A")
     for _ in range(50):  # 50 x 0.1 s at most
         if process.returncode is not None:
-            raise RuntimeError(f"dnsmasq on {port} exited: {(await process.stderr.read()).decode()}")
+            raise RuntimeError(f"{process.args} exited: {(await process.stderr.read()).decode()}")
         try:
             await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=0.1)
             return
         except (dns.exception.Timeout, OSError):
             await asyncio.sleep(0.05)
-    raise RuntimeError(f"dnsmasq on {port} did not answer")
+    raise RuntimeError(f"nothing answers on port {port}")
 
 
 class _Sink(asyncio.DatagramProtocol):
@@ -248,6 +287,22 @@ async def test_per_zone_routing():
         answered = {name: addresses(await ask(server, name + ".")) for name in PROBES}
     assert answered == {"probe.mesos": ["10.0.0.1"], "probe.corp.test": ["10.0.0.2"],
                         "probe.example.test": ["10.0.0.3"]}
+
+
+async def test_unbound_as_a_forward_zone_upstream(tmp_path):
+    fwd = Forwarder.from_config([f"127.0.0.1:{DEFAULT_DNS}"], {"unbound.test": [f"127.0.0.1:{UNBOUND_DNS}"]})
+    async with unbound(UNBOUND_DNS, tmp_path), dnsmasq(DEFAULT_DNS), node_dns(fwd) as server:
+        for tcp in (False, True):
+            assert addresses(await ask(server, "probe.unbound.test.", tcp=tcp)) == ["10.0.0.4"]
+        assert addresses(await ask(server, "probe.example.test.")) == ["10.0.0.3"]
+        for _ in range(2):  # the second from the cache: min(SOA TTL 30, MINIMUM 20)
+            missing = await ask(server, "nope.unbound.test.", use_edns=0)
+            assert missing.rcode() == dns.rcode.NXDOMAIN and missing.edns == 0
+            assert [rrset.to_text() for rrset in missing.authority] == [
+                "unbound.test. 20 IN SOA ns.unbound.test. hostmaster.unbound.test. 1 3600 600 86400 20"]
+    # upstream: probe.unbound.test over UDP, probe.example.test, nope once; cached: the TCP
+    # probe (the cache serves both transports) and the second nope
+    assert (fwd.counters.upstream_queries, fwd.counters.cache_hits) == (3, 2)
 
 
 async def test_a_black_holed_upstream_does_not_slow_clients_down():
