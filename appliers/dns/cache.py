@@ -101,6 +101,11 @@ class ReplyCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def snapshot(self) -> dict[str, int]:
+        """For the node's metrics."""
+        return {"entries": len(self._entries), "hits": self.hits, "misses": self.misses,
+                "expired": self.expired, "evicted": self.evicted}
+
     def lookup(self, key: CacheKey) -> StoredReply | None:
         entry = self._entries.get(key)
         if entry is None:

@@ -75,7 +75,7 @@ def test_positive_answer_counts_down_and_expires(cache, clock):
     assert zone_lines(reply, "authority") == ["example. 23 NS ns.example."]  # never beyond our lifetime
     clock.advance(22.1)
     assert cache.lookup(key_for()) is None and len(cache) == 0
-    assert (cache.hits, cache.misses, cache.expired) == (1, 1, 1)
+    assert cache.snapshot() == {"entries": 0, "hits": 1, "misses": 1, "expired": 1, "evicted": 0}
 
 
 def test_client_stamp(cache):
