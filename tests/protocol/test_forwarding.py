@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import socket
 import statistics
 import time
 
@@ -22,6 +23,7 @@ import dns.message
 import dns.name
 import dns.rcode
 import dns.rrset
+import pytest
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
@@ -53,19 +55,19 @@ OWN_RECORDS = [record("web.fw.l4lb.thisdcos.directory.", "A", 5, "11.0.0.7")]
 # -- upstreams ------------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def dnsmasq(port: int, *, authoritative: bool = True):
+async def dnsmasq(port: int, *, authoritative: bool = True, host: str = "127.0.0.1"):
     """dnsmasq on 127.0.0.1:port; the probes answer ADDRESS[port], TTL 30. Authoritative for
     ZONES (negative answers with an SOA); otherwise a plain local resolver whose
     big.bulk.test answers BIG (auth mode refuses names outside its zones)."""
     args = [DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
-            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=",
+            f"--port={port}", f"--listen-address={host}", "--bind-interfaces", "--pid-file=",
             "--log-facility=-", "--local-ttl=30", "--auth-ttl=30",
             f"--host-record={','.join(PROBES)},{ADDRESS.get(port, '10.0.0.9')}"]
     if authoritative:
-        args += ["--auth-server=ns.wayfinder.test,127.0.0.1", *(f"--auth-zone={zone}" for zone in ZONES)]
+        args += [f"--auth-server=ns.wayfinder.test,{host}", *(f"--auth-zone={zone}" for zone in ZONES)]
     else:
         args += [f"--address=/big.bulk.test/{address}" for address in BIG]
-    async with _running(args, port, "probe.example.test.") as process:
+    async with _running(args, host, port, "probe.example.test.") as process:
         yield process
 
 
@@ -95,17 +97,17 @@ async def unbound(port: int, directory):
     """unbound on 127.0.0.1:port with the static zone unbound.test (never recursing)."""
     conf = directory / "unbound.conf"
     conf.write_text(UNBOUND_CONF.format(port=port, directory=directory))
-    async with _running([UNBOUND, "-d", "-c", str(conf)], port, "probe.unbound.test.") as process:
+    async with _running([UNBOUND, "-d", "-c", str(conf)], "127.0.0.1", port, "probe.unbound.test.") as process:
         yield process
 
 
 @contextlib.asynccontextmanager
-async def _running(args: list[str], port: int, probe: str):
+async def _running(args: list[str], host: str, port: int, probe: str):
     """A DNS server process, once it answers `probe`; terminated (killed if need be) after."""
     process = await asyncio.create_subprocess_exec(
         *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
-        await _until_answering(process, port, probe)
+        await _until_answering(process, host, port, probe)
         yield process
     finally:
         if process.returncode is None:
@@ -117,13 +119,13 @@ async def _running(args: list[str], port: int, probe: str):
                 await process.wait()
 
 
-async def _until_answering(process, port: int, probe: str) -> None:
+async def _until_answering(process, host: str, port: int, probe: str) -> None:
     query = dns.message.make_query(probe, "A")
     for _ in range(50):  # 50 x 0.1 s at most
         if process.returncode is not None:
             raise RuntimeError(f"{process.args} exited: {(await process.stderr.read()).decode()}")
         try:
-            await dns.asyncquery.udp(query, "127.0.0.1", port=port, timeout=0.1)
+            await dns.asyncquery.udp(query, host, port=port, timeout=0.1)
             return
         except (dns.exception.Timeout, OSError):
             await asyncio.sleep(0.05)
@@ -266,6 +268,24 @@ async def test_a_forwarded_name_is_answered_with_the_upstreams_value():
             assert reply.question[0].name.to_text() == "Probe.Example.Test."
         own = await ask(server, "web.fw.l4lb.thisdcos.directory.")
         assert addresses(own) == ["11.0.0.7"] and own.flags & dns.flags.RA and own.flags & dns.flags.AA
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_an_ipv6_upstream():
+    fwd = Forwarder.from_config([f"[::1]:{DEFAULT_DNS}"], cache=ReplyCache(capacity=0))
+    async with dnsmasq(DEFAULT_DNS, host="::1"), node_dns(fwd) as server:
+        for tcp in (False, True):  # no cache: both transports reach the upstream
+            assert addresses(await ask(server, "probe.example.test.", tcp=tcp)) == ["10.0.0.3"]
+    assert fwd.counters.upstream_queries == 2 and fwd.counters.mismatched == 0
 
 
 async def test_big_upstream_answers_are_truncated_for_the_client_and_whole_over_tcp():
