@@ -1,16 +1,24 @@
 """Query bytes in, reply bytes out, from a `ZoneSet`. Pure: the server does the sockets.
 
-`Answerer(zones, forward=None).answer(data, tcp=False)` returns
+`Answerer(zones, forward=None, recursion_acl=None).answer(data, tcp=False, client=None)`
+returns
 - reply bytes, ready to send;
 - None: drop silently (shorter than a header, or a response: answering responses invites
   reflection loops between two servers);
-- a `Forwarding` for a query outside our origins when a `forward` hook is set. The server
+- a `Forwarding` for a query outside our origins when a `forward` hook is set and the client
+  may recurse (no `recursion_acl`, or `client`, its address, is inside it). The server
   awaits `answerer.forward(forwarding)` for the upstream reply; this module stays pure.
-  Without the hook such queries get REFUSED (dcos-dns without upstreams does the same).
+  Otherwise such queries get REFUSED (dcos-dns without upstreams does the same); cluster
+  names are answered to everyone.
+
+The dcos-dns aliases (routing.rename: `*.thisdcos.global`, `*.dclb.thisdcos.directory`,
+`*.dclb.thisdcos.global`) are looked up under their internal names, and every name in the
+reply (owners, CNAME/NS/SRV targets, SOA names) is renamed back, so the client sees only
+the names it asked about.
 
 Replies follow dcos-dns where it is right and the RFCs where it is not:
 - id and question copied (the question as the client spelled it, so 0x20 case checks pass),
-  QR=1, RD copied, RA=0 (nothing recurses here yet), AA as the zone says;
+  QR=1, RD copied, RA=1 exactly when this client may recurse through us, AA as the zone says;
 - EDNS0: the UDP limit is the client's advertised size (512 without OPT, never below 512,
   capped at our own `max_udp_payload`); an OPT goes back when the query had one, with DO
   copied (RFC 3225); EDNS version > 0 gets BADVERS;
@@ -34,7 +42,9 @@ from typing import Awaitable, Callable
 
 from dnslib import AAAA, CLASS, CNAME, NS, QTYPE, RR, SOA, SRV, A, DNSHeader, DNSLabel, DNSRecord, EDNS0
 
-from appliers.dns.records import Record
+from appliers.dns.acl import RecursionAcl
+from appliers.dns.records import Record, srv_target
+from appliers.dns.routing import Rename, rename
 from appliers.dns.zone import ZoneSet
 
 FORMERR, SERVFAIL, NOTIMP, REFUSED, BADVERS = 1, 2, 4, 5, 16
@@ -61,13 +71,22 @@ Forward = Callable[[Forwarding], Awaitable["bytes | None"]]
 
 class Answerer:
     def __init__(self, zones: ZoneSet, forward: Forward | None = None, *,
-                 max_udp_payload: int = 4096) -> None:
+                 max_udp_payload: int = 4096, recursion_acl: RecursionAcl | None = None) -> None:
         self.zones = zones
         self.forward = forward
+        self.recursion_acl = recursion_acl  # None: every client may recurse (when forwarding)
         # The most we send over UDP whatever the client says, and what our OPT advertises.
         self.max_udp_payload = max(UDP_MIN, min(max_udp_payload, TCP_MAX))
 
-    def answer(self, data: bytes, *, tcp: bool = False) -> bytes | Forwarding | None:
+    def may_recurse(self, client: str | None) -> bool:
+        """Whether a query from `client` (an address; None: unknown) may be forwarded."""
+        if self.forward is None:
+            return False
+        acl = self.recursion_acl
+        return acl is None or (client is not None and acl.allows(client))
+
+    def answer(self, data: bytes, *, tcp: bool = False,
+               client: str | None = None) -> bytes | Forwarding | None:
         if len(data) < 12 or data[2] & 0x80:
             return None
         opcode = (data[2] >> 3) & 0x0F
@@ -87,34 +106,43 @@ class Answerer:
         else:
             limit = max(UDP_MIN, min(opt.rclass, self.max_udp_payload))
 
+        ra = self.may_recurse(client)
         if opcode:
-            return self._reply(request, opt, limit, NOTIMP)
+            return self._reply(request, opt, limit, NOTIMP, ra=ra)
         if opt is not None and (opt.ttl >> 16) & 0xFF:
-            return self._reply(request, opt, limit, BADVERS)
+            return self._reply(request, opt, limit, BADVERS, ra=ra)
         question = request.q
         if question.qtype in _TRANSFERS:
-            return self._reply(request, opt, limit, REFUSED)
-        result = None
+            return self._reply(request, opt, limit, REFUSED, ra=ra)
+        result = renamed = None
         if question.qclass in _CLASSES:
-            result = self.zones.lookup(str(question.qname), QTYPE[question.qtype])
+            qname = str(question.qname).lower()
+            renamed = rename(qname)
+            result = self.zones.lookup(renamed.internal if renamed else qname, QTYPE[question.qtype])
         if result is None:
-            if self.forward is not None:
+            if ra:
                 return Forwarding(data, request, limit, tcp)
             return self._reply(request, opt, limit, REFUSED)
         return self._reply(request, opt, limit, result.rcode, result.aa,
-                           rotate(result.answers, request.header.id), result.authority)
+                           rotate(result.answers, request.header.id), result.authority,
+                           ra=ra, renamed=renamed)
 
     def _reply(self, request: DNSRecord, opt, limit: int, rcode: int, aa: bool = False,
-               answers: tuple[Record, ...] = (), authority: tuple[Record, ...] = ()) -> bytes:
+               answers: tuple[Record, ...] = (), authority: tuple[Record, ...] = (), *,
+               ra: bool = False, renamed: Rename | None = None) -> bytes:
         header = DNSHeader(id=request.header.id, qr=1, opcode=request.header.opcode, aa=int(aa),
-                           rd=request.header.rd, ra=0, rcode=rcode & 0x0F)
+                           rd=request.header.rd, ra=int(ra), rcode=rcode & 0x0F)
         question = request.q
         reply = DNSRecord(header, q=question)
         qname = question.qname
-        lower = str(qname).lower()
+        asked = renamed.internal if renamed else str(qname).lower()
         for section, records in ((reply.rr, answers), (reply.auth, authority)):
             for r in records:
-                owner = qname if r.name == lower else DNSLabel(r.name)
+                owner = qname if r.name == asked else None
+                if renamed is not None:
+                    r = _renamed_back(r, renamed)
+                if owner is None:
+                    owner = DNSLabel(r.name)
                 section.append(RR(owner, _TYPE_CODES[r.type], CLASS.IN, r.ttl, _rdata(r.type, r.rdata)))
         if opt is not None:
             do = "do" if opt.ttl & 0x8000 else ""
@@ -145,6 +173,20 @@ def header_only(query: bytes, rcode: int) -> bytes:
     QR set, every count zero, so it is valid whatever the query's sections held."""
     flags = 0x80 | (query[2] & 0x79)  # QR | opcode | RD
     return query[:2] + bytes((flags, rcode & 0x0F)) + bytes(8)
+
+
+def _renamed_back(r: Record, renamed: Rename) -> Record:
+    """`r` with its owner and the names in its rdata as the client's alias spells them."""
+    back = renamed.back
+    rdata = r.rdata
+    if r.type in ("CNAME", "NS"):
+        rdata = back(rdata)
+    elif r.type == "SRV":
+        rdata = f"{rdata.rsplit(' ', 1)[0]} {back(srv_target(rdata))}"
+    elif r.type == "SOA":
+        mname, rname, numbers = rdata.split(" ", 2)
+        rdata = f"{back(mname)} {back(rname)} {numbers}"
+    return r._replace(name=back(r.name), rdata=rdata)
 
 
 @lru_cache(maxsize=65536)

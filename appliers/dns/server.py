@@ -5,9 +5,10 @@ UDP answers inside `datagram_received`, with no task and no await per packet: th
 synchronous, so the reply goes out before the next datagram is read. TCP takes RFC 7766's
 2-byte length framing, several queries per connection answered in order, and closes a
 connection after `tcp_idle_timeout` without a query, so idle clients cannot pin sockets.
-Queries the answerer hands back as `Forwarding` run as tasks through its forward hook, at
-most `max_forwarding` at once (dcos-dns caps in-flight requests at 1024); beyond that the
-client gets SERVFAIL at once rather than a queue.
+Every query goes to the answerer with the client's address, which decides whether that
+client may recurse (the recursion ACL). Queries the answerer hands back as `Forwarding` run
+as tasks through its forward hook, at most `max_forwarding` at once (dcos-dns caps in-flight
+requests at 1024); beyond that the client gets SERVFAIL at once rather than a queue.
 
 Nothing is logged per query. `counters` is read by the node's metrics; the rcode and TC bit
 are read from the reply header, so the answerer needs no counting hooks.
@@ -113,7 +114,7 @@ class DnsServer:
     def _on_datagram(self, data: bytes, addr, transport: asyncio.DatagramTransport) -> None:
         counters = self.counters
         counters.queries += 1
-        reply = self.answerer.answer(data)
+        reply = self.answerer.answer(data, client=addr[0])  # the client decides RA and recursion
         if reply is None:
             counters.dropped += 1
         elif isinstance(reply, Forwarding):
@@ -132,20 +133,21 @@ class DnsServer:
         self._connections.add(task)
         self.counters.tcp_connections += 1
         try:
-            await self._tcp_queries(reader, writer)
+            await self._tcp_queries(reader, writer, writer.get_extra_info("peername")[0])
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass  # the client went away or fell idle: the normal end of a connection
         finally:
             self._connections.discard(task)
             writer.close()
 
-    async def _tcp_queries(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _tcp_queries(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           client: str) -> None:
         idle = self.tcp_idle_timeout
         while True:  # bounded by the idle timeout and the peer closing
             size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), idle), "big")
             data = await asyncio.wait_for(reader.readexactly(size), idle)
             self.counters.queries += 1
-            reply = self.answerer.answer(data, tcp=True)
+            reply = self.answerer.answer(data, tcp=True, client=client)
             if isinstance(reply, Forwarding):
                 reply = await self._forwarded(reply)
             if reply is None:  # not a query: nothing sane to say on this stream any more
