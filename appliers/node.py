@@ -149,7 +149,9 @@ class Node:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
         self.dns = DnsRole(DnsSettings(options.bootstrap, options.catalog, options.agent_ip, options.dns_listen,
-                                       http=options.dns_http, upstreams=options.upstreams)
+                                       http=options.dns_http, upstreams=options.upstreams,
+                                       forward_zones=options.forward_zones, mesos_dns=options.mesos_dns,
+                                       allow_recursion=options.allow_recursion)
                            ) if "dns" in options.roles else None
         self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
 

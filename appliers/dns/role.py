@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 
 import msgspec
 
+from pyroute2 import IPRoute
+
+from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
 from appliers.dns.records import Record, record
 from appliers.dns.server import DnsServer
 from appliers.dns.http_server import MesosDnsHttpServer
 from appliers.dns.mesos_api import MesosDnsConfig
-from appliers.dns.zone import (RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
+from appliers.dns.resolver import Forwarder
+from appliers.dns.zone import (DEFAULT_ORIGINS, RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
                                SOA_RNAME, ZoneSet)
 from runtime.kafka.follower import TableFollower
 from runtime.kafka.reader import ConsumedRecord
@@ -52,7 +56,10 @@ class DnsSettings:
     agent_ip: str
     listen: tuple[str, int] = ("127.0.0.1", 53)
     http: tuple[str, int] | None = None  # the Mesos-DNS HTTP API, when wanted
-    upstreams: tuple[str, ...] = ()  # reported by /v1/config as Resolvers
+    upstreams: tuple[str, ...] = ()  # default upstreams, IP[:PORT]
+    forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
+    mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
+    allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
     catch_up_timeout: float = 600.0
 
 
@@ -67,11 +74,24 @@ def thisnode_records(agent_ip: str) -> list[Record]:
     return [record(THISNODE, kind, RECORD_TTL, agent_ip)]
 
 
+def zones_for(settings: DnsSettings) -> ZoneSet:
+    """Our zones: all of dcos-dns' and Mesos-DNS's, except ``mesos`` when it is forwarded to
+    the masters' Mesos-DNS (running side by side with it while migrating)."""
+    skip = {"mesos."} if settings.mesos_dns else set()
+    return ZoneSet([origin for origin in DEFAULT_ORIGINS if origin not in skip])
+
+
+def own_networks() -> list[str]:
+    """The networks of this host's (or namespace's) interfaces, as CIDRs."""
+    with IPRoute() as ip:
+        return [f"{address.get_attr('IFA_ADDRESS')}/{address['prefixlen']}" for address in ip.get_addr()]
+
+
 @dataclass
 class DnsRole:
     settings: DnsSettings
-    zones: ZoneSet = field(default_factory=ZoneSet)
-    answerer: Answerer | None = None  # built from the zones when not given (no forwarding)
+    zones: ZoneSet | None = None  # from the settings when not given
+    forwarder: Forwarder | None = None  # from the settings: None when no upstream is set
     server: DnsServer | None = None
     http: MesosDnsHttpServer | None = None
     # The record sets as the topic holds them, for the Mesos-DNS HTTP API and inspection.
@@ -83,9 +103,19 @@ class DnsRole:
     on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
     skipped: int = 0  # record sets refused as invalid
 
+    def __post_init__(self) -> None:
+        settings = self.settings
+        if self.zones is None:
+            self.zones = zones_for(settings)
+        if self.forwarder is None and (settings.upstreams or settings.forward_zones or settings.mesos_dns):
+            self.forwarder = Forwarder.from_config(settings.upstreams, settings.forward_zones, settings.mesos_dns)
+
     async def run(self, stop: asyncio.Event, others: list[asyncio.Event] = ()) -> None:
         settings = self.settings
-        self.server = DnsServer(self.answerer or Answerer(self.zones), *settings.listen)
+        allowed = settings.allow_recursion
+        acl = RecursionAcl(allowed) if allowed is not None else RecursionAcl.for_node(
+            await asyncio.to_thread(own_networks))
+        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *settings.listen)
         await self.server.start()
         log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until caught up)",
                  *self.server.address[:2])
@@ -115,6 +145,8 @@ class DnsRole:
             if self.http:
                 await self.http.stop()
             await self.server.stop()
+            if self.forwarder:
+                await self.forwarder.close()
 
     def _http_config(self) -> MesosDnsConfig:
         """What /v1/config reports: where this node listens, its resolvers, and the SOA its
