@@ -136,6 +136,8 @@ class DnsServer:
             await self._tcp_queries(reader, writer, writer.get_extra_info("peername")[0])
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass  # the client went away or fell idle: the normal end of a connection
+        except asyncio.CancelledError:
+            pass  # `stop` cancels open connections; asyncio would log it as an error otherwise
         finally:
             self._connections.discard(task)
             writer.close()
