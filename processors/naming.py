@@ -24,6 +24,8 @@ dashes; we keep Mesos-DNS's result so that one sanitiser serves every zone.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 _RFC1123 = (63, "-")
 _RFC952 = (24, "-0123456789")
 
@@ -52,12 +54,14 @@ def _trim_cut(text: str, maxlen: int, left: str) -> str:
     return head + tail[: size - len(head)]
 
 
+@lru_cache(maxsize=1 << 16)  # names repeat (every instance of an app, every framework)
 def label(text: str, rfc952: bool = False) -> str:
     """One DNS label from any text (task name, VIP name part, framework name part)."""
     maxlen, left = _RFC952 if rfc952 else _RFC1123
     return _trim_cut(_mapped(text), maxlen, left)
 
 
+@lru_cache(maxsize=1 << 14)
 def domain_frag(text: str, rfc952: bool = False) -> str:
     """Dotted text as one or more labels: each ``.``-separated part sanitised, empty parts dropped."""
     return ".".join(part for part in (label(p, rfc952) for p in text.split(".")) if part)

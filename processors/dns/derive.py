@@ -33,10 +33,10 @@ from processors.dns.names import (
     MESOS_COPY_ZONE,
     ZK_ZONE,
     agent_tail,
-    is_dcos_name,
     task_hash,
     valid_name,
 )
+from processors.dns.sets import MAX_NAME, copy_name, copy_of, record_set
 from processors.dns.sources import (
     Address,
     address,
@@ -46,10 +46,11 @@ from processors.dns.sources import (
     task_addresses,
 )
 from processors.naming import domain_frag, label
-from schemas.dns import RecordSet, record_set_key
+from schemas.dns import RecordSet
 from schemas.mesos import Agent, Cluster, Framework, Task
 
-Contribution = tuple[str, str]  # (record-set key "<name>/<type>", rdata)
+# (record-set key "<name>/<type>" as schemas.dns.record_set_key spells it, its rdata)
+Contribution = tuple[str, tuple[str, ...]]
 ZK_NAMES = 5  # zk-1.zk .. zk-5.zk
 
 
@@ -70,7 +71,7 @@ class Rejection:
 class EntityRecords:
     """What one entity adds to the DNS table."""
 
-    contributions: tuple[Contribution, ...] = ()
+    contributions: tuple[Contribution, ...] = ()  # one per key, each rdata once
     rejections: tuple[Rejection, ...] = ()
     framework: str | None = None  # the framework name its records belong to
     task: str | None = None  # the task id, for task records
@@ -93,7 +94,8 @@ class _Collector:
         self.subject = subject
         self.config = config
         self.mesos_suffix = f".{config.domain}."
-        self.out: dict[Contribution, None] = {}
+        self.copy_growth = len(MESOS_COPY_ZONE) - len(config.domain)  # how much longer a copied name is
+        self.out: dict[str, list[str]] = {}
         self.refused: dict[tuple[str, str], None] = {}
 
     def reject(self, value: str, why: str) -> None:
@@ -105,30 +107,60 @@ class _Collector:
             self.reject(name, f"not a DNS name: {why}")
         return canonical
 
-    def address(self, name: str, found: Address) -> None:
-        canonical = self._name(name)
-        if canonical is not None:
-            self.out[(record_set_key(canonical, found[1]), found[0])] = None
+    def _add(self, key: str, rdata: str) -> None:
+        values = self.out.get(key)
+        if values is None:
+            self.out[key] = [rdata]
+        elif rdata not in values:
+            values.append(rdata)
 
-    def srv(self, name: str, priority: int, weight: int, port: int, target: str) -> None:
-        if not 0 <= port <= 65535:
-            self.reject(f"{name} port {port}", "not a port number (0-65535)")
-            return
-        canonical, target_name = self._name(name), self._name(target)
-        if canonical is not None and target_name is not None:
-            self.out[(record_set_key(canonical, "SRV"), f"{priority} {weight} {port} {target_name}")] = None
+    def addresses(self, name: str, found: list[Address]) -> None:
+        """A/AAAA records of ``name`` (absolute), one per address."""
+        if found and (canonical := self._name(name)) is not None:
+            for ip, rtype in found:
+                self._add(f"{canonical}/{rtype}", ip)
 
-    def mesos_address(self, relative: str, found: Address) -> None:
-        self.address(relative + self.mesos_suffix, found)
-        self.address(f"{relative}.{MESOS_COPY_ZONE}.", found)
+    def srvs(self, name: str, priority: int, weight: int, ports: list[int], target: str) -> None:
+        """SRV records of ``name`` -> ``target`` (both absolute), one per port."""
+        if ports and (canonical := self._name(name)) is not None and (target := self._name(target)) is not None:
+            for port in ports:
+                self._add(f"{canonical}/SRV", f"{priority} {weight} {port} {target}")
 
-    def mesos_srv(self, relative: str, port: int, target: str) -> None:
-        self.srv(relative + self.mesos_suffix, 0, self.config.srv_weight, port, target + self.mesos_suffix)
-        self.srv(f"{relative}.{MESOS_COPY_ZONE}.", 1, 1, port, f"{target}.{MESOS_COPY_ZONE}.")
+    def mesos_addresses(self, relative: str, found: list[Address]) -> None:
+        name = relative + self.mesos_suffix
+        self.addresses(name, found)
+        if found:
+            self._check_copy(name)
+
+    def mesos_srvs(self, relative: str, ports: list[int], target: str) -> None:
+        name, target = relative + self.mesos_suffix, target + self.mesos_suffix
+        self.srvs(name, 0, self.config.srv_weight, ports, target)
+        if ports:
+            self._check_copy(name)
+            self._check_copy(target)
+
+    def _check_copy(self, name: str) -> None:
+        """Report a valid Mesos-DNS name that the ``mesos.thisdcos.directory`` copy makes too long."""
+        if len(name) + self.copy_growth <= MAX_NAME:
+            return  # the common case, decided by length alone
+        if len(name) <= MAX_NAME and valid_name(name)[0] is not None and copy_name(name, self.config) is None:
+            copied = name[: -len(self.mesos_suffix)] + f".{MESOS_COPY_ZONE}."
+            self.reject(copied, f"not a DNS name: longer than {MAX_NAME} characters (only {name} is published)")
+
+    def ports(self, what: str, numbers: Iterable[int]) -> list[int]:
+        """The numbers that are ports (0-65535); the others are refused."""
+        kept = []
+        for number in numbers:
+            if 0 <= number <= 65535:
+                kept.append(number)
+            else:
+                self.reject(f"{what} port {number}", "not a port number (0-65535)")
+        return kept
 
     def result(self, framework: str | None = None, task: str | None = None) -> EntityRecords:
         rejections = tuple(sorted(Rejection(self.subject, value, why) for value, why in self.refused))
-        return EntityRecords(tuple(self.out), rejections, framework, task)
+        contributions = tuple((key, tuple(values)) for key, values in self.out.items())
+        return EntityRecords(contributions, rejections, framework, task)
 
 
 # -- tasks ----------------------------------------------------------------------------------
@@ -199,29 +231,27 @@ def _mesos_task_family(
     discovered: bool,
     rfc952: bool,
 ) -> None:
-    for found in addresses:
-        out.mesos_address(f"{name}.{fw}", found)
-        out.mesos_address(f"{canonical}.{fw}", found)
-    for found in hosts:
-        out.mesos_address(f"{name}.{fw}.slave", found)
-        out.mesos_address(f"{canonical}.{fw}.slave", found)
+    out.mesos_addresses(f"{name}.{fw}", addresses)
+    out.mesos_addresses(f"{canonical}.{fw}", addresses)
+    out.mesos_addresses(f"{name}.{fw}.slave", hosts)
+    out.mesos_addresses(f"{canonical}.{fw}.slave", hosts)
+    host_ports = out.ports("host", (port for ports in task.port_ranges for port in range(ports.begin, ports.end + 1)))
     slave_target = f"{canonical}.{fw}.slave"
-    for ports in task.port_ranges:
-        for port in range(ports.begin, ports.end + 1):
-            for protocol in ("tcp", "udp"):
-                out.mesos_srv(f"_{name}._{protocol}.{fw}.slave", port, slave_target)
-                if not discovered:
-                    out.mesos_srv(f"_{name}._{protocol}.{fw}", port, slave_target)
+    for protocol in ("tcp", "udp"):
+        out.mesos_srvs(f"_{name}._{protocol}.{fw}.slave", host_ports, slave_target)
+        if not discovered:
+            out.mesos_srvs(f"_{name}._{protocol}.{fw}", host_ports, slave_target)
     if not discovered:
         return
     for port in task.discovery.ports:
         protocol = label(port.protocol, rfc952)
         port_name = label(port.name or "", rfc952)
+        number = out.ports("discovery", (port.number,))
         for proto in (protocol,) if protocol else ("tcp", "udp"):
             service = f"_{name}._{proto}.{fw}"
-            out.mesos_srv(service, port.number, f"{canonical}.{fw}")
+            out.mesos_srvs(service, number, f"{canonical}.{fw}")
             if port_name:
-                out.mesos_srv(f"_{port_name}.{service}", port.number, f"{canonical}.{fw}")
+                out.mesos_srvs(f"_{port_name}.{service}", number, f"{canonical}.{fw}")
 
 
 def dcos_task_names(out: _Collector, task: Task, framework: Framework, hosts: list[Address]) -> None:
@@ -246,8 +276,7 @@ def dcos_task_names(out: _Collector, task: Task, framework: Framework, hosts: li
     containers = container_ips(task)
     auto = hosts if has_port_mapping(task) or not containers else containers
     for kind, found in (("agentip", hosts), ("containerip", containers), ("autoip", auto)):
-        for one in found:
-            out.address(f"{base}.{kind}.{DCOS_ZONE}.", one)
+        out.addresses(f"{base}.{kind}.{DCOS_ZONE}.", found)
 
 
 # -- agents, frameworks, cluster ------------------------------------------------------------
@@ -259,10 +288,9 @@ def agent_records(agent: Agent, config: DnsConfig) -> EntityRecords:
     hosts = agent_addresses(agent)
     if not hosts:
         out.reject(agent.hostname, "agent has no IP address (host names are not resolved): no slave names")
-    for found in hosts:
-        out.mesos_address("slave", found)
+    out.mesos_addresses("slave", hosts)
     if hosts:
-        out.mesos_srv("_slave._tcp", agent.port, "slave")
+        out.mesos_srvs("_slave._tcp", out.ports("agent", (agent.port,)), "slave")
     return out.result()
 
 
@@ -280,9 +308,9 @@ def framework_records(framework: Framework, config: DnsConfig) -> EntityRecords:
     elif found is None:
         out.reject(framework.hostname or "", "framework has no IP address (host names are not resolved)")
     else:
-        out.mesos_address(fw, found)
+        out.mesos_addresses(fw, [found])
         if framework.port is not None:
-            out.mesos_srv(f"_framework._tcp.{fw}", framework.port, fw)
+            out.mesos_srvs(f"_framework._tcp.{fw}", out.ports("scheduler", (framework.port,)), fw)
     return out.result(framework.name)
 
 
@@ -305,11 +333,11 @@ def cluster_records(cluster: Cluster, config: DnsConfig) -> EntityRecords:
     leader_at = (cluster.leader.hostname, cluster.leader.port)
     in_master: set[str] = set()
     if leader is not None:
-        out.mesos_address("leader", leader)
-        out.mesos_address("master", leader)
+        out.mesos_addresses("leader", [leader])
+        out.mesos_addresses("master", [leader])
         in_master.add(leader[0])
         for protocol in ("tcp", "udp"):
-            out.mesos_srv(f"_leader._{protocol}", cluster.leader.port, "leader")
+            out.mesos_srvs(f"_leader._{protocol}", out.ports("leader", (cluster.leader.port,)), "leader")
     index, leader_indexed = 0, False
     masters: list[Address] = []
     for master in cluster.masters:
@@ -324,42 +352,25 @@ def cluster_records(cluster: Cluster, config: DnsConfig) -> EntityRecords:
             if found[0] in in_master:
                 continue  # Mesos-DNS: a master already in master.mesos gets no masterN
             in_master.add(found[0])
-            out.mesos_address("master", found)
+            out.mesos_addresses("master", [found])
         elif leader_indexed:
             continue
-        out.mesos_address(f"master{index}", found)
+        out.mesos_addresses(f"master{index}", [found])
         index += 1
         leader_indexed = leader_indexed or is_leader
     if leader is not None and not leader_indexed:
-        out.mesos_address(f"master{index}", leader)
+        out.mesos_addresses(f"master{index}", [leader])
     if not masters and leader is not None:
         masters = [leader]
-    for found in masters:
-        out.address(f"master.{DCOS_ZONE}.", found)
+    out.addresses(f"master.{DCOS_ZONE}.", masters)
     if leader is not None:
-        out.address(f"leader.{DCOS_ZONE}.", leader)
+        out.addresses(f"leader.{DCOS_ZONE}.", [leader])
     for n in range(ZK_NAMES if masters else 0):
-        out.address(f"zk-{n + 1}.{ZK_ZONE}.", masters[n % len(masters)])
+        out.addresses(f"zk-{n + 1}.{ZK_ZONE}.", [masters[n % len(masters)]])
     return out.result()
 
 
 # -- the whole table ------------------------------------------------------------------------
-
-
-def record_set(
-    key: str, rdata: Iterable[str], tasks: Iterable[str], frameworks: Iterable[str], config: DnsConfig
-) -> RecordSet:
-    """The published value of one name and type, from everything contributed to it."""
-    name, rtype = key.rsplit("/", 1)
-    ttl = config.dcos_ttl if is_dcos_name(name) else config.ttl
-    return RecordSet(
-        name=name,
-        type=rtype,
-        ttl=ttl,
-        rdata=sorted(rdata),
-        framework=min(frameworks, default=None),
-        tasks=sorted(tasks),
-    )
 
 
 def entity_records(
@@ -395,13 +406,16 @@ def derive_records(
     rejections: list[Rejection] = []
     for found in entity_records(tasks, agents, frameworks, clusters, config):
         rejections.extend(found.rejections)
-        for key, value in found.contributions:
-            rdata.setdefault(key, set()).add(value)
+        for key, values in found.contributions:
+            rdata.setdefault(key, set()).update(values)
             if found.task is not None:
                 owners.setdefault(key, set()).add(found.task)
             if found.framework is not None:
                 names.setdefault(key, set()).add(found.framework)
-    records = {
-        key: record_set(key, rdata[key], owners.get(key, ()), names.get(key, ()), config) for key in sorted(rdata)
-    }
-    return Derived(records, sorted(rejections))
+    records: dict[str, RecordSet] = {}
+    for key in rdata:
+        value = records[key] = record_set(key, rdata[key], owners.get(key, ()), names.get(key, ()), config)
+        copy = copy_of(value, config)
+        if copy is not None and copy[1] is not None:
+            records[copy[0]] = copy[1]
+    return Derived(dict(sorted(records.items())), sorted(rejections))

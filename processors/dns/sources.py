@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 from processors.dns.config import DnsConfig
 from schemas.mesos import Agent, Task, TaskStatus
@@ -37,6 +38,7 @@ _PROTOCOLS = ("tcp", "udp")
 _INDEX = re.compile(r"[+-]?[0-9]+")  # Erlang binary_to_integer: an optional sign, then digits
 
 
+@lru_cache(maxsize=1 << 16)  # agent addresses repeat for every task on the agent
 def address(text: str | None) -> Address | None:
     """The canonical address and its record type, or None when ``text`` is no IP.
 
