@@ -306,7 +306,7 @@ def framework_records(framework: Framework, config: DnsConfig) -> EntityRecords:
     if not fw:
         out.reject(framework.name, "framework name has no DNS label left after sanitising")
     elif found is None:
-        out.reject(framework.hostname or "", "framework has no IP address (host names are not resolved)")
+        out.reject(framework.name, f"framework has no IP address (host {framework.hostname or ''!r} is not resolved)")
     else:
         out.mesos_addresses(fw, [found])
         if framework.port is not None:
