@@ -283,3 +283,18 @@ def test_agent_without_ip_loses_agent_names_only():
     assert published["web.marathon.mesos./A"] == ["9.0.0.5"]  # netinfo still answers
     assert not any(".slave." in key or ".agentip." in key for key in published)
     assert [r.value for r in found.rejections] == ["agent-1.example"]
+
+
+def test_names_only_the_copy_makes_too_long_stay_in_the_mesos_zone():
+    """``mesos.thisdcos.directory`` is 19 characters longer than ``mesos``: a name of 236-254
+    characters is published under ``mesos`` only, and the missing copy is reported."""
+    from processors.dns.derive import derive_records
+
+    long_framework = replace(FRAMEWORK, name=".".join(["f" * 55] * 4))  # 223 characters
+    derived = derive_records({"web": task(id="web")}, {AGENT.id: AGENT}, {FRAMEWORK.id: long_framework}, {})
+    fw = long_framework.name
+    assert len(f"web.{fw}.mesos.thisdcos.directory.") == 253
+    assert f"web.{fw}.mesos.thisdcos.directory./A" in derived.records
+    assert f"web.{fw}.slave.mesos./A" in derived.records  # 240 characters
+    assert f"web.{fw}.slave.mesos.thisdcos.directory./A" not in derived.records  # 259
+    assert f"web.{fw}.slave.mesos.thisdcos.directory." in {r.value for r in derived.rejections}
