@@ -11,12 +11,13 @@ name), ``<c>`` = ``<t>-<h>-<s>``, domain ``mesos``):
   ``master``/``leader.dcos.thisdcos.directory``, ``zk-1.zk`` .. ``zk-5.zk``.
 
 Every Mesos-DNS record is also published in dcos-dns's copy of the zone, with ``.mesos``
-replaced by ``.mesos.thisdcos.directory`` (SRV targets too) and SRV priority/weight 1/1.
+replaced by ``.mesos.thisdcos.directory`` (SRV targets too) and SRV priority/weight 1/1; that
+copy is made where record sets are built (sets.py), not contributed twice.
 Not produced here, on purpose: SOA and NS (the node's zone makes them), ``ns1.mesos``,
 ``thisnode``, ``ready.spartan`` (per node) and the VIP names (the l4lb stage).
 
-Each function returns an ``EntityRecords``: the (record-set key, rdata) pairs the entity
-contributes, and a ``Rejection`` for every name or address it could not publish (a label that
+Each function returns an ``EntityRecords`` (collect.py): the record-set keys the entity
+contributes to with their rdata, and a ``Rejection`` for every name or address it could not publish (a label that
 sanitises to nothing, a label over 63 characters, an agent known only by host name). A refused
 name never stops the entity's other names. ``derive_records`` folds every entity into the
 whole table; ``table.DnsTable`` keeps the same fold up to date one entity at a time.
@@ -27,16 +28,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from processors.dns.collect import Collector, EntityRecords, Rejection
 from processors.dns.config import DnsConfig
-from processors.dns.names import (
-    DCOS_ZONE,
-    MESOS_COPY_ZONE,
-    ZK_ZONE,
-    agent_tail,
-    task_hash,
-    valid_name,
-)
-from processors.dns.sets import MAX_NAME, copy_name, copy_of, record_set
+from processors.dns.names import DCOS_ZONE, ZK_ZONE, agent_tail, task_hash, valid_name
+from processors.dns.sets import copy_of, record_set
 from processors.dns.sources import (
     Address,
     address,
@@ -49,118 +44,15 @@ from processors.naming import domain_frag, label
 from schemas.dns import RecordSet
 from schemas.mesos import Agent, Cluster, Framework, Task
 
-# (record-set key "<name>/<type>" as schemas.dns.record_set_key spells it, its rdata)
-Contribution = tuple[str, tuple[str, ...]]
 ZK_NAMES = 5  # zk-1.zk .. zk-5.zk
-
-
-@dataclass(frozen=True, order=True)
-class Rejection:
-    """A name or address of one entity that was not published, and why.
-
-    ``subject`` names the entity (``task <id>``, ``agent <id>``, ``framework <id>``,
-    ``cluster``), ``value`` what was refused (a name, a host name).
-    """
-
-    subject: str
-    value: str
-    why: str
-
-
-@dataclass(frozen=True)
-class EntityRecords:
-    """What one entity adds to the DNS table."""
-
-    contributions: tuple[Contribution, ...] = ()  # one per key, each rdata once
-    rejections: tuple[Rejection, ...] = ()
-    framework: str | None = None  # the framework name its records belong to
-    task: str | None = None  # the task id, for task records
 
 
 @dataclass(frozen=True)
 class Derived:
+    """The whole DNS table (record sets by key, sorted) and everything refused on the way."""
+
     records: dict[str, RecordSet] = field(default_factory=dict)
     rejections: list[Rejection] = field(default_factory=list)
-
-
-class _Collector:
-    """Validated contributions of one entity, each at most once, plus what was refused.
-
-    Mesos-DNS names are given relative to the domain (``web.marathon``), so the dcos-dns
-    copy (``web.marathon.mesos.thisdcos.directory``) is made in the same step.
-    """
-
-    def __init__(self, subject: str, config: DnsConfig):
-        self.subject = subject
-        self.config = config
-        self.mesos_suffix = f".{config.domain}."
-        self.copy_growth = len(MESOS_COPY_ZONE) - len(config.domain)  # how much longer a copied name is
-        self.out: dict[str, list[str]] = {}
-        self.refused: dict[tuple[str, str], None] = {}
-
-    def reject(self, value: str, why: str) -> None:
-        self.refused[(value, why)] = None
-
-    def _name(self, name: str) -> str | None:
-        canonical, why = valid_name(name)
-        if canonical is None:
-            self.reject(name, f"not a DNS name: {why}")
-        return canonical
-
-    def _add(self, key: str, rdata: str) -> None:
-        values = self.out.get(key)
-        if values is None:
-            self.out[key] = [rdata]
-        elif rdata not in values:
-            values.append(rdata)
-
-    def addresses(self, name: str, found: list[Address]) -> None:
-        """A/AAAA records of ``name`` (absolute), one per address."""
-        if found and (canonical := self._name(name)) is not None:
-            for ip, rtype in found:
-                self._add(f"{canonical}/{rtype}", ip)
-
-    def srvs(self, name: str, priority: int, weight: int, ports: list[int], target: str) -> None:
-        """SRV records of ``name`` -> ``target`` (both absolute), one per port."""
-        if ports and (canonical := self._name(name)) is not None and (target := self._name(target)) is not None:
-            for port in ports:
-                self._add(f"{canonical}/SRV", f"{priority} {weight} {port} {target}")
-
-    def mesos_addresses(self, relative: str, found: list[Address]) -> None:
-        name = relative + self.mesos_suffix
-        self.addresses(name, found)
-        if found:
-            self._check_copy(name)
-
-    def mesos_srvs(self, relative: str, ports: list[int], target: str) -> None:
-        name, target = relative + self.mesos_suffix, target + self.mesos_suffix
-        self.srvs(name, 0, self.config.srv_weight, ports, target)
-        if ports:
-            self._check_copy(name)
-            self._check_copy(target)
-
-    def _check_copy(self, name: str) -> None:
-        """Report a valid Mesos-DNS name that the ``mesos.thisdcos.directory`` copy makes too long."""
-        if len(name) + self.copy_growth <= MAX_NAME:
-            return  # the common case, decided by length alone
-        if len(name) <= MAX_NAME and valid_name(name)[0] is not None and copy_name(name, self.config) is None:
-            copied = name[: -len(self.mesos_suffix)] + f".{MESOS_COPY_ZONE}."
-            self.reject(copied, f"not a DNS name: longer than {MAX_NAME} characters (only {name} is published)")
-
-    def ports(self, what: str, numbers: Iterable[int]) -> list[int]:
-        """The numbers that are ports (0-65535); the others are refused."""
-        kept = []
-        for number in numbers:
-            if 0 <= number <= 65535:
-                kept.append(number)
-            else:
-                self.reject(f"{what} port {number}", "not a port number (0-65535)")
-        return kept
-
-    def result(self, framework: str | None = None, task: str | None = None) -> EntityRecords:
-        rejections = tuple(sorted(Rejection(self.subject, value, why) for value, why in self.refused))
-        contributions = tuple((key, tuple(values)) for key, values in self.out.items())
-        return EntityRecords(contributions, rejections, framework, task)
 
 
 # -- tasks ----------------------------------------------------------------------------------
@@ -174,7 +66,7 @@ def task_records(task: Task, agent: Agent | None, framework: Framework | None, c
     """
     if task.state != "TASK_RUNNING" or agent is None or framework is None:
         return EntityRecords()
-    out = _Collector(f"task {task.id}", config)
+    out = Collector(f"task {task.id}", config)
     hosts = agent_addresses(agent)
     if not hosts:
         out.reject(agent.hostname, f"agent {agent.id} has no IP address (host names are not resolved): no agent IP names")
@@ -183,7 +75,7 @@ def task_records(task: Task, agent: Agent | None, framework: Framework | None, c
     return out.result(framework.name, task.id)
 
 
-def mesos_task_names(out: _Collector, task: Task, framework: Framework, hosts: list[Address], config: DnsConfig) -> None:
+def mesos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address], config: DnsConfig) -> None:
     """Mesos-DNS task names (reference §1.5), for the sanitised name and the legacy raw one.
 
     - ``<t>.<fw>.mesos``, ``<c>.<fw>.mesos``: A/AAAA, the task addresses (``ip_sources``);
@@ -221,7 +113,7 @@ def mesos_task_names(out: _Collector, task: Task, framework: Framework, hosts: l
 
 
 def _mesos_task_family(
-    out: _Collector,
+    out: Collector,
     task: Task,
     name: str,
     canonical: str,
@@ -254,7 +146,7 @@ def _mesos_task_family(
                 out.mesos_srvs(f"_{port_name}.{service}", number, f"{canonical}.{fw}")
 
 
-def dcos_task_names(out: _Collector, task: Task, framework: Framework, hosts: list[Address]) -> None:
+def dcos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address]) -> None:
     """dcos-dns task names (reference §2.3), ``<task>`` and ``<fw>`` each one RFC 1123 label:
 
     - ``<task>.<fw>.agentip.dcos.thisdcos.directory``: the agent address;
@@ -284,7 +176,7 @@ def dcos_task_names(out: _Collector, task: Task, framework: Framework, hosts: li
 
 def agent_records(agent: Agent, config: DnsConfig) -> EntityRecords:
     """``slave.mesos`` A/AAAA (the agent address) and ``_slave._tcp.mesos`` SRV -> ``slave.mesos.:<port>``."""
-    out = _Collector(f"agent {agent.id}", config)
+    out = Collector(f"agent {agent.id}", config)
     hosts = agent_addresses(agent)
     if not hosts:
         out.reject(agent.hostname, "agent has no IP address (host names are not resolved): no slave names")
@@ -300,7 +192,7 @@ def framework_records(framework: Framework, config: DnsConfig) -> EntityRecords:
 
     Frameworks are not filtered by ``active``, as in Mesos-DNS.
     """
-    out = _Collector(f"framework {framework.id}", config)
+    out = Collector(f"framework {framework.id}", config)
     fw = domain_frag(framework.name, config.enforce_rfc952)
     found = address(framework.ip)
     if not fw:
@@ -326,7 +218,7 @@ def cluster_records(cluster: Cluster, config: DnsConfig) -> EntityRecords:
       ``leader.dcos.thisdcos.directory``: the leader;
     - ``zk-1.zk`` .. ``zk-5.zk``: the masters round-robin (3 masters: m1 m2 m3 m1 m2).
     """
-    out = _Collector("cluster", config)
+    out = Collector("cluster", config)
     leader = address(cluster.leader.ip)
     if leader is None:
         out.reject(cluster.leader.hostname, "the leading master has no IP address: no leader names")

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from contextlib import contextmanager
 from collections.abc import Iterable
+from contextlib import contextmanager
 
+from processors.dns.collect import EntityRecords, Rejection
 from processors.dns.config import DnsConfig
 from processors.dns.derive import (
-    EntityRecords,
-    Rejection,
     agent_records,
     cluster_records,
     framework_records,
