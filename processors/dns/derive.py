@@ -17,9 +17,9 @@ Not produced here, on purpose: SOA and NS (the node's zone makes them), ``ns1.me
 ``thisnode``, ``ready.spartan`` (per node) and the VIP names (the l4lb stage).
 
 Each function returns an ``EntityRecords`` (collect.py): the record-set keys the entity
-contributes to with their rdata, and a ``Rejection`` for every name or address it could not publish (a label that
-sanitises to nothing, a label over 63 characters, an agent known only by host name). A refused
-name never stops the entity's other names. ``derive_records`` folds every entity into the
+contributes to with their rdata, and a ``Rejection`` for every name or address it could not
+publish (a label that sanitises to nothing, a label over 63 characters, an agent known only by
+host name). A refused name never stops the entity's other names. ``derive_records`` folds every entity into the
 whole table; ``table.DnsTable`` keeps the same fold up to date one entity at a time.
 """
 
