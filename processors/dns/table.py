@@ -76,6 +76,15 @@ def _unindex(index: dict[str, set[str]], owner: str, task_id: str) -> None:
 
 
 class DnsTable:
+    """The DNS table of the current Mesos tables, updated one entity (or one batch) at a time.
+
+    - ``put_task/put_agent/put_framework/put_cluster(key, value or None)`` and
+      ``put_many([(kind, key, value or None), ...])`` return the changed record sets by key
+      (``<name>/<type>``), ``None`` for a name/type left without records;
+    - ``records``: every record set now; ``rejections``: what each entity could not publish,
+      by ``(kind, key)``; ``take_rejections()``: the refusals that are new since the last call.
+    """
+
     def __init__(self, config: DnsConfig | None = None):
         self.config = config or DnsConfig()
         self.tasks: dict[str, Task] = {}
