@@ -1,0 +1,1 @@
+"""The DNS processor: Mesos tasks, agents, frameworks and the cluster -> DNS record sets."""
