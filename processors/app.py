@@ -1,7 +1,7 @@
 """`wayfinder process`: the faust worker that derives tables from the source topics.
 
-One faust app. Its agents are thin: they hand each record to a pure stage (today the L4
-stage; DNS, HAProxy and overlay join it) and the stage publishes only what changed.
+One faust app with one agent per stage (L4 VIPs, DNS records). Agents are thin: they hand
+each record to their stage (`processors.stage.Stage`), which publishes only what changed.
 
 Run one processor per cluster: the L4 stage allocates named-VIP addresses, which needs a
 view of every VIP, so its agent must own every partition of its sources.
@@ -15,7 +15,9 @@ import logging
 
 import faust
 
-from processors.l4lb.agent import SOURCES, L4Stage
+from processors.dns.agent import DnsStage
+from processors.l4lb.agent import L4Stage
+from processors.stage import Stage
 from runtime.kafka.reader import read_table
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
@@ -33,11 +35,11 @@ class EmbeddedWorker(faust.Worker):
 
 
 class Processor:
-    def __init__(self, bootstrap: str, catalog: Catalog):
+    def __init__(self, bootstrap: str, catalog: Catalog, stages: tuple[type[Stage], ...] = (L4Stage, DnsStage)):
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.sink = KafkaSink(bootstrap, client_id="wayfinder-processor")
-        self.l4lb = L4Stage(catalog, self.sink)
+        self.stages = [stage(catalog, self.sink) for stage in stages]
         self.app = faust.App(
             f"{catalog.namespace}-processor",
             broker=[f"kafka://{server}" for server in bootstrap.split(",")],
@@ -50,23 +52,22 @@ class Processor:
             topic_allow_declare=False,
             topic_disable_leader=True,
         )
-        sources = self.app.topic(
-            *(catalog.topic(alias).name for alias in SOURCES), key_serializer="raw", value_serializer="raw"
-        )
+        for stage in self.stages:
+            sources = self.app.topic(*stage.topic_names, key_serializer="raw", value_serializer="raw")
+            self.app.agent(sources, name=stage.name)(_feeding(stage))
 
-        @self.app.agent(sources, name="l4lb")
-        async def l4lb(stream):
-            async for event in stream.events():
-                self.l4lb.on_record(event.message.topic, event.key, event.value, event.message.headers)
-
-    def _rebuild(self) -> int:
-        tables = {alias: read_table(self.bootstrap, self.catalog.topic(alias).name) for alias in SOURCES}
-        return self.l4lb.rebuild(tables, read_table(self.bootstrap, self.catalog.topic("vips").name))
+    def _rebuild(self) -> None:
+        """Every stage from whole source tables, each source read once."""
+        aliases = {alias for stage in self.stages for alias in stage.sources}
+        tables = {alias: read_table(self.bootstrap, self.catalog.topic(alias).name) for alias in aliases}
+        for stage in self.stages:
+            published = read_table(self.bootstrap, self.catalog.topic(stage.output).name)
+            written = stage.rebuild(tables, published)
+            log.info("%s stage rebuilt: %d records, %d published", stage.name, len(stage.table.records), written)
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
-        written = await asyncio.to_thread(self._rebuild)
-        log.info("L4 stage rebuilt: %d VIPs, %d records published", len(self.l4lb.table.records), written)
+        await asyncio.to_thread(self._rebuild)
         worker = EmbeddedWorker(self.app, loglevel="WARNING", quiet=True, daemon=False,
                               redirect_stdouts=False, stdout=io.StringIO())
         await worker.start()
@@ -77,3 +78,12 @@ class Processor:
         finally:
             await worker.stop()
             await asyncio.to_thread(self.sink.close)
+
+
+def _feeding(stage: Stage):
+    async def feed(stream):
+        async for event in stream.events():
+            stage.on_record(event.message.topic, event.key, event.value, event.message.headers)
+
+    feed.__name__ = f"{stage.name}_stage"
+    return feed

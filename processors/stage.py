@@ -69,9 +69,13 @@ class Stage:
         self.table = self.new_table(published)
         self.mirror = TableMirror(self.catalog.topic(self.output), self.sink, published)
         obs = Observation.now()
+        updates = []
         for alias in self.sources:
             for key, value in sources.get(alias, {}).items():
-                self._apply(alias, key, value, obs, publish=False)
+                decoded, entity = self._decode(alias, key, value)
+                if decoded:
+                    updates.append((alias, key, entity))
+        self.put_all(updates)
         written = 0
         for key, value in self.table.records.items():
             written += self.mirror.put(key, value, obs) is not None
@@ -79,26 +83,37 @@ class Stage:
             written += self.mirror.delete(key, obs) is not None
         return written
 
+    def put_all(self, updates: list[tuple[str, str, msgspec.Struct]]) -> None:
+        """The rebuild's entities into the table; a table with a batch path overrides this."""
+        for alias, key, entity in updates:
+            self._put(alias, key, entity)
+
     def on_record(self, topic: str, key: bytes | None, value: bytes | None, headers) -> None:
         meta = RecordMeta.from_headers(list(headers or ()))
         obs = Observation(meta.trace, meta.observed_ns) if meta else Observation.now()
-        self._apply(self._alias_of[topic], key.decode() if key else "", value, obs, publish=True)
+        alias, text_key = self._alias_of[topic], key.decode() if key else ""
+        decoded, entity = self._decode(alias, text_key, value)
+        if not decoded:
+            return
+        for out_key, out_value in self._put(alias, text_key, entity).items():
+            if out_value is None:
+                self.mirror.delete(out_key, obs)
+            else:
+                self.mirror.put(out_key, out_value, obs)
 
-    def _apply(self, alias: str, key: str, value: bytes | None, obs: Observation, publish: bool) -> None:
+    def _decode(self, alias: str, key: str, value: bytes | None) -> tuple[bool, msgspec.Struct | None]:
+        """(True, entity or None for a tombstone), or (False, None) when rejected."""
         try:
-            entity = codec.decode(value, self.sources[alias]) if value is not None else None
+            return True, codec.decode(value, self.sources[alias]) if value is not None else None
         except msgspec.ValidationError as error:
             self.reject(f"{alias} record {key}", f"does not match its schema: {error}", value)
-            return
+            return False, None
+
+    def _put(self, alias: str, key: str, entity: msgspec.Struct | None) -> Changes:
         changes: Changes = getattr(self.table, f"put_{alias.removesuffix('s')}")(key, entity)
         for what, why, raw in self.rejected(alias, key):
             self.reject(what, why, raw)
-        if publish:
-            for out_key, out_value in changes.items():
-                if out_value is None:
-                    self.mirror.delete(out_key, obs)
-                else:
-                    self.mirror.put(out_key, out_value, obs)
+        return changes
 
     def reject(self, what: str, why: str, raw: object) -> None:
         log.warning("%s: rejected %s: %s", self.name, what, why)

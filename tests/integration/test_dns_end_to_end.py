@@ -1,0 +1,119 @@
+"""DNS end to end against a real Kafka: simulator -> producer -> processor (faust) -> dns topic
+-> a node's dns role -> answers over the wire, with a real dnsmasq as the upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import orjson
+import pytest
+
+from appliers.dns.role import DnsRole, DnsSettings
+from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
+from tests.scenarios.mesos_fixtures import FIXTURES
+from tests.unit.dns_derive.scenarios import expected_zone, records_of_zone
+
+pytestmark = pytest.mark.kafka
+
+OPERATOR_API = FIXTURES / "mesos-operator-api" / "operator-api.json"
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+
+
+def zone_of(table: dict[str, dict]) -> list[str]:
+    return sorted(f"{v['name']} {v['ttl']} IN {v['type']} {rdata}" for v in table.values() for rdata in v["rdata"])
+
+
+def without_leader_port(lines: list[str]) -> list[str]:
+    """The simulated master listens on a free port, not the fixture's 5050: the _leader SRV
+    records carry it, everything else must be exactly the golden zone."""
+    return [" ".join(line.split(" ")[:6] + ["PORT"] + line.split(" ")[7:]) if line.startswith("_leader.") else line
+            for line in lines]
+
+
+@contextlib.asynccontextmanager
+async def dnsmasq_upstream():
+    """dnsmasq on a free loopback port, answering www.outside.test with 192.0.2.80."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--port={port}",
+        "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--log-facility=-",
+        "--address=/www.outside.test/192.0.2.80", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(100):  # bounded: up to 5 s for dnsmasq to bind
+            try:
+                await dns.asyncquery.udp(dns.message.make_query("www.outside.test.", "A"), "127.0.0.1", port=port, timeout=0.05)
+                break
+            except Exception:
+                await asyncio.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), 10)
+
+
+async def ask(role: DnsRole, name: str, rdtype: str = "A"):
+    host, port = role.server.address[:2]
+    return await dns.asyncquery.udp(dns.message.make_query(name, rdtype), host, port=port, timeout=3)
+
+
+async def answers(role: DnsRole, name: str, rdtype: str = "A") -> list[str] | int:
+    """The sorted answer texts, or the rcode when there is no answer."""
+    reply = await ask(role, name, rdtype)
+    if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
+        return reply.rcode()
+    return sorted(rr.to_text() for rrset in reply.answer for rr in rrset)
+
+
+async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_bootstrap):
+    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, marathon_url=None) as pipeline, dnsmasq_upstream() as upstream:
+        golden = records_of_zone(expected_zone(OPERATOR_API, ""))
+        async with RunningProcessor(pipeline):
+            await pipeline.eventually(lambda: pipeline.table("dns"),
+                                      lambda t: without_leader_port(zone_of(t)) == without_leader_port(golden), timeout=40)
+
+            role = DnsRole(DnsSettings(kafka_bootstrap, pipeline.catalog, "10.0.0.9", ("127.0.0.1", 0),
+                                       upstreams=(upstream,)))
+            stop = asyncio.Event()
+            node = asyncio.create_task(role.run(stop))
+            try:
+                await asyncio.wait_for(role.caught_up.wait(), 60)
+                await pipeline.eventually(lambda: answers(role, "ready.spartan."), lambda a: a == ["127.0.0.1"])
+                # Every A record of the fixture answers as the golden zone says.
+                for line in golden:
+                    name, _, _, kind, value = line.split(" ", 4)
+                    if kind == "A":
+                        assert value in await answers(role, name), line
+                assert await answers(role, "www.outside.test.") == ["192.0.2.80"]  # forwarded to dnsmasq
+
+                app = {"id": "/shop/web", "instances": 1, "portDefinitions": [{"port": 0, "name": "http"}]}
+                launched = await pipeline.control("POST", "/sim/apps", app)
+                (running,) = changes_of(launched, state="TASK_RUNNING")
+                agent_ip = (await pipeline.table("agents"))[running["agent_id"]]["ip"]
+                web = await pipeline.eventually(lambda: answers(role, "web-shop.marathon.mesos."),
+                                                lambda a: a == [agent_ip])  # host networking: the agent
+                assert await answers(role, "web-shop.marathon.agentip.dcos.thisdcos.directory.") == web
+                srv = await answers(role, "_web-shop._tcp.marathon.mesos.", "SRV")
+                assert len(srv) == 1 and srv[0].startswith("0 1 ") and ".marathon.mesos." in srv[0]
+
+                await pipeline.control("DELETE", f"/sim/tasks/{running['task_id']}")
+                await pipeline.eventually(lambda: answers(role, "web-shop.marathon.mesos."),
+                                          lambda a: a == dns.rcode.NXDOMAIN)
+                assert await answers(role, "_web-shop._tcp.marathon.mesos.", "SRV") == dns.rcode.NXDOMAIN
+                assert len(role.convergence_s) > 0
+            finally:
+                stop.set()
+                await asyncio.wait_for(node, 30)
+
+        # A restarted processor publishes nothing new.
+        before = len(await pipeline.log("dns"))
+        async with RunningProcessor(pipeline):
+            await asyncio.sleep(2)
+        assert len(await pipeline.log("dns")) == before
