@@ -1,0 +1,218 @@
+"""DNS convergence benchmark: from the simulator's change stamp to a task's names being served
+(or gone) by a node's DNS server, with N running tasks and churn at a fixed rate. Prints JSON.
+
+    .venv/bin/python bench/dns_convergence.py [--bootstrap HOST:PORT] [--tasks 10000] [--rate 100] [--seconds 20]
+
+Simulator, producer and processor run as their own processes; the node's dns role runs here.
+The cluster is loaded first and the node starts once the dns topic holds every task, so the
+churn is measured on a node that caught up on the whole table. A launch counts when the first
+record set naming the task is in the node's zones (the server answers from them at once); a
+kill when the last one is gone. A sample of names is also asked over UDP at the end, to show
+the zones and the wire agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from appliers.dns.role import DnsRole, DnsSettings  # noqa: E402
+from runtime.kafka import cluster  # noqa: E402
+from runtime.kafka.reader import read_table  # noqa: E402
+from runtime.kafka.topics import ensure_topics  # noqa: E402
+from schemas.catalog import Catalog  # noqa: E402
+
+from bench.producer_latency import free_port, http, percentile, wait_http  # noqa: E402
+
+WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
+AGENTS, PER_APP = 50, 3
+
+
+def marathon_document(tasks: int) -> dict:
+    """Running apps of PER_APP tasks each, spread over AGENTS hosts, one named port each."""
+    apps = []
+    for i in range((tasks + PER_APP - 1) // PER_APP):
+        app_tasks = []
+        for n in range(PER_APP):
+            slot = i * PER_APP + n
+            host = f"10.202.{slot % AGENTS}.1"
+            app_tasks.append({"id": f"app{i}.{i:06d}-{n}", "appId": f"/app{i}", "host": host,
+                              "slaveId": f"bench-agent-{slot % AGENTS}", "ports": [20000 + i % 10000],
+                              "ipAddresses": [{"ipAddress": host, "protocol": "IPv4"}], "state": "TASK_RUNNING",
+                              "version": "2026-11-26T00:00:00.000Z"})
+        apps.append({"id": f"/app{i}", "instances": PER_APP, "tasks": app_tasks,
+                     "portDefinitions": [{"port": 0, "protocol": "tcp", "name": "http"}]})
+    return {"apps": apps}
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([WAYFINDER, "--log-level", "warning", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def tasks_in(value: bytes | None) -> set[str]:
+    return set(orjson.loads(value)["tasks"]) if value else set()
+
+
+class Presence:
+    """Which tasks have at least one record set in the node, and when each came or went."""
+
+    def __init__(self, table: dict[str, bytes]):
+        self.by_key = {key: tasks_in(value) for key, value in table.items()}
+        self.count = Counter(task for tasks in self.by_key.values() for task in tasks)
+        self.changed: dict[tuple[str, bool], float] = {}  # (task id, present?) -> when
+
+    def on_applied(self, records, at: float) -> None:
+        for record in records:
+            now = tasks_in(record.value)
+            before = self.by_key.get(record.key, set())
+            for task in now - before:
+                self.count[task] += 1
+                if self.count[task] == 1:
+                    self.changed.setdefault((task, True), at)
+            for task in before - now:
+                self.count[task] -= 1
+                if self.count[task] == 0:
+                    del self.count[task]
+                    self.changed.setdefault((task, False), at)
+            self.by_key[record.key] = now
+
+
+async def wait_for_tasks(bootstrap: str, topic: str, tasks: int, timeout: float) -> dict[str, bytes]:
+    deadline = time.monotonic() + timeout
+    while True:
+        table = await asyncio.to_thread(read_table, bootstrap, topic)
+        named = {task for value in table.values() for task in tasks_in(value)}
+        if len(named) >= tasks:
+            return table
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {len(named)} of {tasks} tasks reached the dns topic")
+        await asyncio.sleep(1.0)
+
+
+async def measure(args, bootstrap: str) -> dict:
+    catalog = Catalog(f"bench{secrets.token_hex(4)}")
+    ensure_topics(bootstrap, catalog)
+    workdir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-"))
+    apps = workdir / "apps.json"
+    apps.write_bytes(orjson.dumps(marathon_document(args.tasks)))
+    mesos, marathon = free_port(), free_port()
+    marathon_url = f"http://127.0.0.1:{marathon}"
+    processes = [spawn("simulate", "--mesos-listen", f"127.0.0.1:{mesos}", "--marathon-listen",
+                       f"127.0.0.1:{marathon}", "--marathon-apps", str(apps))]
+    stop = asyncio.Event()
+    try:
+        await asyncio.to_thread(wait_http, f"{marathon_url}/ping", 120)
+        started = time.monotonic()
+        processes.append(spawn("produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
+                               "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url))
+        processes.append(spawn("process", "--bootstrap", bootstrap, "--namespace", catalog.namespace))
+        table = await wait_for_tasks(bootstrap, catalog.topic("dns").name, args.tasks, 600)
+        loaded = time.monotonic() - started
+        presence = Presence(table)
+        role = DnsRole(DnsSettings(bootstrap, catalog, "10.202.0.1", ("127.0.0.1", free_port())))
+        role.on_applied = presence.on_applied
+        node = asyncio.create_task(role.run(stop))
+        node_started = time.monotonic()
+        await asyncio.wait_for(role.caught_up.wait(), 600)
+        caught_up = time.monotonic() - node_started
+        churn = await asyncio.to_thread(http, "POST", f"{marathon_url}/sim/churn",
+                                        {"rate": args.rate / 2, "seconds": args.seconds})
+        await asyncio.sleep(args.seconds + 3)
+        report = await asyncio.to_thread(http, "GET", f"{marathon_url}/sim/churn/{churn['id']}")
+        wire = await ask_sample(role, presence)
+        stop.set()
+        await asyncio.wait_for(node, 60)
+    finally:
+        stop.set()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    latencies, missing, windows = [], 0, {}
+    first = min((c["at"] for c in report["changes"]), default=0.0)
+    for change in report["changes"]:
+        if change["kind"] != "task_state" or change["state"] not in ("TASK_RUNNING", "TASK_KILLED"):
+            continue
+        at = presence.changed.get((change["task_id"], change["state"] == "TASK_RUNNING"))
+        if at is None:
+            missing += 1
+        else:
+            latencies.append((at - change["at"]) * 1000)
+            windows.setdefault(int((change["at"] - first) // 5) * 5, []).append(latencies[-1])
+    convergence = [s * 1000 for s in role.convergence_s]
+    return {
+        "benchmark": "dns convergence",
+        "goal": "p99 <= 100 ms at 100 changes/s with 10,000 running tasks",
+        "tasks": args.tasks,
+        "rate_changes_per_second": args.rate,
+        "load_to_dns_topic_s": round(loaded, 2),
+        "node_catch_up_s": round(caught_up, 2),
+        "record_sets_at_start": len(table),
+        "measured_changes": len(latencies),
+        "missing": missing,
+        "latency_ms": {"p50": _round(percentile(latencies, 50)), "p99": _round(percentile(latencies, 99)),
+                       "max": _round(max(latencies) if latencies else None)},
+        "p99_ms_by_5s_window": {f"{start}s": _round(percentile(values, 99)) for start, values in sorted(windows.items())},
+        "node_convergence_from_producer_ms": {"p50": _round(percentile(convergence, 50)),
+                                              "p99": _round(percentile(convergence, 99))},
+        "wire_sample": wire,
+    }
+
+
+async def ask_sample(role: DnsRole, presence: Presence, size: int = 200) -> dict:
+    """Ask the server for the A names of present record sets: every one must answer."""
+    host, port = role.server.address[:2]
+    names = [key.rsplit("/", 1)[0] for key, tasks in presence.by_key.items() if tasks and key.endswith("/A")][:size]
+    answered = 0
+    for name in names:
+        reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
+        answered += reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
+    return {"asked": len(names), "answered": answered}
+
+
+def _round(value):
+    return round(value, 2) if value is not None else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=os.environ.get("WAYFINDER_BOOTSTRAP"))
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    args = parser.parse_args()
+    kafka_dir = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
+        bootstrap = cluster.up(kafka_dir, base_port=47392)
+    try:
+        print(json.dumps(asyncio.run(measure(args, bootstrap)), indent=2))
+    finally:
+        if kafka_dir:
+            cluster.down(kafka_dir)
+
+
+if __name__ == "__main__":
+    main()
