@@ -1,5 +1,6 @@
 """The network half of the demo: a node in namespaces, a VIP app on its backend hosts, and a
-client that finds the VIP by name through the node's DNS and connects to it.
+client that finds the VIP by name through the node's DNS and connects to it. The node's DNS
+also serves the app's task names (Mesos-DNS and dcos-dns), printed whenever they change.
 
 Needs root and nftables (network namespaces); the demo skips this half otherwise and says why.
 """
@@ -28,6 +29,8 @@ APP = {
     "portDefinitions": [{"port": 0, "protocol": "tcp", "labels": {"VIP_0": "/shop/api:80"}}],
 }
 NAME = "shopapi.marathon.l4lb.thisdcos.directory"
+# The app's task names, Mesos-DNS and dcos-dns style: each answers with the tasks' addresses.
+TASK_NAMES = ("api-shop.marathon.mesos", "api-shop.marathon.autoip.dcos.thisdcos.directory")
 
 
 def why_not() -> str | None:
@@ -72,7 +75,16 @@ class NetworkDemo:
     async def _client(self, stop: asyncio.Event) -> None:
         """Every two seconds: resolve the VIP's name, connect, print which backend answered."""
         server = self.node.dns.server.address[:2]
+        seen: dict[str, list[str]] = {}
         while not stop.is_set():
+            for task_name in TASK_NAMES:
+                try:
+                    found = sorted(await asyncio.to_thread(resolve, server, task_name))
+                except OSError as error:
+                    found = [str(error)]
+                if seen.get(task_name) != found:
+                    seen[task_name] = found
+                    click.echo(f"dns        {task_name} -> {', '.join(found) or 'no answer'}")
             try:
                 addresses = await asyncio.to_thread(resolve, server, NAME)
                 if addresses:
