@@ -44,7 +44,7 @@ from dnslib import AAAA, CLASS, CNAME, NS, QTYPE, RR, SOA, SRV, A, DNSHeader, DN
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.records import Record, srv_target
-from appliers.dns.routing import Rename, rename
+from appliers.dns.routing import MESOS_COPY_TTL, Rename, rename
 from appliers.dns.zone import ZoneSet
 
 FORMERR, SERVFAIL, NOTIMP, REFUSED, BADVERS = 1, 2, 4, 5, 16
@@ -182,11 +182,15 @@ def _renamed_back(r: Record, renamed: Rename) -> Record:
     if r.type in ("CNAME", "NS"):
         rdata = back(rdata)
     elif r.type == "SRV":
-        rdata = f"{rdata.rsplit(' ', 1)[0]} {back(srv_target(rdata))}"
+        numbers = rdata.rsplit(" ", 1)[0]
+        if renamed.mesos_copy:  # the copy's SRV records are priority 1, weight 1
+            numbers = "1 1 " + numbers.split(" ")[2]
+        rdata = f"{numbers} {back(srv_target(rdata))}"
     elif r.type == "SOA":
         mname, rname, numbers = rdata.split(" ", 2)
         rdata = f"{back(mname)} {back(rname)} {numbers}"
-    return r._replace(name=back(r.name), rdata=rdata)
+    ttl = min(r.ttl, MESOS_COPY_TTL) if renamed.mesos_copy else r.ttl
+    return r._replace(name=back(r.name), ttl=ttl, rdata=rdata)
 
 
 @lru_cache(maxsize=65536)

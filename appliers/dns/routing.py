@@ -104,12 +104,21 @@ def _upstreams(values: Iterable[str | Upstream]) -> tuple[Upstream, ...]:
 # the result of earlier ones, and going back undoes them in reverse order.
 _GLOBAL = ("thisdcos.global.", "thisdcos.directory.")
 _DCLB = ("dclb.thisdcos.directory.", "l4lb.thisdcos.directory.")
+# dcos-dns' copy of the Mesos-DNS zone: answered from the mesos zone itself rather than kept
+# twice (the processor does not publish the copy; see processors/dns/config.py).
+MESOS_COPY = ("mesos.thisdcos.directory.", "mesos.")
+MESOS_COPY_TTL = 5  # the copy is a dcos-dns zone: its TTL, and SRV priority and weight 1 1
 
 
 @dataclass(frozen=True, slots=True)
 class Rename:
     internal: str  # the name to look up
     steps: tuple[tuple[str, str], ...]  # (client suffix, internal suffix), in applied order
+
+    @property
+    def mesos_copy(self) -> bool:
+        """True when the answer comes from the mesos zone for its dcos-dns copy."""
+        return MESOS_COPY in self.steps
 
     def back(self, name: str) -> str:
         """An internal name as the client's view of the world spells it (canonical names in
@@ -123,7 +132,7 @@ def rename(qname: str) -> Rename | None:
     """The internal name behind a dcos-dns alias, or None when `qname` (canonical) is none."""
     steps = []
     name = qname
-    for outside, inside in (_GLOBAL, _DCLB):
+    for outside, inside in (_GLOBAL, _DCLB, MESOS_COPY):
         swapped = _swap_suffix(name, outside, inside)
         if swapped != name:
             steps.append((outside, inside))

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from processors.dns.config import DnsConfig
+from processors.dns.config import PUBLISHED, DnsConfig
 from processors.dns.table import DnsTable
 from processors.stage import Stage
 from schemas.mesos import Agent, Cluster, Framework, Task
@@ -24,7 +24,7 @@ class DnsStage(Stage):
 
     def __init__(self, catalog, sink, config: DnsConfig | None = None):
         super().__init__(catalog, sink)
-        self.config = config or DnsConfig()
+        self.config = config or PUBLISHED
 
     def new_table(self, published: dict[str, bytes]) -> DnsTable:
         return DnsTable(self.config)

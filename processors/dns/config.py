@@ -38,6 +38,10 @@ class DnsConfig:
     - ``legacy_discovery_names``: also publish a task's names under its raw, unsanitised
       DiscoveryInfo name (what Mesos-DNS still does, e.g. ``server.temp.test.marathon.mesos``).
     - ``dcos_ttl``: TTL of the dcos-dns records (``*.thisdcos.directory``, ``zk-N.zk``).
+    - ``mesos_copy``: include dcos-dns's copy of the Mesos-DNS zone (``X.mesos.thisdcos.directory``).
+      The derivation's full view has it; the processor leaves it out (``PUBLISHED``), because
+      every node answers those names as an alias of ``X.mesos`` (appliers/dns/routing.py) and
+      the copy would double the topic and every node's memory.
     """
 
     domain: str = "mesos"
@@ -48,6 +52,7 @@ class DnsConfig:
     ip_merge: str = "dcos"
     legacy_discovery_names: bool = True
     dcos_ttl: int = 5
+    mesos_copy: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "domain", _domain(self.domain))
@@ -55,7 +60,7 @@ class DnsConfig:
         _check_int("ttl", self.ttl, MAX_TTL)
         _check_int("dcos_ttl", self.dcos_ttl, MAX_TTL)
         _check_int("srv_weight", self.srv_weight, 65535)
-        for name in ("enforce_rfc952", "legacy_discovery_names"):
+        for name in ("enforce_rfc952", "legacy_discovery_names", "mesos_copy"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"DnsConfig.{name} must be true or false, not {getattr(self, name)!r}")
         if self.ip_merge not in IP_MERGES:
@@ -96,3 +101,6 @@ def _ip_sources(value: object) -> tuple[str, ...]:
     if len(set(sources)) != len(sources):
         raise ValueError(f"DnsConfig.ip_sources lists a source twice: {list(sources)!r}")
     return sources
+
+
+PUBLISHED = DnsConfig(mesos_copy=False)  # what `wayfinder process` publishes by default

@@ -307,7 +307,7 @@ def derive_records(
     records: dict[str, RecordSet] = {}
     for key in rdata:
         value = records[key] = record_set(key, rdata[key], owners.get(key, ()), names.get(key, ()), config)
-        copy = copy_of(value, config)
+        copy = copy_of(value, config) if config.mesos_copy else None
         if copy is not None and copy[1] is not None:
             records[copy[0]] = copy[1]
     return Derived(dict(sorted(records.items())), sorted(rejections))

@@ -242,7 +242,7 @@ class DnsTable:
                 continue
             self.records[key] = value
             changes[key] = value
-            copy = copy_of(value, self.config)
+            copy = copy_of(value, self.config) if self.config.mesos_copy else None
             if copy is not None:
                 copy_key, copied = copy
                 if copied is None:
@@ -258,6 +258,6 @@ class DnsTable:
         if old is None:
             return
         changes[key] = None
-        copy = copy_of(old, self.config)
+        copy = copy_of(old, self.config) if self.config.mesos_copy else None
         if copy is not None and self.records.pop(copy[0], None) is not None:
             changes[copy[0]] = None

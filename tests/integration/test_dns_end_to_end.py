@@ -75,9 +75,13 @@ async def answers(role: DnsRole, name: str, rdtype: str = "A") -> list[str] | in
 async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_bootstrap):
     async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, marathon_url=None) as pipeline, dnsmasq_upstream() as upstream:
         golden = records_of_zone(expected_zone(OPERATOR_API, ""))
+        # The processor leaves out dcos-dns' copy of the mesos zone; nodes answer it as an alias.
+        published = [line for line in golden if not line.split(" ")[0].endswith(".mesos.thisdcos.directory.")]
+        assert len(published) < len(golden)
         async with RunningProcessor(pipeline):
             await pipeline.eventually(lambda: pipeline.table("dns"),
-                                      lambda t: without_leader_port(zone_of(t)) == without_leader_port(golden), timeout=40)
+                                      lambda t: without_leader_port(zone_of(t)) == without_leader_port(published),
+                                      timeout=40)
 
             role = DnsRole(DnsSettings(kafka_bootstrap, pipeline.catalog, "10.0.0.9", ("127.0.0.1", 0),
                                        upstreams=(upstream,)))
@@ -86,7 +90,8 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
             try:
                 await asyncio.wait_for(role.caught_up.wait(), 60)
                 await pipeline.eventually(lambda: answers(role, "ready.spartan."), lambda a: a == ["127.0.0.1"])
-                # Every A record of the fixture answers as the golden zone says.
+                # Every A record of the fixture's full view answers as the golden zone says,
+                # the copies under mesos.thisdcos.directory included.
                 for line in golden:
                     name, _, _, kind, value = line.split(" ", 4)
                     if kind == "A":

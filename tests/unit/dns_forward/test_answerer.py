@@ -17,6 +17,8 @@ RECORDS = [
     record("alias.thisdcos.directory.", "CNAME", 5, "web.fw.l4lb.thisdcos.directory."),
     record("_web._tcp.fw.l4lb.thisdcos.directory.", "SRV", 5, "0 1 80 web.fw.l4lb.thisdcos.directory."),
     record("web.marathon.mesos.", "A", 5, "10.0.0.1"),
+    record("web-abcde-s1.marathon.mesos.", "A", 60, "10.0.0.1"),
+    record("_web._tcp.marathon.mesos.", "SRV", 60, "0 1 31000 web-abcde-s1.marathon.mesos."),
 ]
 
 
@@ -56,6 +58,13 @@ def lines(reply, section="answer"):
         "web.fw.l4lb.thisdcos.global. 5 A 11.0.0.7"]),
     ("_web._tcp.fw.dclb.thisdcos.global.", "SRV", [
         "_web._tcp.fw.dclb.thisdcos.global. 5 SRV 0 1 80 web.fw.dclb.thisdcos.global."]),
+    # dcos-dns' copy of the Mesos-DNS zone: TTL 5, SRV priority and weight 1 1, targets renamed.
+    ("web-abcde-s1.marathon.mesos.thisdcos.directory.", "A", [
+        "web-abcde-s1.marathon.mesos.thisdcos.directory. 5 A 10.0.0.1"]),
+    ("_web._tcp.marathon.mesos.thisdcos.directory.", "SRV", [
+        "_web._tcp.marathon.mesos.thisdcos.directory. 5 SRV 1 1 31000 web-abcde-s1.marathon.mesos.thisdcos.directory."]),
+    ("_web._tcp.marathon.mesos.thisdcos.global.", "SRV", [
+        "_web._tcp.marathon.mesos.thisdcos.global. 5 SRV 1 1 31000 web-abcde-s1.marathon.mesos.thisdcos.global."]),
 ])
 def test_aliases_are_answered_under_the_name_asked(zones, name, rdtype, expected):
     reply = ask(Answerer(zones), name, rdtype)
@@ -68,6 +77,10 @@ def test_negative_alias_answers_carry_the_renamed_soa(zones):
     assert reply.rcode() == dns.rcode.NXDOMAIN
     assert lines(reply, "authority") == [
         "thisdcos.global. 1 SOA ns.spartan. support.mesosphere.com. 2 60 180 86400 1"]
+    copy = ask(Answerer(zones), "nope.marathon.mesos.thisdcos.directory.")
+    assert copy.rcode() == dns.rcode.NXDOMAIN
+    assert lines(copy, "authority") == [
+        "mesos.thisdcos.directory. 1 SOA ns.spartan. support.mesosphere.com. 2 60 180 86400 1"]
     nodata = ask(Answerer(zones), "web.fw.dclb.thisdcos.directory.", "AAAA")
     assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
     assert [rrset.name.to_text() for rrset in nodata.authority] == ["thisdcos.directory."]
