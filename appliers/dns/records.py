@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Iterable
 from typing import NamedTuple
 
 TYPES = ("A", "AAAA", "SRV", "CNAME", "SOA", "NS")
@@ -67,6 +68,29 @@ def record(name: str, type: str, ttl: int, rdata: str) -> Record:
     except (ValueError, IndexError) as error:
         raise ValueError(f"bad {rtype} rdata {rdata!r}: {error}") from None
     return _Checked(canonical_name(name), rtype, ttl, canonical)
+
+
+class RecordBuilder:
+    """`record` for bulk loads: the owner name is checked once per set, and each distinct
+    (type, rdata) once per builder, its canonical string then shared by every record that
+    carries it (a task's address sits in half a dozen sets). Hundreds of thousands of records
+    load in a fraction of the time and memory. Keep a builder for one load, then drop it."""
+
+    def __init__(self) -> None:
+        self._rdata: dict[tuple[str, str], str] = {}
+
+    def records(self, name: str, type: str, ttl: int, rdatas: Iterable[str]) -> list[Record]:
+        """The records of one RRset; ValueError (as `record` says it) on the first bad one."""
+        out: list[Record] = []
+        owner = rtype = None
+        for rdata in rdatas:
+            canonical = self._rdata.get((type, rdata)) if owner is not None else None
+            if canonical is None:  # the first record checks the name and TTL, as `record` does
+                made = record(owner or name, type, ttl, rdata)
+                owner, rtype = made.name, made.type
+                canonical = self._rdata.setdefault((type, rdata), made.rdata)
+            out.append(_Checked(owner, rtype, ttl, canonical))
+        return out
 
 
 class _Checked(Record):

@@ -14,10 +14,11 @@ holds an invalid record is logged and skipped; the rest keep serving.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -27,7 +28,7 @@ from pyroute2 import IPRoute
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
-from appliers.dns.records import Record, record
+from appliers.dns.records import Record, RecordBuilder, record
 from appliers.dns.server import DnsServer
 from appliers.dns.http_server import MesosDnsHttpServer
 from appliers.dns.mesos_api import MesosDnsConfig
@@ -47,6 +48,20 @@ PROGRESS_EVERY_S = 2.0
 _decoder = msgspec.json.Decoder(RecordSet)
 
 
+class _Served(msgspec.Struct, frozen=True):
+    """What the zones need of a RecordSet. Decoding into this skips the task ids, which are
+    most of a shared set's bytes and would only be thrown away (fewer short-lived objects,
+    less memory left fragmented after a large load)."""
+
+    name: str
+    type: str
+    ttl: int
+    rdata: list[str]
+
+
+_served_decoder = msgspec.json.Decoder(_Served)
+
+
 @dataclass
 class DnsSettings:
     """What the dns role needs from the node's options."""
@@ -63,9 +78,9 @@ class DnsSettings:
     catch_up_timeout: float = 600.0
 
 
-def records_of(record_set: RecordSet) -> list[Record]:
+def records_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> list[Record]:
     """The validated records of one set; ValueError names what is wrong."""
-    return [record(record_set.name, record_set.type, record_set.ttl, rdata) for rdata in record_set.rdata]
+    return (builder or RecordBuilder()).records(record_set.name, record_set.type, record_set.ttl, record_set.rdata)
 
 
 def thisnode_records(agent_ip: str) -> list[Record]:
@@ -87,6 +102,22 @@ def own_networks() -> list[str]:
         return [f"{address.get_attr('IFA_ADDRESS')}/{address['prefixlen']}" for address in ip.get_addr()]
 
 
+class DecodedSets(Mapping[str, RecordSet]):
+    """The role's raw table read as RecordSets, each decoded when it is read."""
+
+    def __init__(self, raw: dict[str, bytes]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> RecordSet:
+        return _decoder.decode(self._raw[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
 @dataclass
 class DnsRole:
     settings: DnsSettings
@@ -94,8 +125,9 @@ class DnsRole:
     forwarder: Forwarder | None = None  # from the settings: None when no upstream is set
     server: DnsServer | None = None
     http: MesosDnsHttpServer | None = None
-    # The record sets as the topic holds them, for the Mesos-DNS HTTP API and inspection.
-    record_sets: dict[str, RecordSet] = field(default_factory=dict)
+    # The valid record sets as the topic's bytes (a fraction of the decoded size), kept only
+    # for the Mesos-DNS HTTP API, which reads them through `record_sets`, decoded when read.
+    raw: dict[str, bytes] = field(default_factory=dict)
     progress: tuple[int, int] = (0, 0)
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
@@ -119,15 +151,26 @@ class DnsRole:
         await self.server.start()
         log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until caught up)",
                  *self.server.address[:2])
-        follower = TableFollower(settings.bootstrap, settings.catalog.topic("dns").name)
+        follower = TableFollower(settings.bootstrap, settings.catalog.topic("dns").name, keep_table=False)
         kafka_thread = ThreadPoolExecutor(1, "dns-follow")
         loop = asyncio.get_running_loop()
         try:
             started = time.monotonic()
-            table = await loop.run_in_executor(kafka_thread, follower.catch_up, settings.catch_up_timeout,
-                                               self._progress_logger())
-            self._load(table)
-            log.info("dns: caught up on %d record sets in %.1fs", len(self.record_sets), time.monotonic() - started)
+            # The load makes millions of objects and no cycles: every automatic collection
+            # would walk all of them again, so the collector waits, and then they are frozen
+            # out of its sight (they live as long as the node).
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                loading = await loop.run_in_executor(kafka_thread, self._read_all, follower)
+                loaded = self._load(loading)
+                del loading
+            finally:
+                if collecting:
+                    gc.enable()
+            gc.collect()
+            gc.freeze()
+            log.info("dns: caught up on %d record sets in %.1fs", loaded, time.monotonic() - started)
             self.caught_up.set()
             await asyncio.gather(*(event.wait() for event in others))
             self.zones.ready = True  # ready.spartan answers from now on
@@ -157,30 +200,61 @@ class DnsRole:
                               soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
                               soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
 
-    def _load(self, table: dict[str, bytes]) -> None:
-        """The caught-up table into the zones in one swap (and what other roles fed in)."""
-        records = thisnode_records(self.settings.agent_ip)
-        for key, value in table.items():
-            record_set = self._decode(key, value)
-            if record_set is None:
-                continue
-            try:
-                records.extend(records_of(record_set))
-            except ValueError as error:
-                self._skip(key, error)
-                continue
-            self.record_sets[key] = record_set
-        records.extend(self.zones.records())  # e.g. the l4lb role's VIP names, kept
-        self.zones.replace(records)
+    def _read_all(self, follower: TableFollower) -> dict[str, list[Record]]:
+        """Read the whole topic (in the follower's thread), turning each record into records
+        for the zones as it comes: the topic's bytes are dropped at once unless the HTTP API
+        needs them. Key -> records of every valid set."""
+        builder = RecordBuilder()
+        loading: dict[str, list[Record]] = {}
+        keep_raw = self.settings.http is not None
+
+        def each(consumed: ConsumedRecord) -> None:
+            key = consumed.key or ""
+            records = None
+            if consumed.value is not None:
+                record_set = self._decode(key, consumed.value)
+                try:
+                    records = records_of(record_set, builder) if record_set is not None else None
+                except ValueError as error:
+                    self._skip(key, error)
+            if records is None:  # a tombstone, or a bad newer value replacing a good one
+                loading.pop(key, None)
+                self.raw.pop(key, None)
+                return
+            loading[key] = records
+            if keep_raw:
+                self.raw[key] = consumed.value
+
+        follower.catch_up(self.settings.catch_up_timeout, self._progress_logger(), each)
+        return loading
+
+    def _load(self, loading: dict[str, list[Record]]) -> int:
+        """Everything read into the zones in one swap, keeping what other roles fed in (the
+        l4lb role's VIP names) and this node's own name. Returns how many sets it loaded."""
+        rrsets: dict[tuple[str, str], list[Record]] = {}
+        for r in [*thisnode_records(self.settings.agent_ip), *self.zones.records()]:
+            rrsets.setdefault((r.name, r.type), []).append(r)
+        for records in loading.values():
+            if records:
+                rrsets[(records[0].name, records[0].type)] = records
+        self.zones.replace_rrsets(rrsets.items())
+        return len(loading)
+
+    @property
+    def record_sets(self) -> Mapping[str, RecordSet]:
+        return DecodedSets(self.raw)
 
     def apply(self, records: list[ConsumedRecord]) -> None:
         """One batch of topic changes into the zones; measures each record's convergence."""
         for consumed in records:
             key = consumed.key or ""
             if consumed.value is None:
-                before = self.record_sets.pop(key, None)
-                if before is not None:
-                    self.zones.remove(before.name, before.type)
+                self.raw.pop(key, None)
+                name, _, kind = key.rpartition("/")  # a valid key is its set's name/type
+                try:
+                    self.zones.remove(name, kind)
+                except ValueError:
+                    pass  # not a key a valid set could have had: nothing to remove
                 continue
             record_set = self._decode(key, consumed.value)
             if record_set is None:
@@ -190,7 +264,8 @@ class DnsRole:
             except ValueError as error:
                 self._skip(key, error)
                 continue
-            self.record_sets[key] = record_set
+            if self.settings.http is not None:
+                self.raw[key] = consumed.value
         applied_at = time.time()
         for consumed in records:
             meta = RecordMeta.from_headers(consumed.headers)
@@ -199,11 +274,11 @@ class DnsRole:
         if self.on_applied:
             self.on_applied(records, applied_at)
 
-    def _decode(self, key: str, value: bytes) -> RecordSet | None:
+    def _decode(self, key: str, value: bytes) -> _Served | None:
         """The record set of a topic record, or None (logged) when it is not one, or when its
         key is not its own name and type (then a tombstone of that key could not find it)."""
         try:
-            record_set = _decoder.decode(value)
+            record_set = _served_decoder.decode(value)
         except msgspec.ValidationError as error:
             self._skip(key, error)
             return None

@@ -22,7 +22,7 @@ method awaits, so a lookup never sees half an update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from appliers.dns.records import Record, canonical_name, is_checked, record, soa_minimum
 
@@ -137,7 +137,16 @@ class ZoneSet:
     def replace(self, records: Iterable[Record]) -> bool:
         """Serve exactly `records` (plus what the zone owns) from now on. Raises ValueError
         and keeps serving the old copy when any record is invalid. True when it changed."""
-        names, ents = self._build(records)
+        grouped: dict[tuple[str, str], list[Record]] = {}
+        for r in records:
+            grouped.setdefault((r.name, r.type), []).append(r)
+        return self.replace_rrsets(grouped.items())
+
+    def replace_rrsets(self, rrsets: Iterable[tuple[tuple[str, str], Sequence[Record]]]) -> bool:
+        """`replace` for callers that already hold whole RRsets, ((name, type), records) with
+        canonical name and type, each key once: nothing is regrouped, and each name is checked
+        once rather than each record (a node loads a million records this way)."""
+        names, ents = self._build(rrsets)
         if names == self._names:
             return False
         self._names, self._ents = names, ents
@@ -150,10 +159,7 @@ class ZoneSet:
         given = tuple(records)
         if not given:
             return self.remove(name, type)
-        for r in given:
-            origin = self._check(r)
-            if (r.name, r.type) != (name, type):
-                raise ValueError(f"{r.zone_line()} is not in RRset {name} {type}")
+        origin = self._check_rrset(name, type, given)
         rrset = _dedupe(given)
         before = self._names.get(name)
         if before is not None and before.get(type) == rrset:
@@ -190,31 +196,36 @@ class ZoneSet:
         self._bump()
         return True
 
-    def _check(self, r: Record) -> str:
-        """Validate one caller record; its origin."""
-        if not is_checked(r) and (not isinstance(r, Record) or record(*r) != r):
-            raise ValueError(f"not a canonical Record (build it with records.record): {r!r}")
-        if r.type in MANAGED_TYPES or (r.name, r.type) in self._fixed:
-            raise ValueError(f"{r.zone_line()}: {r.name} {r.type} belongs to the zone itself")
-        origin = self.origin_of(r.name)
+    def _check_rrset(self, name: str, type: str, rrset: Sequence[Record]) -> str:
+        """Validate one caller RRset (canonical `name` and `type`); its origin."""
+        for r in rrset:
+            if not is_checked(r) and (not isinstance(r, Record) or record(*r) != r):
+                raise ValueError(f"not a canonical Record (build it with records.record): {r!r}")
+            if r.name != name or r.type != type:
+                raise ValueError(f"{r.zone_line()} is not in RRset {name} {type}")
+        if type in MANAGED_TYPES or (name, type) in self._fixed:
+            raise ValueError(f"{name} {type}: belongs to the zone itself")
+        origin = self.origin_of(name)
         if origin is None:
-            raise ValueError(f"{r.zone_line()}: outside our origins {', '.join(self.origins)}")
+            raise ValueError(f"{name} {type}: outside our origins {', '.join(self.origins)}")
         return origin
 
-    def _build(self, records: Iterable[Record]) -> tuple[dict[str, Node], dict[str, int]]:
-        grouped: dict[tuple[str, str], list[Record]] = {}
-        origins: dict[str, str] = {}
-        for r in records:
-            origins[r.name] = self._check(r)
-            grouped.setdefault((r.name, r.type), []).append(r)
-        for key, fixed in self._fixed.items():
-            grouped[key] = [fixed]
-        for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
-            grouped[(origin, "SOA")] = [self._soa(origin)]
-            grouped[(origin, "NS")] = [record(origin, "NS", NS_TTL, SOA_MNAME)]
+    def _build(self, rrsets: Iterable[tuple[tuple[str, str], Sequence[Record]]]
+               ) -> tuple[dict[str, Node], dict[str, int]]:
         names: dict[str, Node] = {}
-        for (name, type), rrset in grouped.items():
-            names.setdefault(name, {})[type] = _dedupe(rrset)
+        origins: dict[str, str] = {}
+        for (name, type), rrset in rrsets:
+            if not rrset:
+                continue
+            origins[name] = self._check_rrset(name, type, rrset)
+            node = names.setdefault(name, {})
+            node[type] = _dedupe((*node.get(type, ()), *rrset))
+        for (name, type), fixed in self._fixed.items():
+            names.setdefault(name, {})[type] = (fixed,)
+        for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
+            node = names.setdefault(origin, {})
+            node["SOA"] = (self._soa(origin),)
+            node["NS"] = (record(origin, "NS", NS_TTL, SOA_MNAME),)
         ents: dict[str, int] = {}
         for name, node in names.items():
             _check_cname(name, node)

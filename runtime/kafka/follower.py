@@ -17,8 +17,11 @@ from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, water
 
 
 class TableFollower:
-    def __init__(self, bootstrap: str, topic: str):
+    def __init__(self, bootstrap: str, topic: str, *, keep_table: bool = True):
+        """`keep_table=False`: `catch_up` still returns the table, but the follower forgets it
+        then and `table` stays empty (for callers that keep their own copy)."""
         self.topic = topic
+        self.keep_table = keep_table
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -26,12 +29,22 @@ class TableFollower:
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 10,
                 "socket.nagle.disable": True,
+                # librdkafka prefetches up to 64 MiB per partition by default; a node follows a
+                # handful of partitions and consumes as fast as they come, so a few MiB each is
+                # as fast and keeps a large catch-up from doubling the node's memory.
+                "queued.max.messages.kbytes": 4096,
             }
         )
         self.table: dict[str, bytes] = {}
+        self._caught_up = False
+        self._each: Callable[[ConsumedRecord], None] | None = None
 
-    def catch_up(self, timeout: float = 120.0, progress: Callable[[int, int], None] | None = None) -> dict[str, bytes]:
-        """Read every partition to its current end; returns the table (tombstones dropped)."""
+    def catch_up(self, timeout: float = 120.0, progress: Callable[[int, int], None] | None = None,
+                 each: Callable[[ConsumedRecord], None] | None = None) -> dict[str, bytes]:
+        """Read every partition to its current end; returns the table (tombstones dropped).
+        With `each`, every record goes to it as it is read instead, and no table is built
+        (for callers that turn records into something smaller at once)."""
+        self._each = each
         deadline = time.monotonic() + timeout
         partitions = partitions_of(self._consumer, self.topic, timeout)
         ends = {}
@@ -51,7 +64,11 @@ class TableFollower:
                     del ends[record.partition]
             if progress:
                 progress(read, total)
-        return self.table
+        table = self.table
+        self._caught_up, self._each = True, None
+        if not self.keep_table:
+            self.table = {}
+        return table
 
     def changes(self, timeout: float) -> list[ConsumedRecord]:
         """The records that arrived since the last call (the table is updated with them)."""
@@ -69,10 +86,13 @@ class TableFollower:
                     continue
                 raise RuntimeError(f"reading {self.topic}: {message.error()}")
             record = record_of(message)
-            if record.value is None:
-                self.table.pop(record.key, None)
-            else:
-                self.table[record.key] = record.value
+            if self._each is not None:
+                self._each(record)
+            elif self.keep_table or not self._caught_up:
+                if record.value is None:
+                    self.table.pop(record.key, None)
+                else:
+                    self.table[record.key] = record.value
             records.append(record)
         return records
 
