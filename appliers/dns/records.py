@@ -15,7 +15,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Iterator, NamedTuple, Sequence
 
 TYPES = ("A", "AAAA", "SRV", "CNAME", "SOA", "NS")
 MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs with the top bit set are treated as zero
@@ -92,6 +92,65 @@ class RecordBuilder:
             out.append(_Checked(owner, rtype, ttl, canonical))
         return out
 
+    def rrset(self, name: str, type: str, ttl: int, rdatas: Iterable[str]) -> RRset | None:
+        """`records` as one compact RRset (None when there is no value), with no Record
+        objects made on the way."""
+        values: list[str] = []
+        owner = rtype = None
+        for rdata in rdatas:
+            canonical = self._rdata.get((type, rdata)) if owner is not None else None
+            if canonical is None:
+                made = record(owner or name, type, ttl, rdata)
+                owner, rtype = made.name, made.type
+                canonical = self._rdata.setdefault((type, rdata), made.rdata)
+            values.append(canonical)
+        if owner is None:
+            return None
+        return _CheckedRRset(owner, rtype, ttl, tuple(dict.fromkeys(values)))
+
+
+class RRset:
+    """One RRset, kept compact: owner, type and TTL once, the values as a tuple of strings.
+    It reads as a sequence of Records, made when read: a node holds a million records and
+    most are never asked for (Record objects for all of them would double its memory).
+
+    Built only by `of`, which drops repeated values (an RRset is a set; the feeder's order
+    is kept) and uses the smallest TTL if the records disagree (RFC 2181 §5.2)."""
+
+    __slots__ = ("name", "type", "ttl", "rdatas")
+
+    def __init__(self, name: str, type: str, ttl: int, rdatas: tuple[str, ...]) -> None:
+        self.name, self.type, self.ttl, self.rdatas = name, type, ttl, rdatas
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> RRset:
+        first = records[0]
+        if len(records) == 1:
+            return cls(first.name, first.type, first.ttl, (first.rdata,))
+        return cls(first.name, first.type, min(r.ttl for r in records), tuple(dict.fromkeys(r.rdata for r in records)))
+
+    def __len__(self) -> int:
+        return len(self.rdatas)
+
+    def __getitem__(self, index: int) -> Record:
+        return Record(self.name, self.type, self.ttl, self.rdatas[index])
+
+    def __iter__(self) -> Iterator[Record]:
+        name, type, ttl = self.name, self.type, self.ttl
+        return (Record(name, type, ttl, rdata) for rdata in self.rdatas)
+
+    def __eq__(self, other: object) -> bool:  # a checked RRset equals an unchecked twin
+        return (isinstance(other, RRset) and self.rdatas == other.rdatas and self.ttl == other.ttl
+                and self.name == other.name and self.type == other.type)
+
+    __hash__ = None  # mutable-free but compared by value; never a dict key
+
+
+class _CheckedRRset(RRset):
+    """An RRset that `RecordBuilder.rrset` built: every value known canonical."""
+
+    __slots__ = ()
+
 
 class _Checked(Record):
     """A Record that `record` built, so known canonical: a zone loading hundreds of thousands
@@ -106,8 +165,9 @@ class _Checked(Record):
 
 
 def is_checked(r: object) -> bool:
-    """True for a Record built by `record` (and not changed since)."""
-    return type(r) is _Checked
+    """True for a Record built by `record` (and not changed since), or an RRset built by
+    `RecordBuilder.rrset`."""
+    return type(r) is _Checked or type(r) is _CheckedRRset
 
 
 def srv_target(rdata: str) -> str:

@@ -28,7 +28,7 @@ from pyroute2 import IPRoute
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
-from appliers.dns.records import Record, RecordBuilder, record
+from appliers.dns.records import Record, RecordBuilder, RRset, record
 from appliers.dns.server import DnsServer
 from appliers.dns.http_server import MesosDnsHttpServer
 from appliers.dns.mesos_api import MesosDnsConfig
@@ -78,9 +78,10 @@ class DnsSettings:
     catch_up_timeout: float = 600.0
 
 
-def records_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> list[Record]:
-    """The validated records of one set; ValueError names what is wrong."""
-    return (builder or RecordBuilder()).records(record_set.name, record_set.type, record_set.ttl, record_set.rdata)
+def rrset_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> RRset | None:
+    """The validated RRset of one set (None when it has no value); ValueError says what is
+    wrong."""
+    return (builder or RecordBuilder()).rrset(record_set.name, record_set.type, record_set.ttl, record_set.rdata)
 
 
 def thisnode_records(agent_ip: str) -> list[Record]:
@@ -200,43 +201,44 @@ class DnsRole:
                               soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
                               soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
 
-    def _read_all(self, follower: TableFollower) -> dict[str, list[Record]]:
+    def _read_all(self, follower: TableFollower) -> dict[str, RRset | None]:
         """Read the whole topic (in the follower's thread), turning each record into records
         for the zones as it comes: the topic's bytes are dropped at once unless the HTTP API
         needs them. Key -> records of every valid set."""
         builder = RecordBuilder()
-        loading: dict[str, list[Record]] = {}
+        loading: dict[str, RRset | None] = {}
         keep_raw = self.settings.http is not None
 
         def each(consumed: ConsumedRecord) -> None:
             key = consumed.key or ""
-            records = None
+            rrset = valid = None
             if consumed.value is not None:
                 record_set = self._decode(key, consumed.value)
                 try:
-                    records = records_of(record_set, builder) if record_set is not None else None
+                    if record_set is not None:
+                        rrset, valid = rrset_of(record_set, builder), True
                 except ValueError as error:
                     self._skip(key, error)
-            if records is None:  # a tombstone, or a bad newer value replacing a good one
+            if not valid:  # a tombstone, or a bad newer value replacing a good one
                 loading.pop(key, None)
                 self.raw.pop(key, None)
                 return
-            loading[key] = records
+            loading[key] = rrset  # None: a valid set with no value (it serves nothing)
             if keep_raw:
                 self.raw[key] = consumed.value
 
         follower.catch_up(self.settings.catch_up_timeout, self._progress_logger(), each)
         return loading
 
-    def _load(self, loading: dict[str, list[Record]]) -> int:
+    def _load(self, loading: dict[str, RRset | None]) -> int:
         """Everything read into the zones in one swap, keeping what other roles fed in (the
         l4lb role's VIP names) and this node's own name. Returns how many sets it loaded."""
-        rrsets: dict[tuple[str, str], list[Record]] = {}
+        rrsets: dict[tuple[str, str], list[Record] | RRset] = {}
         for r in [*thisnode_records(self.settings.agent_ip), *self.zones.records()]:
             rrsets.setdefault((r.name, r.type), []).append(r)
-        for records in loading.values():
-            if records:
-                rrsets[(records[0].name, records[0].type)] = records
+        for rrset in loading.values():
+            if rrset is not None:
+                rrsets[(rrset.name, rrset.type)] = rrset
         self.zones.replace_rrsets(rrsets.items())
         return len(loading)
 
@@ -260,7 +262,11 @@ class DnsRole:
             if record_set is None:
                 continue
             try:
-                self.zones.upsert(record_set.name, record_set.type, records_of(record_set))
+                rrset = rrset_of(record_set)
+                if rrset is None:
+                    self.zones.remove(record_set.name, record_set.type)
+                else:
+                    self.zones.upsert(rrset.name, rrset.type, rrset)
             except ValueError as error:
                 self._skip(key, error)
                 continue

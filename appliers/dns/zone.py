@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from appliers.dns.records import Record, canonical_name, is_checked, record, soa_minimum
+from appliers.dns.records import Record, RRset, canonical_name, is_checked, record, soa_minimum
 
 NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 
@@ -44,7 +44,9 @@ FIXED = (
 MANAGED_TYPES = frozenset({"SOA", "NS"})  # only ever at an apex, written by the zone itself
 MAX_CNAME_CHAIN = 8  # bounds the chase; a longer chain is a zone bug, not a lookup to finish
 
-Node = dict[str, tuple[Record, ...]]  # type -> RRset at one name
+
+
+Node = dict[str, RRset]  # type -> RRset at one name
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +158,11 @@ class ZoneSet:
     def upsert(self, name: str, type: str, records: Iterable[Record]) -> bool:
         """Set the RRset (name, type) to `records` (empty: remove it). True when it changed."""
         name, type = canonical_name(name), type.upper()
-        given = tuple(records)
+        given = records if isinstance(records, RRset) else tuple(records)
         if not given:
             return self.remove(name, type)
         origin = self._check_rrset(name, type, given)
-        rrset = _dedupe(given)
+        rrset = given if isinstance(given, RRset) else RRset.of(given)
         before = self._names.get(name)
         if before is not None and before.get(type) == rrset:
             return False
@@ -198,7 +200,7 @@ class ZoneSet:
 
     def _check_rrset(self, name: str, type: str, rrset: Sequence[Record]) -> str:
         """Validate one caller RRset (canonical `name` and `type`); its origin."""
-        for r in rrset:
+        for r in (() if is_checked(rrset) else rrset):
             if not is_checked(r) and (not isinstance(r, Record) or record(*r) != r):
                 raise ValueError(f"not a canonical Record (build it with records.record): {r!r}")
             if r.name != name or r.type != type:
@@ -219,13 +221,17 @@ class ZoneSet:
                 continue
             origins[name] = self._check_rrset(name, type, rrset)
             node = names.setdefault(name, {})
-            node[type] = _dedupe((*node.get(type, ()), *rrset))
+            before = node.get(type)
+            if isinstance(rrset, RRset) and before is None:
+                node[type] = rrset
+            else:
+                node[type] = RRset.of([*(before or ()), *rrset])
         for (name, type), fixed in self._fixed.items():
-            names.setdefault(name, {})[type] = (fixed,)
+            names.setdefault(name, {})[type] = RRset.of((fixed,))
         for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
             node = names.setdefault(origin, {})
-            node["SOA"] = (self._soa(origin),)
-            node["NS"] = (record(origin, "NS", NS_TTL, SOA_MNAME),)
+            node["SOA"] = RRset.of((self._soa(origin),))
+            node["NS"] = RRset.of((record(origin, "NS", NS_TTL, SOA_MNAME),))
         ents: dict[str, int] = {}
         for name, node in names.items():
             _check_cname(name, node)
@@ -242,21 +248,13 @@ class ZoneSet:
         """Put the current serial into every apex SOA, and the negative-answer copies."""
         for origin in self.origins:
             soa = self._soa(origin)
-            self._names[origin] = {**self._names[origin], "SOA": (soa,)}
+            self._names[origin] = {**self._names[origin], "SOA": RRset.of((soa,))}
             # RFC 2308 §3: a negative answer's SOA carries min(its TTL, MINIMUM).
             self._negative[origin] = soa._replace(ttl=min(soa.ttl, soa_minimum(soa.rdata)))
 
     def _soa(self, origin: str) -> Record:
         return record(origin, "SOA", SOA_TTL, f"{SOA_MNAME} {SOA_RNAME} {self.serial} "
                       f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}")
-
-
-def _dedupe(records: Iterable[Record]) -> tuple[Record, ...]:
-    """Same rdata twice is one record (an RRset is a set); the feeder's order is kept."""
-    seen: dict[str, Record] = {}
-    for r in records:
-        seen.setdefault(r.rdata, r)
-    return tuple(seen.values())
 
 
 def _check_cname(name: str, node: Node) -> None:
