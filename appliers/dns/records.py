@@ -77,32 +77,20 @@ class RecordBuilder:
     load in a fraction of the time and memory. Keep a builder for one load, then drop it."""
 
     def __init__(self) -> None:
-        self._rdata: dict[tuple[str, str], str] = {}
-
-    def records(self, name: str, type: str, ttl: int, rdatas: Iterable[str]) -> list[Record]:
-        """The records of one RRset; ValueError (as `record` says it) on the first bad one."""
-        out: list[Record] = []
-        owner = rtype = None
-        for rdata in rdatas:
-            canonical = self._rdata.get((type, rdata)) if owner is not None else None
-            if canonical is None:  # the first record checks the name and TTL, as `record` does
-                made = record(owner or name, type, ttl, rdata)
-                owner, rtype = made.name, made.type
-                canonical = self._rdata.setdefault((type, rdata), made.rdata)
-            out.append(_Checked(owner, rtype, ttl, canonical))
-        return out
+        self._rdata: dict[str, dict[str, str]] = {}  # type -> given rdata -> canonical
 
     def rrset(self, name: str, type: str, ttl: int, rdatas: Iterable[str]) -> RRset | None:
-        """`records` as one compact RRset (None when there is no value), with no Record
-        objects made on the way."""
+        """The checked RRset of these values (None when there is none), with no Record
+        objects made on the way; ValueError, as `record` says it, on the first bad one."""
         values: list[str] = []
         owner = rtype = None
+        known = self._rdata.setdefault(type, {})
         for rdata in rdatas:
-            canonical = self._rdata.get((type, rdata)) if owner is not None else None
-            if canonical is None:
+            canonical = known.get(rdata) if owner is not None else None
+            if canonical is None:  # the first value also checks the name and TTL
                 made = record(owner or name, type, ttl, rdata)
                 owner, rtype = made.name, made.type
-                canonical = self._rdata.setdefault((type, rdata), made.rdata)
+                canonical = known.setdefault(rdata, made.rdata)
             values.append(canonical)
         if owner is None:
             return None

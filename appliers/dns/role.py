@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
 import time
 from collections import deque
@@ -233,13 +234,12 @@ class DnsRole:
     def _load(self, loading: dict[str, RRset | None]) -> int:
         """Everything read into the zones in one swap, keeping what other roles fed in (the
         l4lb role's VIP names) and this node's own name. Returns how many sets it loaded."""
-        rrsets: dict[tuple[str, str], list[Record] | RRset] = {}
+        others: dict[tuple[str, str], list[Record]] = {}
         for r in [*thisnode_records(self.settings.agent_ip), *self.zones.records()]:
-            rrsets.setdefault((r.name, r.type), []).append(r)
-        for rrset in loading.values():
-            if rrset is not None:
-                rrsets[(rrset.name, rrset.type)] = rrset
-        self.zones.replace_rrsets(rrsets.items())
+            others.setdefault((r.name, r.type), []).append(r)
+        # A generator, not another dict: a large load should not hold every key twice.
+        loaded = (((rrset.name, rrset.type), rrset) for rrset in loading.values() if rrset is not None)
+        self.zones.replace_rrsets(itertools.chain(others.items(), loaded))
         return len(loading)
 
     @property

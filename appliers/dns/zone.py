@@ -215,29 +215,33 @@ class ZoneSet:
     def _build(self, rrsets: Iterable[tuple[tuple[str, str], Sequence[Record]]]
                ) -> tuple[dict[str, Node], dict[str, int]]:
         names: dict[str, Node] = {}
-        origins: dict[str, str] = {}
+        ents: dict[str, int] = {}
+
+        def node_at(name: str, origin: str) -> Node:
+            node = names.get(name)
+            if node is None:
+                node = names[name] = {}
+                for above in _ancestors(name, origin):
+                    ents[above] = ents.get(above, 0) + 1
+            return node
+
         for (name, type), rrset in rrsets:
             if not rrset:
                 continue
-            origins[name] = self._check_rrset(name, type, rrset)
-            node = names.setdefault(name, {})
+            node = node_at(name, self._check_rrset(name, type, rrset))
             before = node.get(type)
             if isinstance(rrset, RRset) and before is None:
                 node[type] = rrset
             else:
                 node[type] = RRset.of([*(before or ()), *rrset])
         for (name, type), fixed in self._fixed.items():
-            names.setdefault(name, {})[type] = RRset.of((fixed,))
+            node_at(name, self.origin_of(name))[type] = RRset.of((fixed,))
         for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
-            node = names.setdefault(origin, {})
+            node = node_at(origin, origin)
             node["SOA"] = RRset.of((self._soa(origin),))
             node["NS"] = RRset.of((record(origin, "NS", NS_TTL, SOA_MNAME),))
-        ents: dict[str, int] = {}
         for name, node in names.items():
             _check_cname(name, node)
-            origin = origins.get(name) or self.origin_of(name)
-            for above in _ancestors(name, origin):
-                ents[above] = ents.get(above, 0) + 1
         return names, ents
 
     def _bump(self) -> None:

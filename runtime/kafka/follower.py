@@ -33,6 +33,7 @@ class TableFollower:
                 # handful of partitions and consumes as fast as they come, so a few MiB each is
                 # as fast and keeps a large catch-up from doubling the node's memory.
                 "queued.max.messages.kbytes": 4096,
+                "fetch.max.bytes": 4 * 1024 * 1024,
             }
         )
         self.table: dict[str, bytes] = {}
