@@ -22,7 +22,7 @@ method awaits, so a lookup never sees half an update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from appliers.dns.records import Record, RRset, canonical_name, is_checked, record, soa_minimum
 
@@ -46,7 +46,36 @@ MAX_CNAME_CHAIN = 8  # bounds the chase; a longer chain is a zone bug, not a loo
 
 
 
-Node = dict[str, RRset]  # type -> RRset at one name
+class Node(tuple):
+    """The RRsets at one name, read like a dict by type. A tuple, because a node holds
+    hundreds of thousands of names with one or two types each, and a dict per name would
+    cost about three times the memory of what it holds. Immutable: a change makes a new
+    Node, so a lookup never sees one half-made."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, by_type: dict[str, RRset]) -> Node:
+        return cls(by_type.values())
+
+    def get(self, type: str, default: RRset | None = None) -> RRset | None:
+        for rrset in tuple.__iter__(self):
+            if rrset.type == type:
+                return rrset
+        return default
+
+    def values(self) -> Iterator[RRset]:
+        return tuple.__iter__(self)
+
+    def items(self) -> Iterator[tuple[str, RRset]]:
+        return ((rrset.type, rrset) for rrset in tuple.__iter__(self))
+
+    def __iter__(self) -> Iterator[str]:  # the types, as a dict iterates its keys
+        return (rrset.type for rrset in tuple.__iter__(self))
+
+    def __contains__(self, type: object) -> bool:
+        return self.get(type) is not None
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +195,10 @@ class ZoneSet:
         before = self._names.get(name)
         if before is not None and before.get(type) == rrset:
             return False
-        node = dict(before or {})
+        node = dict(before.items()) if before is not None else {}
         node[type] = rrset
         _check_cname(name, node)
-        self._names[name] = node  # a fresh dict per change: lookups never see it half-made
+        self._names[name] = Node.of(node)
         if before is None:
             for above in _ancestors(name, origin):
                 self._ents[above] = self._ents.get(above, 0) + 1
@@ -186,7 +215,7 @@ class ZoneSet:
             return False
         node = {t: rrs for t, rrs in before.items() if t != type}
         if node:
-            self._names[name] = node
+            self._names[name] = Node.of(node)
         else:
             del self._names[name]
             for above in _ancestors(name, self.origin_of(name)):
@@ -217,29 +246,28 @@ class ZoneSet:
         names: dict[str, Node] = {}
         ents: dict[str, int] = {}
 
-        def node_at(name: str, origin: str) -> Node:
+        def put(name: str, origin: str, rrset: RRset) -> None:
             node = names.get(name)
             if node is None:
-                node = names[name] = {}
+                names[name] = Node((rrset,))
                 for above in _ancestors(name, origin):
                     ents[above] = ents.get(above, 0) + 1
-            return node
+                return
+            before = node.get(rrset.type)
+            if before is not None:  # the same RRset given twice: one set of their values
+                rrset = RRset.of([*before, *rrset])
+            names[name] = Node((*(r for r in node.values() if r.type != rrset.type), rrset))
 
         for (name, type), rrset in rrsets:
             if not rrset:
                 continue
-            node = node_at(name, self._check_rrset(name, type, rrset))
-            before = node.get(type)
-            if isinstance(rrset, RRset) and before is None:
-                node[type] = rrset
-            else:
-                node[type] = RRset.of([*(before or ()), *rrset])
+            origin = self._check_rrset(name, type, rrset)
+            put(name, origin, rrset if isinstance(rrset, RRset) else RRset.of(rrset))
         for (name, type), fixed in self._fixed.items():
-            node_at(name, self.origin_of(name))[type] = RRset.of((fixed,))
+            put(name, self.origin_of(name), RRset.of((fixed,)))
         for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
-            node = node_at(origin, origin)
-            node["SOA"] = RRset.of((self._soa(origin),))
-            node["NS"] = RRset.of((record(origin, "NS", NS_TTL, SOA_MNAME),))
+            put(origin, origin, RRset.of((self._soa(origin),)))
+            put(origin, origin, RRset.of((record(origin, "NS", NS_TTL, SOA_MNAME),)))
         for name, node in names.items():
             _check_cname(name, node)
         return names, ents
@@ -252,7 +280,7 @@ class ZoneSet:
         """Put the current serial into every apex SOA, and the negative-answer copies."""
         for origin in self.origins:
             soa = self._soa(origin)
-            self._names[origin] = {**self._names[origin], "SOA": RRset.of((soa,))}
+            self._names[origin] = Node.of({**dict(self._names[origin].items()), "SOA": RRset.of((soa,))})
             # RFC 2308 §3: a negative answer's SOA carries min(its TTL, MINIMUM).
             self._negative[origin] = soa._replace(ttl=min(soa.ttl, soa_minimum(soa.rdata)))
 
@@ -261,7 +289,7 @@ class ZoneSet:
                       f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}")
 
 
-def _check_cname(name: str, node: Node) -> None:
+def _check_cname(name: str, node: Node | dict[str, RRset]) -> None:
     cname = node.get("CNAME")
     if cname is not None and (len(node) > 1 or len(cname) > 1):
         # RFC 1034 §3.6.2 / RFC 2181 §10.1: a CNAME is alone at its name, and single.
