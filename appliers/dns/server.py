@@ -22,6 +22,7 @@ import socket
 from dataclasses import asdict, dataclass
 
 from appliers.dns.answer import SERVFAIL, Answerer, Forwarding, header_only
+from appliers.dns.fastpath import FastPath
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class DnsServer:
                  tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 256,
                  max_forwarding: int = 1024) -> None:
         self.answerer = answerer
+        self.fastpath = FastPath(answerer)  # UDP: pre-encoded answers first, then the answerer
         self.host, self.port = host, port
         self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
@@ -114,7 +116,9 @@ class DnsServer:
     def _on_datagram(self, data: bytes, addr, transport: asyncio.DatagramTransport) -> None:
         counters = self.counters
         counters.queries += 1
-        reply = self.answerer.answer(data, client=addr[0])  # the client decides RA and recursion
+        reply = self.fastpath.reply(data)
+        if reply is None:
+            reply = self.answerer.answer(data, client=addr[0])  # the client decides RA and recursion
         if reply is None:
             counters.dropped += 1
         elif isinstance(reply, Forwarding):

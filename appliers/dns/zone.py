@@ -69,6 +69,9 @@ class ZoneSet:
         self._origin_set = frozenset(self.origins)
         self.ready = ready  # flipped by the node once it has caught up on the DNS table
         self.serial = serial
+        # Bumped on every change of the data (not of `ready`): caches of answers built from
+        # this zone set (appliers/dns/fastpath.py) are valid while it stays the same.
+        self.version = 0
         self._fixed = {(r.name, r.type): r for r in FIXED if self.origin_of(r.name)}
         self._negative: dict[str, Record] = {}  # origin -> SOA as sent in negative answers
         self._names: dict[str, Node]
@@ -245,6 +248,7 @@ class ZoneSet:
         return names, ents
 
     def _bump(self) -> None:
+        self.version += 1
         self.serial = self.serial % 0xFFFFFFFF + 1  # RFC 1982 arithmetic, never 0
         self._stamp_soa()
 

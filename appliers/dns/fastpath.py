@@ -1,0 +1,284 @@
+"""The UDP hot path: the common query answered from pre-encoded fragments, no DNS library. Pure.
+
+`FastPath(answerer).reply(query)` returns the reply bytes for the common case, or None, which
+means "ask the `Answerer`". The reply is the one the Answerer would give (same flags, AA,
+rcode, counts, record order, TTLs, OPT), only encoded by hand; tests/unit/dns_fastpath checks
+that with dnspython on random zones and queries.
+
+The common case: header with QR=0 and opcode QUERY, one question of class IN, no answer or
+authority records, at most one additional record which is a well-formed EDNS version 0 OPT,
+a name made of letters, digits, '-' and '_' (what our zones can hold), and a zone set that is
+ready. Everything else falls back: other opcodes, garbage, compression pointers in the
+question, zone transfers, names outside our origins (forwarding or REFUSED), BADVERS, replies
+too big for the client whose truncated size we cannot be sure of.
+
+How it is fast (reference/kernel-dns-haproxy.md §4): the cache key is the question as sent
+(name, type and class bytes) lowered, so a hit costs one slice, one `bytes.lower` and one dict
+lookup. A reply is the query's own id and question spliced around the entry's pre-encoded
+records. Every owner name equal to the question is the pointer 0xC00C; every other name is
+written uncompressed, so fragments are valid after any question (dnslib-packed records are
+not: their pointers are relative to dnslib's own buffer).
+
+Staleness: an entry is built from `ZoneSet.lookup` at some `ZoneSet.version`; the whole cache
+is dropped as soon as the version moves. Whole, not per name: every change bumps the SOA
+serial, which every negative answer carries. `ready` is read per query, never cached.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+from appliers.dns.answer import UDP_MIN, Answerer
+from appliers.dns.records import Record
+from appliers.dns.zone import ZoneSet
+
+MAX_ENTRIES = 131_072  # bounds memory under random-name floods; past it entries are built per query
+_ROTATIONS_KEPT = 16  # RRsets up to this size keep every rotation joined; larger ones join per reply
+
+_QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0
+_CLASS_IN = 1
+_OPT = 41
+_TRANSFERS = frozenset({251, 252})  # IXFR, AXFR: the Answerer refuses them
+_MAX_QNAME_WIRE = 253  # dnslib will not pack a longer name; leave those to the Answerer
+_LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "AAAA": 28, "SRV": 33}
+# What the Answerer passes to ZoneSet.lookup (dnslib's mnemonic). Only our record types and
+# ANY mean anything to the lookup; every other type reads as absent, whatever its spelling.
+_LOOKUP_NAMES = {code: name for name, code in _TYPE_CODES.items()} | {255: "ANY"}
+_NAME_TYPES = frozenset({"CNAME", "NS"})
+_POINTER_TO_QUESTION = b"\xc0\x0c"
+_TRUNCATED_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_TRUNCATED_COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+
+
+def parse_query(data: bytes) -> tuple[int, int | None, bool] | None:
+    """(question_end, udp_size or None, DO bit) when the header and layout are those of a
+    common query, else None. `data[12:question_end]` is then the question as sent, unchecked:
+    the cache fill validates it (`build_entry`), so a cache hit proves it well formed. The
+    usual layouts (no OPT, or an 11-byte OPT at the end) are found without walking labels."""
+    size = len(data)
+    if size < 17 or data[2] & 0xF8 or data[4:10] != _QUERY_COUNTS or data[10]:
+        return None  # a response, another opcode, or sections other than one question
+    additional = data[11]
+    if additional == 0:
+        return size, None, False
+    if additional != 1:
+        return None
+    if (size >= 28 and data[size - 11] == 0 and data[size - 10] == 0 and data[size - 9] == _OPT
+            and data[size - 2] == 0 and data[size - 1] == 0):
+        end = size - 11  # root owner, type OPT, no options
+    else:
+        end = _question_end(data)
+        if end is None or not _is_opt(data, end):
+            return None
+    if data[end + 6]:  # EDNS version > 0: BADVERS, the Answerer's business
+        return None
+    return end, (data[end + 3] << 8) | data[end + 4], bool(data[end + 7] & 0x80)
+
+
+def _question_end(data: bytes) -> int | None:
+    """Offset just past the question's class: labels walked from 12, pointers refused."""
+    position = 12
+    size = len(data)
+    for _ in range(128):  # a name has at most 127 labels
+        if position >= size:
+            return None
+        length = data[position]
+        if length == 0:
+            end = position + 5
+            return end if end <= size else None
+        if length > 63:
+            return None
+        position += 1 + length
+    return None
+
+
+def _is_opt(data: bytes, start: int) -> bool:
+    """A root-owned OPT record from `start` to the end, options well formed."""
+    size = len(data)
+    if start + 11 > size or data[start] != 0 or data[start + 1:start + 3] != b"\x00\x29":
+        return False
+    rdlength = (data[start + 9] << 8) | data[start + 10]
+    position, end = start + 11, start + 11 + rdlength
+    if end != size:
+        return False
+    for _ in range(rdlength // 4 + 1):
+        if position == end:
+            return True
+        if position + 4 > end:
+            return False
+        position += 4 + ((data[position + 2] << 8) | data[position + 3])
+    return position == end
+
+
+class Entry:
+    """One (name, type)'s reply, pre-encoded: header bytes 2-3 without RD, counts with and
+    without an OPT, and the answer and authority sections."""
+
+    __slots__ = ("flags", "rcode", "counts", "counts_opt", "chain", "rotating", "bodies",
+                 "authority", "exact")
+
+    def __init__(self, rcode: int, aa: bool, chain: tuple[bytes, ...],
+                 rotating: tuple[bytes, ...], authority: tuple[bytes, ...], exact: bool) -> None:
+        self.flags = 0x80 | (0x04 if aa else 0)  # QR, AA
+        self.rcode = rcode & 0x0F
+        an, ns = len(chain) + len(rotating), len(authority)
+        self.counts = struct.pack("!HHHH", 1, an, ns, 0)
+        self.counts_opt = struct.pack("!HHHH", 1, an, ns, 1)
+        self.chain = b"".join(chain)  # CNAMEs: always first, never rotated
+        self.rotating = rotating
+        self.authority = b"".join(authority)
+        # Rotation by message id mod n (answer.rotate): pre-joined while that stays small.
+        n = len(rotating)
+        if n < 2:
+            self.bodies = (self.chain + b"".join(rotating),)
+        elif n <= _ROTATIONS_KEPT:
+            self.bodies = tuple(self.chain + b"".join(rotating[k:] + rotating[:k]) for k in range(n))
+        else:
+            self.bodies = None
+        # True when our length is the Answerer's too (no name it could compress), so a
+        # too-big reply can be truncated here instead of asking it.
+        self.exact = exact
+
+    def body(self, message_id: int) -> bytes:
+        bodies = self.bodies
+        if bodies is not None:
+            return bodies[message_id % len(bodies)]
+        rotating = self.rotating
+        shift = message_id % len(rotating)
+        return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift])
+
+
+_SLOW = object()  # cached "not ours or unusual: ask the Answerer"
+
+
+class FastPath:
+    """The hot path in front of one `Answerer` (its zones and its UDP cap)."""
+
+    def __init__(self, answerer: Answerer, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.zones: ZoneSet = answerer.zones
+        self.max_udp_payload = answerer.max_udp_payload
+        self.max_entries = max_entries
+        self._version = self.zones.version
+        self._entries: dict[bytes, Entry | object] = {}
+        udp = self.max_udp_payload.to_bytes(2, "big")
+        self._opt = b"\x00\x00\x29" + udp + b"\x00\x00\x00\x00\x00\x00"
+        self._opt_do = b"\x00\x00\x29" + udp + b"\x00\x00\x80\x00\x00\x00"
+
+    def reply(self, data: bytes) -> bytes | None:
+        """The reply to a UDP query, or None: let the Answerer answer it."""
+        zones = self.zones
+        if not zones.ready:
+            return None
+        parsed = parse_query(data)
+        if parsed is None:
+            return None
+        end, udp_size, do = parsed
+        if zones.version != self._version:
+            self._entries = {}
+            self._version = zones.version
+        key = data[12:end].lower()
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._fill(key)
+        if entry is _SLOW:
+            return None
+        message_id = (data[0] << 8) | data[1]
+        flags = bytes((entry.flags | (data[2] & 0x01), entry.rcode))
+        if udp_size is None:
+            limit, counts, opt = UDP_MIN, entry.counts, b""
+        else:
+            limit = max(UDP_MIN, min(udp_size, self.max_udp_payload))
+            counts, opt = entry.counts_opt, (self._opt_do if do else self._opt)
+        reply = b"".join((data[:2], flags, counts, data[12:end], entry.body(message_id),
+                          entry.authority, opt))
+        if len(reply) <= limit:
+            return reply
+        if not entry.exact:
+            return None  # the Answerer's compressed reply may still fit: its call
+        # TC=1 with the question and the OPT only, as the Answerer truncates.
+        truncated = bytes((entry.flags | 0x02 | (data[2] & 0x01), entry.rcode))
+        counts = _TRUNCATED_COUNTS if udp_size is None else _TRUNCATED_COUNTS_OPT
+        return b"".join((data[:2], truncated, counts, data[12:end], opt))
+
+    def _fill(self, key: bytes) -> Entry | object:
+        entry = build_entry(self.zones, key)
+        if len(self._entries) < self.max_entries:
+            self._entries[key] = entry
+        return entry
+
+
+def build_entry(zones: ZoneSet, question: bytes) -> Entry | object:
+    """The entry for a lowered question (name, type, class as on the wire), or _SLOW."""
+    if len(question) < 6:
+        return _SLOW
+    qname = _name_text(question[:-4])
+    qtype = (question[-4] << 8) | question[-3]
+    qclass = (question[-2] << 8) | question[-1]
+    if qname is None or qclass != _CLASS_IN or qtype in _TRANSFERS:
+        return _SLOW
+    result = zones.lookup(qname, _LOOKUP_NAMES.get(qtype, f"TYPE{qtype}"))
+    if result is None or not zones.ready:
+        return _SLOW
+    answers = result.answers
+    first = 0
+    while first < len(answers) and answers[first].type == "CNAME":
+        first += 1
+    chain = tuple(encode_record(r, qname) for r in answers[:first])
+    rotating = tuple(encode_record(r, qname) for r in answers[first:])
+    authority = tuple(encode_record(r, qname) for r in result.authority)
+    exact = not result.authority and all(
+        r.name == qname and r.type in ("A", "AAAA") for r in answers)
+    return Entry(result.rcode, result.aa, chain, rotating, authority, exact)
+
+
+def _name_text(wire: bytes) -> str | None:
+    """Text of a wire name that is exactly a sequence of labels of the bytes we serve, ended
+    by the root label; None for anything else (pointers, stray bytes, the root itself)."""
+    if not 2 <= len(wire) <= _MAX_QNAME_WIRE or wire[-1]:
+        return None
+    labels = []
+    position, last = 0, len(wire) - 1
+    while position < last:
+        length = wire[position]
+        label = wire[position + 1:position + 1 + length]
+        if not 0 < length <= 63 or len(label) != length or not _LABEL_BYTES.issuperset(label):
+            return None
+        labels.append(label.decode("ascii"))
+        position += 1 + length
+    if position != last:
+        return None
+    return ".".join(labels) + "."
+
+
+def encode_name(name: str) -> bytes:
+    """Uncompressed wire form of a canonical name."""
+    if name == ".":
+        return b"\x00"
+    return b"".join(bytes((len(label),)) + label.encode("ascii")
+                    for label in name[:-1].split(".")) + b"\x00"
+
+
+def encode_rdata(r: Record) -> bytes:
+    if r.type == "A":
+        return ipaddress.IPv4Address(r.rdata).packed
+    if r.type == "AAAA":
+        return ipaddress.IPv6Address(r.rdata).packed
+    if r.type in _NAME_TYPES:
+        return encode_name(r.rdata)
+    fields = r.rdata.split()
+    if r.type == "SRV":
+        return struct.pack("!HHH", *map(int, fields[:3])) + encode_name(fields[3])
+    if r.type == "SOA":
+        return (encode_name(fields[0]) + encode_name(fields[1])
+                + struct.pack("!IIIII", *map(int, fields[2:])))
+    raise ValueError(f"no wire encoding for {r.type}")
+
+
+def encode_record(r: Record, qname: str) -> bytes:
+    """One resource record; the owner is 0xC00C when it is the question's name (lowered
+    `qname`), spelled out otherwise."""
+    owner = _POINTER_TO_QUESTION if r.name == qname else encode_name(r.name)
+    rdata = encode_rdata(r)
+    return owner + struct.pack("!HHIH", _TYPE_CODES[r.type], _CLASS_IN, r.ttl, len(rdata)) + rdata
