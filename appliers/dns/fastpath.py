@@ -38,7 +38,7 @@ _ROTATIONS_KEPT = 16  # RRsets up to this size keep every rotation joined; large
 
 _QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0
 _CLASS_IN = 1
-_OPT = 41
+_OPT_HEAD = b"\x00\x00\x29"  # root owner, type OPT (41)
 _TRANSFERS = frozenset({251, 252})  # IXFR, AXFR: the Answerer refuses them
 _MAX_QNAME_WIRE = 253  # dnslib will not pack a longer name; leave those to the Answerer
 _LABEL_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
@@ -48,8 +48,7 @@ _TYPE_CODES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "AAAA": 28, "SRV": 33}
 _LOOKUP_NAMES = {code: name for name, code in _TYPE_CODES.items()} | {255: "ANY"}
 _NAME_TYPES = frozenset({"CNAME", "NS"})
 _POINTER_TO_QUESTION = b"\xc0\x0c"
-_TRUNCATED_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
-_TRUNCATED_COUNTS_OPT = b"\x00\x01\x00\x00\x00\x00\x00\x01"
+_QUERY_COUNTS_NO_OPT = _QUERY_COUNTS + b"\x00"  # ... and the high byte of ARCOUNT
 
 
 def parse_query(data: bytes) -> tuple[int, int | None, bool] | None:
@@ -65,8 +64,7 @@ def parse_query(data: bytes) -> tuple[int, int | None, bool] | None:
         return size, None, False
     if additional != 1:
         return None
-    if (size >= 28 and data[size - 11] == 0 and data[size - 10] == 0 and data[size - 9] == _OPT
-            and data[size - 2] == 0 and data[size - 1] == 0):
+    if data[-11:-8] == _OPT_HEAD and data[-2:] == b"\x00\x00" and size >= 28:
         end = size - 11  # root owner, type OPT, no options
     else:
         end = _question_end(data)
@@ -97,7 +95,7 @@ def _question_end(data: bytes) -> int | None:
 def _is_opt(data: bytes, start: int) -> bool:
     """A root-owned OPT record from `start` to the end, options well formed."""
     size = len(data)
-    if start + 11 > size or data[start] != 0 or data[start + 1:start + 3] != b"\x00\x29":
+    if start + 11 > size or data[start:start + 3] != _OPT_HEAD:
         return False
     rdlength = (data[start + 9] << 8) | data[start + 10]
     position, end = start + 11, start + 11 + rdlength
@@ -113,41 +111,42 @@ def _is_opt(data: bytes, start: int) -> bool:
 
 
 class Entry:
-    """One (name, type)'s reply, pre-encoded: header bytes 2-3 without RD, counts with and
-    without an OPT, and the answer and authority sections."""
+    """One (name, type)'s reply, pre-encoded around the question: `heads` are header bytes
+    2-11 (flags and counts) by RD bit and OPT presence, `tails` the answer and authority
+    sections by rotation."""
 
-    __slots__ = ("flags", "rcode", "counts", "counts_opt", "chain", "rotating", "bodies",
-                 "authority", "exact")
+    __slots__ = ("heads", "truncated_heads", "tails", "chain", "rotating", "authority", "exact")
 
     def __init__(self, rcode: int, aa: bool, chain: tuple[bytes, ...],
                  rotating: tuple[bytes, ...], authority: tuple[bytes, ...], exact: bool) -> None:
-        self.flags = 0x80 | (0x04 if aa else 0)  # QR, AA
-        self.rcode = rcode & 0x0F
+        flags = 0x80 | (0x04 if aa else 0)  # QR, AA; RA and Z stay 0 as in the Answerer
         an, ns = len(chain) + len(rotating), len(authority)
-        self.counts = struct.pack("!HHHH", 1, an, ns, 0)
-        self.counts_opt = struct.pack("!HHHH", 1, an, ns, 1)
+        # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply).
+        self.heads = tuple(bytes((flags | (index & 1), rcode & 0x0F)) + struct.pack(
+            "!HHHH", 1, an, ns, index >> 1) for index in range(4))
+        self.truncated_heads = tuple(bytes((flags | 0x02 | (index & 1), rcode & 0x0F)) + struct.pack(
+            "!HHHH", 1, 0, 0, index >> 1) for index in range(4))
         self.chain = b"".join(chain)  # CNAMEs: always first, never rotated
         self.rotating = rotating
         self.authority = b"".join(authority)
         # Rotation by message id mod n (answer.rotate): pre-joined while that stays small.
         n = len(rotating)
-        if n < 2:
-            self.bodies = (self.chain + b"".join(rotating),)
-        elif n <= _ROTATIONS_KEPT:
-            self.bodies = tuple(self.chain + b"".join(rotating[k:] + rotating[:k]) for k in range(n))
+        if n <= _ROTATIONS_KEPT:
+            self.tails = tuple(self.chain + b"".join(rotating[k:] + rotating[:k]) + self.authority
+                               for k in range(max(n, 1)))
         else:
-            self.bodies = None
+            self.tails = None
         # True when our length is the Answerer's too (no name it could compress), so a
         # too-big reply can be truncated here instead of asking it.
         self.exact = exact
 
-    def body(self, message_id: int) -> bytes:
-        bodies = self.bodies
-        if bodies is not None:
-            return bodies[message_id % len(bodies)]
+    def tail(self, message_id: int) -> bytes:
+        tails = self.tails
+        if tails is not None:
+            return tails[message_id % len(tails)]
         rotating = self.rotating
         shift = message_id % len(rotating)
-        return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift])
+        return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift]) + self.authority
 
 
 _SLOW = object()  # cached "not ours or unusual: ask the Answerer"
@@ -171,36 +170,48 @@ class FastPath:
         zones = self.zones
         if not zones.ready:
             return None
-        parsed = parse_query(data)
-        if parsed is None:
-            return None
-        end, udp_size, do = parsed
         if zones.version != self._version:
             self._entries = {}
             self._version = zones.version
+        if data[11:12] == b"\x00":  # no OPT, the usual case, parsed inline: this is the hot path
+            if len(data) < 17 or data[2] & 0xF8 or data[4:11] != _QUERY_COUNTS_NO_OPT:
+                return None
+            end, udp_size, do = len(data), None, False
+        else:
+            parsed = parse_query(data)
+            if parsed is None:
+                return None
+            end, udp_size, do = parsed
         key = data[12:end].lower()
         entry = self._entries.get(key)
         if entry is None:
             entry = self._fill(key)
         if entry is _SLOW:
             return None
-        message_id = (data[0] << 8) | data[1]
-        flags = bytes((entry.flags | (data[2] & 0x01), entry.rcode))
-        if udp_size is None:
-            limit, counts, opt = UDP_MIN, entry.counts, b""
+        tails = entry.tails
+        if tails is not None and len(tails) == 1:
+            tail = tails[0]
         else:
-            limit = max(UDP_MIN, min(udp_size, self.max_udp_payload))
-            counts, opt = entry.counts_opt, (self._opt_do if do else self._opt)
-        reply = b"".join((data[:2], flags, counts, data[12:end], entry.body(message_id),
-                          entry.authority, opt))
-        if len(reply) <= limit:
-            return reply
+            tail = entry.tail((data[0] << 8) | data[1])
+        index = data[2] & 0x01
+        if udp_size is None:
+            reply = data[:2] + entry.heads[index] + data[12:end] + tail
+            if len(reply) <= UDP_MIN:
+                return reply
+            opt, limit = b"", UDP_MIN
+        else:
+            index |= 2
+            opt = self._opt_do if do else self._opt
+            reply = data[:2] + entry.heads[index] + data[12:end] + tail + opt
+            limit = udp_size if udp_size < self.max_udp_payload else self.max_udp_payload
+            if limit < UDP_MIN:
+                limit = UDP_MIN
+            if len(reply) <= limit:
+                return reply
         if not entry.exact:
             return None  # the Answerer's compressed reply may still fit: its call
         # TC=1 with the question and the OPT only, as the Answerer truncates.
-        truncated = bytes((entry.flags | 0x02 | (data[2] & 0x01), entry.rcode))
-        counts = _TRUNCATED_COUNTS if udp_size is None else _TRUNCATED_COUNTS_OPT
-        return b"".join((data[:2], truncated, counts, data[12:end], opt))
+        return data[:2] + entry.truncated_heads[index] + data[12:end] + opt
 
     def _fill(self, key: bytes) -> Entry | object:
         entry = build_entry(self.zones, key)
