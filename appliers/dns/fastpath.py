@@ -19,9 +19,11 @@ records. Every owner name equal to the question is the pointer 0xC00C; every oth
 written uncompressed, so fragments are valid after any question (dnslib-packed records are
 not: their pointers are relative to dnslib's own buffer).
 
-Staleness: an entry is built from `ZoneSet.lookup` at some `ZoneSet.version`; the whole cache
-is dropped as soon as the version moves. Whole, not per name: every change bumps the SOA
-serial, which every negative answer carries. `ready` is read per query, never cached.
+Staleness: entries are built from `ZoneSet.lookup`, and the zone set reports every change
+(`ZoneSet.watch`): a change at one name drops that name's entries and every entry that may
+depend on other names or on the SOA serial (negative answers, CNAME chains, SOA); a `replace`
+drops all. So under steady churn the positive answers of untouched names stay cached.
+`ready` is read per query, never cached.
 """
 
 from __future__ import annotations
@@ -115,10 +117,12 @@ class Entry:
     2-11 (flags and counts) by RD bit and OPT presence, `tails` the answer and authority
     sections by rotation."""
 
-    __slots__ = ("heads", "truncated_heads", "tails", "chain", "rotating", "authority", "exact")
+    __slots__ = ("heads", "truncated_heads", "tails", "chain", "rotating", "authority", "exact",
+                 "name", "stable")
 
     def __init__(self, rcode: int, aa: bool, chain: tuple[bytes, ...],
-                 rotating: tuple[bytes, ...], authority: tuple[bytes, ...], exact: bool) -> None:
+                 rotating: tuple[bytes, ...], authority: tuple[bytes, ...], exact: bool,
+                 name: str, stable: bool) -> None:
         flags = 0x80 | (0x04 if aa else 0)  # QR, AA; RA and Z stay 0 as in the Answerer
         an, ns = len(chain) + len(rotating), len(authority)
         # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply).
@@ -139,6 +143,9 @@ class Entry:
         # True when our length is the Answerer's too (no name it could compress), so a
         # too-big reply can be truncated here instead of asking it.
         self.exact = exact
+        self.name = name  # the question's name, lowered
+        # True when only the RRsets at `name` shape this reply (see FastPath._changed).
+        self.stable = stable
 
     def tail(self, message_id: int) -> bytes:
         tails = self.tails
@@ -159,20 +166,18 @@ class FastPath:
         self.zones: ZoneSet = answerer.zones
         self.max_udp_payload = answerer.max_udp_payload
         self.max_entries = max_entries
-        self._version = self.zones.version
         self._entries: dict[bytes, Entry | object] = {}
+        self._stable_keys: dict[str, list[bytes]] = {}  # name -> keys of its stable entries
+        self._fragile_keys: set[bytes] = set()  # entries any change may alter
         udp = self.max_udp_payload.to_bytes(2, "big")
         self._opt = b"\x00\x00\x29" + udp + b"\x00\x00\x00\x00\x00\x00"
         self._opt_do = b"\x00\x00\x29" + udp + b"\x00\x00\x80\x00\x00\x00"
+        self.zones.watch(self._changed)
 
     def reply(self, data: bytes) -> bytes | None:
         """The reply to a UDP query, or None: let the Answerer answer it."""
-        zones = self.zones
-        if not zones.ready:
+        if not self.zones.ready:
             return None
-        if zones.version != self._version:
-            self._entries = {}
-            self._version = zones.version
         if data[11:12] == b"\x00":  # no OPT, the usual case, parsed inline: this is the hot path
             if len(data) < 17 or data[2] & 0xF8 or data[4:11] != _QUERY_COUNTS_NO_OPT:
                 return None
@@ -217,7 +222,29 @@ class FastPath:
         entry = build_entry(self.zones, key)
         if len(self._entries) < self.max_entries:
             self._entries[key] = entry
+            if entry is _SLOW:
+                pass  # outside our origins or unusual: no zone change alters that
+            elif entry.stable:
+                self._stable_keys.setdefault(entry.name, []).append(key)
+            else:
+                self._fragile_keys.add(key)
         return entry
+
+    def _changed(self, name: str | None) -> None:
+        """ZoneSet.watch: drop every entry the change at `name` may alter. A stable entry holds
+        only RRsets of its own name, which the lookup reads from that name's node alone; every
+        other answer (negative ones, which carry the SOA serial; CNAME chains; SOA itself)
+        is fragile and goes on any change."""
+        entries = self._entries
+        if name is None:
+            entries.clear()
+            self._stable_keys.clear()
+        else:
+            for key in self._stable_keys.pop(name, ()):
+                del entries[key]
+        for key in self._fragile_keys:
+            entries.pop(key, None)
+        self._fragile_keys = set()
 
 
 def build_entry(zones: ZoneSet, question: bytes) -> Entry | object:
@@ -241,7 +268,8 @@ def build_entry(zones: ZoneSet, question: bytes) -> Entry | object:
     authority = tuple(encode_record(r, qname) for r in result.authority)
     exact = not result.authority and all(
         r.name == qname and r.type in ("A", "AAAA") for r in answers)
-    return Entry(result.rcode, result.aa, chain, rotating, authority, exact)
+    stable = not result.authority and all(r.name == qname and r.type != "SOA" for r in answers)
+    return Entry(result.rcode, result.aa, chain, rotating, authority, exact, qname, stable)
 
 
 def _name_text(wire: bytes) -> str | None:

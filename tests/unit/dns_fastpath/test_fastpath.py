@@ -212,3 +212,22 @@ def test_our_udp_cap_wins_over_a_huge_client_size(zones):
     assert dns.message.from_wire(reply).flags & dns.flags.TC  # 1,628 bytes over our 1,232
     assert dns.message.from_wire(reply).payload == 1232
     assert shape(reply) == shape(answerer.answer(wire))
+
+
+def test_a_change_keeps_other_names_positive_answers_cached(zones, paths):
+    fast, answerer = paths
+    web, big = query("web.marathon.mesos."), query(BIG)
+    nope, alias = query("nope.marathon.mesos."), query("alias.thisdcos.directory.")
+    for wire in (web, big, nope, alias):
+        fast.reply(wire)
+    assert len(fast._entries) == 4
+    zones.upsert("db.marathon.mesos.", "A", [record("db.marathon.mesos.", "A", 5, "10.0.0.7")])
+    # web and big keep theirs; the NXDOMAIN (its SOA serial moved) and the CNAME chain
+    # (it reads another name) are rebuilt on their next query.
+    assert sorted(fast._entries) == sorted(w[12:].lower() for w in (web, big))
+    for wire in (web, big, nope, alias):
+        assert shape(fast.reply(wire)) == shape(answerer.answer(wire))
+    zones.upsert("web.marathon.mesos.", "A", [record("web.marathon.mesos.", "A", 5, "10.0.0.9")])
+    assert web[12:].lower() not in fast._entries and big[12:].lower() in fast._entries
+    zones.replace(RECORDS)
+    assert not fast._entries
