@@ -17,7 +17,8 @@ two CPUs, as in reference/performance.md. Per server:
   every query's latency; p50 and p99 come from those lines. Saturation percentiles are not
   reported: with 100 queries outstanding they measure dnsperf's own queue.
 `ratio` is ours qps / dnsmasq qps. `--loops` compares our server on several event loops
-(asyncio, uvloop) in the same run; the first one is `ours`.
+(asyncio, uvloop) in the same run; the first one is `ours`. `--churn N` adds a run of ours
+while N names a second change (each change invalidates only its name's cached answers).
 
 Ports 127.0.0.1:42201 (ours, UDP and TCP) and 42202 (dnsmasq) unless `--port`. Every process
 started here is stopped in a finally block, and the temp dir is removed.
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -60,8 +62,10 @@ def names(count: int) -> list[str]:
 
 # -- our server, in its own process ---------------------------------------------------------
 
-def serve(port: int, count: int, loop: str) -> None:
-    """Run the node's DNS server with `count` names until stdin closes or SIGTERM."""
+def serve(port: int, count: int, loop: str, churn: int) -> None:
+    """Run the node's DNS server with `count` names until stdin closes or SIGTERM; with
+    `churn`, that many names per second get a new address meanwhile (on the serving loop, as
+    the node applies DNS table changes)."""
     from appliers.dns.answer import Answerer
     from appliers.dns.records import record
     from appliers.dns.server import DnsServer
@@ -78,10 +82,13 @@ def serve(port: int, count: int, loop: str) -> None:
         running = asyncio.get_running_loop()
         running.add_signal_handler(signal.SIGTERM, stop.set)
         running.add_reader(sys.stdin.fileno(), stop.set)  # the bench went away: stop too
+        changing = running.create_task(change(zones, count, churn)) if churn else None
         print("ready", flush=True)
         try:
             await stop.wait()
         finally:
+            if changing is not None:
+                changing.cancel()
             await server.stop()
             print(json.dumps(server.counters.snapshot()), flush=True)
 
@@ -90,6 +97,22 @@ def serve(port: int, count: int, loop: str) -> None:
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+async def change(zones, count: int, per_second: int) -> None:
+    """Upsert `per_second` random names a second with a random address, in 10 ms ticks, until
+    cancelled."""
+    from appliers.dns.records import record
+
+    rng = random.Random(7)
+    due = 0.0
+    while True:  # ends when the server stops and cancels it
+        await asyncio.sleep(0.01)
+        due += per_second / 100
+        for _ in range(int(due)):
+            name = f"svc{rng.randrange(count)}.marathon.mesos."
+            zones.upsert(name, "A", [record(name, "A", TTL, address(rng.randrange(count)))])
+        due -= int(due)
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -210,6 +233,8 @@ def main() -> None:
     parser.add_argument("--latency-qps", type=int, default=20_000)
     parser.add_argument("--loops", default="uvloop,asyncio",
                         help="event loops to run our server on, comma-separated; first = ours")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="also run ours (first loop) with this many name changes per second")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server; medians reported")
     parser.add_argument("--no-pin", action="store_true",
                         help="let the scheduler place servers and dnsperf (busy shared boxes)")
@@ -218,7 +243,7 @@ def main() -> None:
     parser.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.port, args.names, args.loop)
+        serve(args.port, args.names, args.loop, args.churn)
         return
     if args.no_pin:
         global PINNING
@@ -238,22 +263,27 @@ def main() -> None:
         conf.write_text("".join(f"host-record={name[:-1]},{address(i)}\n"
                                 for i, name in enumerate(names(args.names))))
         for _ in range(args.rounds):  # alternated, so drift in the box's load hits all alike
-            for loop in args.loops.split(","):
+            loops = [(loop, 0) for loop in args.loops.split(",")]
+            if args.churn:
+                loops.append((loops[0][0], args.churn))
+            for loop, churn in loops:
+                label = f"{loop}_churn{churn}" if churn else loop
                 ours = None
                 try:
                     ours = subprocess.Popen(
                         [*pin(SERVER_CPU), sys.executable, __file__, "--serve", "--port",
-                         str(args.port), "--names", str(args.names), "--loop", loop],
+                         str(args.port), "--names", str(args.names), "--loop", loop,
+                         "--churn", str(churn)],
                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                         env={**os.environ, "PYTHONPATH": str(REPO)})
-                    run = measure(f"wayfinder DnsServer ({loop})", ours, args.port, queryfile,
+                    run = measure(f"wayfinder DnsServer ({label})", ours, args.port, queryfile,
                                   args.seconds, args.latency_qps)
                 finally:
                     out = stop(ours)
                 counters = [line for line in out.splitlines() if line.startswith("{")]
                 if counters:
                     run["server_counters"] = json.loads(counters[-1])
-                results.setdefault(f"ours_{loop}", []).append(run)
+                results.setdefault(f"ours_{label}", []).append(run)
             dnsmasq = None
             try:
                 dnsmasq = subprocess.Popen(
@@ -271,6 +301,7 @@ def main() -> None:
     best = {key: median_run(runs) for key, runs in results.items()}
     first = f"ours_{args.loops.split(',')[0]}"
     report = {"bench": "dns_throughput", "names": args.names, "seconds": args.seconds,
+              "churn_per_s": args.churn,
               "rounds": args.rounds, "cpus": os.cpu_count(), "pinned": bool(pin(SERVER_CPU)),
               "ours": best[first], "dnsmasq": best["dnsmasq"],
               "ratio": round(best[first]["qps"] / best["dnsmasq"]["qps"], 3),

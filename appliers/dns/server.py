@@ -2,7 +2,9 @@
 The only I/O of appliers/dns.
 
 UDP answers inside `datagram_received`, with no task and no await per packet: the answerer is
-synchronous, so the reply goes out before the next datagram is read. TCP takes RFC 7766's
+synchronous, so the reply goes out before the next datagram is read. The common query is
+answered by `FastPath` (pre-encoded answers, no DNS library) and everything else by the
+answerer; run the loop on uvloop for the best rate (bench/dns_throughput.py). TCP takes RFC 7766's
 2-byte length framing, several queries per connection answered in order, and closes a
 connection after `tcp_idle_timeout` without a query, so idle clients cannot pin sockets.
 Every query goes to the answerer with the client's address, which decides whether that
