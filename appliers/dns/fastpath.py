@@ -36,7 +36,7 @@ from appliers.dns.records import Record
 from appliers.dns.zone import ZoneSet
 
 MAX_ENTRIES = 131_072  # bounds memory under random-name floods; past it entries are built per query
-_ROTATIONS_KEPT = 16  # RRsets up to this size keep every rotation joined; larger ones join per reply
+_ROTATIONS_KEPT = 16  # RRsets up to this size keep every rotation pre-joined; larger: per reply
 
 _QUERY_COUNTS = b"\x00\x01\x00\x00\x00\x00"  # QDCOUNT=1, ANCOUNT=0, NSCOUNT=0
 _CLASS_IN = 1
@@ -126,10 +126,11 @@ class Entry:
         flags = 0x80 | (0x04 if aa else 0)  # QR, AA; RA and Z stay 0 as in the Answerer
         an, ns = len(chain) + len(rotating), len(authority)
         # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply).
-        self.heads = tuple(bytes((flags | (index & 1), rcode & 0x0F)) + struct.pack(
-            "!HHHH", 1, an, ns, index >> 1) for index in range(4))
-        self.truncated_heads = tuple(bytes((flags | 0x02 | (index & 1), rcode & 0x0F)) + struct.pack(
-            "!HHHH", 1, 0, 0, index >> 1) for index in range(4))
+        self.heads = tuple(_head(flags | (index & 1), rcode, an, ns, index >> 1)
+                           for index in range(4))
+        # TC=1, no answer or authority: what goes out when the records do not fit.
+        self.truncated_heads = tuple(_head(flags | 0x02 | (index & 1), rcode, 0, 0, index >> 1)
+                                     for index in range(4))
         self.chain = b"".join(chain)  # CNAMEs: always first, never rotated
         self.rotating = rotating
         self.authority = b"".join(authority)
@@ -154,6 +155,11 @@ class Entry:
         rotating = self.rotating
         shift = message_id % len(rotating)
         return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift]) + self.authority
+
+
+def _head(flags: int, rcode: int, an: int, ns: int, ar: int) -> bytes:
+    """Header bytes 2-11: flags, rcode, and the counts of a one-question reply."""
+    return bytes((flags, rcode & 0x0F)) + struct.pack("!HHHH", 1, an, ns, ar)
 
 
 _SLOW = object()  # cached "not ours or unusual: ask the Answerer"

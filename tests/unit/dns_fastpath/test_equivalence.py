@@ -16,7 +16,8 @@ from tests.unit.dns_fastpath.messages import query, shape
 
 PARENTS = ("marathon.mesos.", "mesos.", "thisdcos.directory.", "spartan.", "example.com.")
 LABELS = ("web", "db", "a", "b-1", "_tcp", "_web", "svc7", "x")
-QTYPES = ("A", "A", "A", "AAAA", "SRV", "CNAME", "SOA", "NS", "ANY", "MX", "TXT", "HTTPS", 65000, "AXFR")
+QTYPES = ("A", "A", "A", "AAAA", "SRV", "CNAME", "SOA", "NS", "ANY",
+          "MX", "TXT", "HTTPS", 65000, "AXFR")  # A weighted: the big RRsets are A
 SETTINGS = settings(max_examples=200, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 

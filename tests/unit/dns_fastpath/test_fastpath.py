@@ -205,7 +205,8 @@ def test_lookup_type_names_are_dnslibs():
 
 def test_our_udp_cap_wins_over_a_huge_client_size(zones):
     name = "huge.marathon.mesos."
-    zones.upsert(name, "A", [record(name, "A", 5, f"10.0.{i // 250}.{i % 250}") for i in range(100)])
+    zones.upsert(name, "A", [record(name, "A", 5, f"10.0.{i // 250}.{i % 250}")
+                             for i in range(100)])
     answerer = Answerer(zones, max_udp_payload=1232)
     wire = query(name, use_edns=0, payload=65000)
     reply = FastPath(answerer).reply(wire)
