@@ -9,8 +9,9 @@ The common case: header with QR=0 and opcode QUERY, one question of class IN, no
 authority records, at most one additional record which is a well-formed EDNS version 0 OPT,
 a name made of letters, digits, '-' and '_' (what our zones can hold), and a zone set that is
 ready. Everything else falls back: other opcodes, garbage, compression pointers in the
-question, zone transfers, names outside our origins (forwarding or REFUSED), BADVERS, replies
-too big for the client whose truncated size we cannot be sure of.
+question, zone transfers, names outside our origins (forwarding or REFUSED), the dcos-dns
+aliases (routing.rename), BADVERS, replies too big for the client whose truncated size we
+cannot be sure of. RA follows the Answerer's `may_recurse(client)`.
 
 How it is fast (reference/kernel-dns-haproxy.md §4): the cache key is the question as sent
 (name, type and class bytes) lowered, so a hit costs one slice, one `bytes.lower` and one dict
@@ -33,6 +34,7 @@ import struct
 
 from appliers.dns.answer import UDP_MIN, Answerer
 from appliers.dns.records import Record
+from appliers.dns.routing import rename
 from appliers.dns.zone import ZoneSet
 
 MAX_ENTRIES = 131_072  # bounds memory under random-name floods; past it entries are built per query
@@ -114,8 +116,8 @@ def _is_opt(data: bytes, start: int) -> bool:
 
 class Entry:
     """One (name, type)'s reply, pre-encoded around the question: `heads` are header bytes
-    2-11 (flags and counts) by RD bit and OPT presence, `tails` the answer and authority
-    sections by rotation."""
+    2-11 (flags and counts) by RD bit, OPT presence and RA bit, `tails` the answer and
+    authority sections by rotation."""
 
     __slots__ = ("heads", "truncated_heads", "tails", "chain", "rotating", "authority", "exact",
                  "name", "stable")
@@ -123,14 +125,13 @@ class Entry:
     def __init__(self, rcode: int, aa: bool, chain: tuple[bytes, ...],
                  rotating: tuple[bytes, ...], authority: tuple[bytes, ...], exact: bool,
                  name: str, stable: bool) -> None:
-        flags = 0x80 | (0x04 if aa else 0)  # QR, AA; RA and Z stay 0 as in the Answerer
+        flags = 0x80 | (0x04 if aa else 0)  # QR, AA; Z stays 0 as in the Answerer
         an, ns = len(chain) + len(rotating), len(authority)
-        # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply).
-        self.heads = tuple(_head(flags | (index & 1), rcode, an, ns, index >> 1)
-                           for index in range(4))
+        # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply)
+        # | 4 when the client may recurse through us (RA, the Answerer's may_recurse).
+        self.heads = tuple(_head(flags, rcode, index, an, ns) for index in range(8))
         # TC=1, no answer or authority: what goes out when the records do not fit.
-        self.truncated_heads = tuple(_head(flags | 0x02 | (index & 1), rcode, 0, 0, index >> 1)
-                                     for index in range(4))
+        self.truncated_heads = tuple(_head(flags | 0x02, rcode, index, 0, 0) for index in range(8))
         self.chain = b"".join(chain)  # CNAMEs: always first, never rotated
         self.rotating = rotating
         self.authority = b"".join(authority)
@@ -157,9 +158,11 @@ class Entry:
         return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift]) + self.authority
 
 
-def _head(flags: int, rcode: int, an: int, ns: int, ar: int) -> bytes:
-    """Header bytes 2-11: flags, rcode, and the counts of a one-question reply."""
-    return bytes((flags, rcode & 0x0F)) + struct.pack("!HHHH", 1, an, ns, ar)
+def _head(flags: int, rcode: int, index: int, an: int, ns: int) -> bytes:
+    """Header bytes 2-11 of a one-question reply for a head index (Entry.heads)."""
+    byte2 = flags | (index & 1)  # RD copied
+    byte3 = (0x80 if index & 4 else 0) | (rcode & 0x0F)  # RA, rcode
+    return bytes((byte2, byte3)) + struct.pack("!HHHH", 1, an, ns, index >> 1 & 1)
 
 
 _SLOW = object()  # cached "not ours or unusual: ask the Answerer"
@@ -169,6 +172,7 @@ class FastPath:
     """The hot path in front of one `Answerer` (its zones and its UDP cap)."""
 
     def __init__(self, answerer: Answerer, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.may_recurse = answerer.may_recurse  # the RA bit, per client
         self.zones: ZoneSet = answerer.zones
         self.max_udp_payload = answerer.max_udp_payload
         self.max_entries = max_entries
@@ -180,8 +184,9 @@ class FastPath:
         self._opt_do = b"\x00\x00\x29" + udp + b"\x00\x00\x80\x00\x00\x00"
         self.zones.watch(self._changed)
 
-    def reply(self, data: bytes) -> bytes | None:
-        """The reply to a UDP query, or None: let the Answerer answer it."""
+    def reply(self, data: bytes, client: str | None = None) -> bytes | None:
+        """The reply to a UDP query from `client` (its address), or None: let the Answerer
+        answer it."""
         if not self.zones.ready:
             return None
         if data[11:12] == b"\x00":  # no OPT, the usual case, parsed inline: this is the hot path
@@ -205,6 +210,8 @@ class FastPath:
         else:
             tail = entry.tail((data[0] << 8) | data[1])
         index = data[2] & 0x01
+        if self.may_recurse(client):
+            index |= 4
         if udp_size is None:
             reply = data[:2] + entry.heads[index] + data[12:end] + tail
             if len(reply) <= UDP_MIN:
@@ -260,8 +267,8 @@ def build_entry(zones: ZoneSet, question: bytes) -> Entry | object:
     qname = _name_text(question[:-4])
     qtype = (question[-4] << 8) | question[-3]
     qclass = (question[-2] << 8) | question[-1]
-    if qname is None or qclass != _CLASS_IN or qtype in _TRANSFERS:
-        return _SLOW
+    if qname is None or qclass != _CLASS_IN or qtype in _TRANSFERS or rename(qname):
+        return _SLOW  # dcos-dns aliases too: the Answerer renames their records back
     result = zones.lookup(qname, _LOOKUP_NAMES.get(qtype, f"TYPE{qtype}"))
     if result is None or not zones.ready:
         return _SLOW

@@ -118,9 +118,10 @@ class DnsServer:
     def _on_datagram(self, data: bytes, addr, transport: asyncio.DatagramTransport) -> None:
         counters = self.counters
         counters.queries += 1
-        reply = self.fastpath.reply(data)
+        client = addr[0]  # the client decides RA and recursion
+        reply = self.fastpath.reply(data, client)
         if reply is None:
-            reply = self.answerer.answer(data, client=addr[0])  # the client decides RA and recursion
+            reply = self.answerer.answer(data, client=client)
         if reply is None:
             counters.dropped += 1
         elif isinstance(reply, Forwarding):

@@ -9,6 +9,7 @@ import pytest
 from dnslib import QTYPE
 
 from appliers.dns import fastpath
+from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
 from appliers.dns.fastpath import FastPath, encode_record, parse_query
 from appliers.dns.records import record
@@ -129,6 +130,8 @@ def test_too_big_with_compressible_names_is_left_to_the_answerer(zones):
     query("web.marathon.mesos.", rdclass="ANY"),
     query("web.marathon.mesos.", use_edns=1),  # BADVERS
     query("bad\\.label.marathon.mesos."),  # a byte our zones cannot hold
+    query("web.marathon.dclb.thisdcos.directory."),  # dcos-dns alias: renamed by the Answerer
+    query("web.marathon.mesos.thisdcos.directory."),
     query("web.marathon.mesos.")[:-1],  # cut short
     query("web.marathon.mesos.") + b"\x00",  # trailing garbage
     query("web.marathon.mesos.")[:2] + b"\x80" + query("web.marathon.mesos.")[3:],  # a response
@@ -232,3 +235,14 @@ def test_a_change_keeps_other_names_positive_answers_cached(zones, paths):
     assert web[12:].lower() not in fast._entries and big[12:].lower() in fast._entries
     zones.replace(RECORDS)
     assert not fast._entries
+
+
+def test_ra_is_set_for_clients_that_may_recurse(zones):
+    answerer = Answerer(zones, lambda forwarding: None, recursion_acl=RecursionAcl.for_node())
+    fast = FastPath(answerer)
+    wire = query("web.marathon.mesos.", use_edns=0)
+    for client, ra in (("127.0.0.1", True), ("192.0.2.7", False), (None, False)):
+        reply = fast.reply(wire, client)
+        assert bool(dns.message.from_wire(reply).flags & dns.flags.RA) == ra
+        assert shape(reply) == shape(answerer.answer(wire, client=client))
+    assert not dns.message.from_wire(FastPath(Answerer(zones)).reply(wire, "127.0.0.1")).flags & dns.flags.RA
