@@ -255,6 +255,7 @@ def main() -> None:
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} is not installed")
 
+    load_before = os.getloadavg()[0]  # other work on the box skews every figure: say how much
     scratch = Path(tempfile.mkdtemp(prefix="dnsfast-bench-"))
     results: dict[str, dict] = {}
     try:
@@ -304,6 +305,7 @@ def main() -> None:
     report = {"bench": "dns_throughput", "names": args.names, "seconds": args.seconds,
               "churn_per_s": args.churn,
               "rounds": args.rounds, "cpus": os.cpu_count(), "pinned": bool(pin(SERVER_CPU)),
+              "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
               "ours": best[first], "dnsmasq": best["dnsmasq"],
               "ratio": round(best[first]["qps"] / best["dnsmasq"]["qps"], 3),
               "qps_per_round": {key: [run["qps"] for run in runs] for key, runs in results.items()},
