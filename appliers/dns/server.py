@@ -2,15 +2,17 @@
 The only I/O of appliers/dns.
 
 UDP answers inside `datagram_received`, with no task and no await per packet: the answerer is
-synchronous, so the reply goes out before the next datagram is read. The common query is
-answered by `FastPath` (pre-encoded answers, no DNS library) and everything else by the
-answerer; run the loop on uvloop for the best rate (bench/dns_throughput.py). TCP takes RFC 7766's
+synchronous, so the reply goes out before the next datagram is read. TCP takes RFC 7766's
 2-byte length framing, several queries per connection answered in order, and closes a
 connection after `tcp_idle_timeout` without a query, so idle clients cannot pin sockets.
 Every query goes to the answerer with the client's address, which decides whether that
 client may recurse (the recursion ACL). Queries the answerer hands back as `Forwarding` run
 as tasks through its forward hook, at most `max_forwarding` at once (dcos-dns caps in-flight
 requests at 1024); beyond that the client gets SERVFAIL at once rather than a queue.
+
+UDP queries try `FastPath` first (pre-encoded answers for the common query, no DNS library;
+appliers/dns/fastpath.py), then the answerer. Run the loop on uvloop for the best rate
+(bench/dns_throughput.py).
 
 Nothing is logged per query. `counters` is read by the node's metrics; the rcode and TC bit
 are read from the reply header, so the answerer needs no counting hooks.
