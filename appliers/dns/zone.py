@@ -22,7 +22,7 @@ method awaits, so a lookup never sees half an update.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from appliers.dns.records import Record, RRset, canonical_name, is_checked, record, soa_minimum
 
@@ -98,6 +98,7 @@ class ZoneSet:
         self._origin_set = frozenset(self.origins)
         self.ready = ready  # flipped by the node once it has caught up on the DNS table
         self.serial = serial
+        self._watchers: list[Callable[[str | None], None]] = []
         self._fixed = {(r.name, r.type): r for r in FIXED if self.origin_of(r.name)}
         self._negative: dict[str, Record] = {}  # origin -> SOA as sent in negative answers
         self._names: dict[str, Node]
@@ -181,7 +182,7 @@ class ZoneSet:
         if names == self._names:
             return False
         self._names, self._ents = names, ents
-        self._bump()
+        self._bump(None)
         return True
 
     def upsert(self, name: str, type: str, records: Iterable[Record]) -> bool:
@@ -202,7 +203,7 @@ class ZoneSet:
         if before is None:
             for above in _ancestors(name, origin):
                 self._ents[above] = self._ents.get(above, 0) + 1
-        self._bump()
+        self._bump(name)
         return True
 
     def remove(self, name: str, type: str) -> bool:
@@ -224,7 +225,7 @@ class ZoneSet:
                     self._ents[above] = left
                 else:
                     del self._ents[above]
-        self._bump()
+        self._bump(name)
         return True
 
     def _check_rrset(self, name: str, type: str, rrset: Sequence[Record]) -> str:
@@ -272,9 +273,18 @@ class ZoneSet:
             _check_cname(name, node)
         return names, ents
 
-    def _bump(self) -> None:
+    def watch(self, changed: Callable[[str | None], None]) -> None:
+        """Have `changed(name)` called after every change of an RRset at `name`, and
+        `changed(None)` after a `replace` (any name). For caches of answers built from this
+        zone set (appliers/dns/fastpath.py); every change also moves the SOA serial. Changes
+        of `ready` are not reported: read it per query."""
+        self._watchers.append(changed)
+
+    def _bump(self, name: str | None) -> None:
         self.serial = self.serial % 0xFFFFFFFF + 1  # RFC 1982 arithmetic, never 0
         self._stamp_soa()
+        for changed in self._watchers:
+            changed(name)
 
     def _stamp_soa(self) -> None:
         """Put the current serial into every apex SOA, and the negative-answer copies."""

@@ -1,0 +1,322 @@
+"""DNS throughput: our node DNS server against dnsmasq, same names, same run. Prints JSON.
+Not a test: the machines are shared and noisy (reference/performance.md: ±15 % on qps).
+
+    .venv/bin/python bench/dns_throughput.py [--names 10000] [--seconds 10]
+
+Both servers get `--names` A records `svcN.marathon.mesos.` -> 10.x.y.z: ours in a ZoneSet
+marked ready behind the real `DnsServer` (fast path, then Answerer) in its own process, so the
+bench does not share its GIL; dnsmasq from `host-record` lines in its own conf file, with
+`--no-resolv --no-hosts`. Each server is pinned to CPU 0 and dnsperf to CPU 1 when there are
+two CPUs, as in reference/performance.md. Per server:
+- saturation: `dnsperf -c 1 -q 100 -l SECONDS` over the query file: qps, average and max
+  latency, lost queries, rcodes, and the server's CPU (utime+stime over the run, 100 = a core)
+  also per query: when the box is busy, dnsperf rather than the server may set the qps, and
+  CPU per query is then the steadier figure of server cost;
+- latency percentiles: dnsperf 2.10 prints no histogram, so a second run at a fixed rate
+  (`--latency-qps`, default 20,000: goal G4 says p99 <= 1 ms there) with `-v`, which prints
+  every query's latency; p50 and p99 come from those lines. Saturation percentiles are not
+  reported: with 100 queries outstanding they measure dnsperf's own queue.
+`ratio` is ours qps / dnsmasq qps. `--loops` compares our server on several event loops
+(asyncio, uvloop) in the same run; the first one is `ours`. `--churn N` adds a run of ours
+while N names a second change (each change invalidates only its name's cached answers).
+
+Ports 127.0.0.1:42201 (ours, UDP and TCP) and 42202 (dnsmasq) unless `--port`. Every process
+started here is stopped in a finally block, and the temp dir is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DNSPERF, DNSMASQ = "/usr/bin/dnsperf", "/usr/sbin/dnsmasq"
+SERVER_CPU, CLIENT_CPU = 0, 1
+START_TIMEOUT = 30.0  # seconds for a server to answer its first query
+TTL = 5
+PINNING = True  # --no-pin turns it off
+
+
+def address(i: int) -> str:
+    n = i + 1
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+
+def names(count: int) -> list[str]:
+    return [f"svc{i}.marathon.mesos." for i in range(count)]
+
+
+# -- our server, in its own process ---------------------------------------------------------
+
+def serve(port: int, count: int, loop: str, churn: int) -> None:
+    """Run the node's DNS server with `count` names until stdin closes or SIGTERM; with
+    `churn`, that many names per second get a new address meanwhile (on the serving loop, as
+    the node applies DNS table changes)."""
+    from appliers.dns.answer import Answerer
+    from appliers.dns.records import record
+    from appliers.dns.server import DnsServer
+    from appliers.dns.zone import ZoneSet
+
+    zones = ZoneSet()
+    zones.replace(record(name, "A", TTL, address(i)) for i, name in enumerate(names(count)))
+    zones.ready = True
+
+    async def main() -> None:
+        server = DnsServer(Answerer(zones), "127.0.0.1", port)
+        await server.start()
+        stop = asyncio.Event()
+        running = asyncio.get_running_loop()
+        running.add_signal_handler(signal.SIGTERM, stop.set)
+        running.add_reader(sys.stdin.fileno(), stop.set)  # the bench went away: stop too
+        changing = running.create_task(change(zones, count, churn)) if churn else None
+        print("ready", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            if changing is not None:
+                changing.cancel()
+            await server.stop()
+            print(json.dumps(server.counters.snapshot()), flush=True)
+
+    if loop == "uvloop":
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+async def change(zones, count: int, per_second: int) -> None:
+    """Upsert `per_second` random names a second with a random address, in 10 ms ticks, until
+    cancelled."""
+    from appliers.dns.records import record
+
+    rng = random.Random(7)
+    due = 0.0
+    while True:  # ends when the server stops and cancels it
+        await asyncio.sleep(0.01)
+        due += per_second / 100
+        for _ in range(int(due)):
+            name = f"svc{rng.randrange(count)}.marathon.mesos."
+            zones.upsert(name, "A", [record(name, "A", TTL, address(rng.randrange(count)))])
+        due -= int(due)
+
+
+# -- measuring -------------------------------------------------------------------------------
+
+def pin(cpu: int) -> list[str]:
+    """A taskset prefix when there is a second CPU to keep the load generator apart."""
+    if PINNING and os.cpu_count() and os.cpu_count() > 1 and shutil.which("taskset"):
+        return ["taskset", "-c", str(cpu)]
+    return []
+
+
+def wait_answering(port: int, process: subprocess.Popen) -> None:
+    """Until the server answers one query for svc0 (bounded by START_TIMEOUT)."""
+    query = (b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+             b"\x04svc0\x08marathon\x05mesos\x00\x00\x01\x00\x01")
+    deadline = time.monotonic() + START_TIMEOUT
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.settimeout(0.2)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode} before answering")
+            probe.sendto(query, ("127.0.0.1", port))
+            try:
+                reply = probe.recv(512)
+            except (TimeoutError, ConnectionRefusedError):
+                continue
+            if reply[:2] == query[:2] and reply[3] & 0x0F == 0 and reply[7] == 1:
+                return
+    raise RuntimeError(f"no answer on port {port} within {START_TIMEOUT} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def dnsperf(port: int, queryfile: Path, seconds: float, *, rate: int | None = None,
+            verbose: bool = False) -> str:
+    command = [*pin(CLIENT_CPU), DNSPERF, "-s", "127.0.0.1", "-p", str(port), "-d", str(queryfile),
+               "-l", str(seconds), "-c", "1", "-q", "100"]
+    if rate:
+        command += ["-Q", str(rate)]
+    if verbose:
+        command.append("-v")
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
+    if done.returncode:
+        raise RuntimeError(f"dnsperf failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def summary(text: str) -> dict:
+    """The figures of dnsperf's closing summary."""
+    def number(pattern: str) -> float:
+        match = re.search(pattern, text)
+        if match is None:
+            raise RuntimeError(f"dnsperf output lacks {pattern!r}:\n{text[-2000:]}")
+        return float(match.group(1))
+
+    average = re.search(r"Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)", text)
+    rcodes = re.search(r"Response codes:\s+(.*)", text)
+    return {
+        "qps": round(number(r"Queries per second:\s+([\d.]+)")),
+        "sent": int(number(r"Queries sent:\s+(\d+)")),
+        "completed": int(number(r"Queries completed:\s+(\d+)")),
+        "lost": int(number(r"Queries lost:\s+(\d+)")),
+        "avg_ms": round(float(average.group(1)) * 1000, 3),
+        "max_ms": round(float(average.group(3)) * 1000, 3),
+        "rcodes": rcodes.group(1).strip() if rcodes else "",
+    }
+
+
+def percentiles(text: str) -> dict:
+    """p50/p99/p99.9 from `dnsperf -v` lines: `> NOERROR name A 0.000123`."""
+    latencies = sorted(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                       if line.startswith("> ") and re.search(r" \d+\.\d+$", line))
+    if not latencies:
+        raise RuntimeError("dnsperf -v printed no per-query latencies")
+
+    def at(fraction: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] * 1000, 3)
+
+    return {"p50_ms": at(0.50), "p99_ms": at(0.99), "p999_ms": at(0.999), "samples": len(latencies)}
+
+
+def measure(name: str, process: subprocess.Popen, port: int, queryfile: Path, seconds: float,
+            latency_qps: int) -> dict:
+    wait_answering(port, process)
+    dnsperf(port, queryfile, 1)  # warm-up: caches filled, sockets settled
+    before, started = cpu_seconds(process.pid), time.monotonic()
+    saturation = summary(dnsperf(port, queryfile, seconds))
+    used = cpu_seconds(process.pid) - before
+    cpu = used / (time.monotonic() - started)
+    latency_run = min(seconds, 5)
+    steady = dnsperf(port, queryfile, latency_run, rate=latency_qps, verbose=True)
+    return {"server": name, **saturation, "server_cpu_pct": round(cpu * 100),
+            "server_cpu_us_per_query": round(used * 1e6 / max(1, saturation["completed"]), 2),
+            **percentiles(steady), "latency_at_qps": latency_qps,
+            "latency_run_s": latency_run, "latency_lost": summary(steady)["lost"]}
+
+
+def stop(process: subprocess.Popen | None) -> str:
+    """Stop one process started here (TERM, then KILL after 5 s); its stdout."""
+    if process is None or process.poll() is not None:
+        return process.stdout.read() if process and process.stdout else ""
+    process.send_signal(signal.SIGTERM)
+    try:
+        out, _ = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate(timeout=5)
+    return out or ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--names", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--latency-qps", type=int, default=20_000)
+    parser.add_argument("--loops", default="uvloop,asyncio",
+                        help="event loops to run our server on, comma-separated; first = ours")
+    parser.add_argument("--churn", type=int, default=0,
+                        help="also run ours (first loop) with this many name changes per second")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server; medians reported")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="let the scheduler place servers and dnsperf (busy shared boxes)")
+    parser.add_argument("--port", type=int, default=42201, help="ours; dnsmasq gets port + 1")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.port, args.names, args.loop, args.churn)
+        return
+    if args.no_pin:
+        global PINNING
+        PINNING = False
+    if not 0 < args.names <= 1_000_000 or not 0 < args.rounds <= 20:
+        parser.error("--names must be in 1..1,000,000 and --rounds in 1..20")
+    for tool in (DNSPERF, DNSMASQ):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"{tool} is not installed")
+
+    load_before = os.getloadavg()[0]  # other work on the box skews every figure: say how much
+    scratch = Path(tempfile.mkdtemp(prefix="dnsfast-bench-"))
+    results: dict[str, dict] = {}
+    try:
+        queryfile = scratch / "queries.txt"
+        queryfile.write_text("".join(f"{name} A\n" for name in names(args.names)))
+        conf = scratch / "dnsmasq.conf"
+        conf.write_text("".join(f"host-record={name[:-1]},{address(i)}\n"
+                                for i, name in enumerate(names(args.names))))
+        for _ in range(args.rounds):  # alternated, so drift in the box's load hits all alike
+            loops = [(loop, 0) for loop in args.loops.split(",")]
+            if args.churn:
+                loops.append((loops[0][0], args.churn))
+            for loop, churn in loops:
+                label = f"{loop}_churn{churn}" if churn else loop
+                ours = None
+                try:
+                    ours = subprocess.Popen(
+                        [*pin(SERVER_CPU), sys.executable, __file__, "--serve", "--port",
+                         str(args.port), "--names", str(args.names), "--loop", loop,
+                         "--churn", str(churn)],
+                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                        env={**os.environ, "PYTHONPATH": str(REPO)})
+                    run = measure(f"wayfinder DnsServer ({label})", ours, args.port, queryfile,
+                                  args.seconds, args.latency_qps)
+                finally:
+                    out = stop(ours)
+                counters = [line for line in out.splitlines() if line.startswith("{")]
+                if counters:
+                    run["server_counters"] = json.loads(counters[-1])
+                results.setdefault(f"ours_{label}", []).append(run)
+            dnsmasq = None
+            try:
+                dnsmasq = subprocess.Popen(
+                    [*pin(SERVER_CPU), DNSMASQ, "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                     f"--conf-file={conf}", f"--port={args.port + 1}", "--listen-address=127.0.0.1",
+                     "--bind-interfaces", "--pid-file=", f"--local-ttl={TTL}"],
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                results.setdefault("dnsmasq", []).append(measure(
+                    "dnsmasq", dnsmasq, args.port + 1, queryfile, args.seconds, args.latency_qps))
+            finally:
+                stop(dnsmasq)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    best = {key: median_run(runs) for key, runs in results.items()}
+    first = f"ours_{args.loops.split(',')[0]}"
+    report = {"bench": "dns_throughput", "names": args.names, "seconds": args.seconds,
+              "churn_per_s": args.churn,
+              "rounds": args.rounds, "cpus": os.cpu_count(), "pinned": bool(pin(SERVER_CPU)),
+              "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+              "ours": best[first], "dnsmasq": best["dnsmasq"],
+              "ratio": round(best[first]["qps"] / best["dnsmasq"]["qps"], 3),
+              "qps_per_round": {key: [run["qps"] for run in runs] for key, runs in results.items()},
+              "loops": {key[5:]: value for key, value in best.items() if key.startswith("ours_")}}
+    print(json.dumps(report, indent=2))
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median qps (the lower middle for an even count)."""
+    return sorted(runs, key=lambda run: run["qps"])[(len(runs) - 1) // 2]
+
+
+if __name__ == "__main__":
+    main()
