@@ -119,6 +119,16 @@ class Model:
         return [t for tid, t in self.tasks.items()
                 if self.task_meta.get(tid, {}).get("app_id") == app_id]
 
+    def tasks_by_app(self) -> dict[str, list[dict]]:
+        """`app_tasks` of every app at once, in one pass: /v2/apps would otherwise scan every
+        task once per app (10,000 apps x 30,000 tasks: minutes, with the simulator frozen)."""
+        grouped: dict[str, list[dict]] = {}
+        for task_id, task in self.tasks.items():
+            app_id = self.task_meta.get(task_id, {}).get("app_id")
+            if app_id is not None:
+                grouped.setdefault(app_id, []).append(task)
+        return grouped
+
     def agent_tasks(self, agent_id: str) -> list[dict]:
         return [self.tasks[tid] for tid in self._tasks_of_agent.get(agent_id, ()) if tid in self.tasks]
 
