@@ -8,7 +8,7 @@ Without --bootstrap it starts its own broker with full-speed JVM flags (the test
 broker runs with C1 only and the serial GC, which favours start-up over throughput).
 
 Simulator, producer and processor run as their own processes (their logs go to a temporary
-directory, named on stderr); the node's l4lb role runs here, programming nftables inside a
+directory, named on stderr and removed after a successful run); the node's l4lb role runs here, programming nftables inside a
 network namespace this script creates and removes.
 
 Loading: the clock starts when the producer and the processor start, with the simulator
@@ -36,6 +36,7 @@ import asyncio
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,6 +227,7 @@ async def measure(args, bootstrap: str, netns: str) -> dict:
             node.cancel()
         sizes.close()
         processes.stop()
+    shutil.rmtree(workdir)  # kept only when the run failed, for its logs
     return summarize(args, report, applied, stages, role, hops)
 
 
