@@ -302,6 +302,7 @@ def main() -> None:
         subprocess.run(["ip", "netns", "del", netns], check=False)
         if kafka_dir:
             cluster.down(kafka_dir)
+            shutil.rmtree(kafka_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
