@@ -11,6 +11,7 @@ task as it was at that moment, and is rendered after the whole operation finishe
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 import uuid
@@ -71,6 +72,12 @@ class Model:
         # agent id -> ids of its active tasks: placement asks this for every launch, so it must
         # not scan every task (10,000 apps loaded in minutes otherwise).
         self._tasks_of_agent: dict[str, set[str]] = {}
+        # app id -> ids of tasks whose task_meta named that app (possibly stale: app_tasks
+        # checks), and each active task's position in `tasks`: churn asks app_tasks for every
+        # launch and kill, and a scan of 30,000 tasks each time capped it far below 50 per second.
+        self._tasks_of_app: dict[str, set[str]] = {}
+        self._position: dict[str, int] = {}
+        self._positions = itertools.count()
         self.completed_tasks: dict[str, deque] = {}
         self.executors: list[dict] = []
         self.apps: dict[str, dict] = {}
@@ -115,19 +122,34 @@ class Model:
         return unwrap(task.get("framework_id")) in self.marathon_framework_ids()
 
     def app_tasks(self, app_id: str) -> list[dict]:
-        """Active tasks of a Marathon app, oldest first."""
-        return [t for tid, t in self.tasks.items()
-                if self.task_meta.get(tid, {}).get("app_id") == app_id]
+        """Active tasks of a Marathon app, oldest first (in the order of `tasks`)."""
+        candidates = self._tasks_of_app.get(app_id, set())
+        current = {tid for tid in candidates if tid in self.tasks and self.task_meta.get(tid, {}).get("app_id") == app_id}
+        candidates &= current  # forget the tasks that finished or moved to another app
+        return [self.tasks[tid] for tid in sorted(current, key=self._position.__getitem__)]
+
+    def tasks_by_app(self) -> dict[str, list[dict]]:
+        """`app_tasks` of every app at once, in one pass: /v2/apps would otherwise scan every
+        task once per app (10,000 apps x 30,000 tasks: minutes, with the simulator frozen)."""
+        grouped: dict[str, list[dict]] = {}
+        for task_id, task in self.tasks.items():
+            app_id = self.task_meta.get(task_id, {}).get("app_id")
+            if app_id is not None:
+                grouped.setdefault(app_id, []).append(task)
+        return grouped
 
     def agent_tasks(self, agent_id: str) -> list[dict]:
         return [self.tasks[tid] for tid in self._tasks_of_agent.get(agent_id, ()) if tid in self.tasks]
 
     def _keep_task(self, task_id: str, task: dict) -> None:
+        if task_id not in self.tasks:
+            self._position[task_id] = next(self._positions)
         self.tasks[task_id] = task
         self._tasks_of_agent.setdefault(unwrap(task.get("agent_id")), set()).add(task_id)
 
     def _drop_task(self, task_id: str) -> None:
         task = self.tasks.pop(task_id)
+        self._position.pop(task_id, None)
         self._tasks_of_agent.get(unwrap(task.get("agent_id")), set()).discard(task_id)
 
     def completed(self) -> list[dict]:
@@ -225,6 +247,7 @@ class Model:
             self._record_health(record, status, status.get("timestamp") or record["staged_at"])
         record.update(meta or {})
         self.task_meta[unwrap(task["task_id"])] = record
+        self._tasks_of_app.setdefault(record["app_id"], set()).add(unwrap(task["task_id"]))
         return dict(record)
 
     def update_task(self, task_id: str, status: dict) -> list[Change]:

@@ -89,8 +89,9 @@ def marathon_task(model: Model, task: dict) -> dict:
     return result
 
 
-def app_document(model: Model, app: dict, embed_tasks: bool) -> dict:
-    tasks = model.app_tasks(app["id"])
+def app_document(model: Model, app: dict, embed_tasks: bool, tasks: list[dict] | None = None) -> dict:
+    """`tasks`: the app's active tasks when the caller has them already (model.tasks_by_app)."""
+    tasks = model.app_tasks(app["id"]) if tasks is None else tasks
     health = [model.task_meta.get(unwrap(t["task_id"]), {}).get("health", {}).get("alive") for t in tasks]
     document = dict(app)
     document.update({
@@ -106,7 +107,8 @@ def app_document(model: Model, app: dict, embed_tasks: bool) -> dict:
 
 
 def apps_document(model: Model, embed_tasks: bool) -> dict:
-    return {"apps": [app_document(model, app, embed_tasks) for app in model.apps.values()]}
+    tasks = model.tasks_by_app()
+    return {"apps": [app_document(model, app, embed_tasks, tasks.get(app_id, [])) for app_id, app in model.apps.items()]}
 
 
 # -- the event bus ------------------------------------------------------------------------

@@ -77,9 +77,7 @@ def allocate(
     inside the range: an explicit address wins over an allocated one, which then moves).
     Names that find no free address are left out; the caller reports them.
     """
-    offsets = usable_offsets(network)
-    first, count = offsets.start, _count(offsets)
-    blocked = {offset for ip in reserved if (offset := _offset_of(ip, network)) is not None}
+    blocked = blocked_offsets(reserved, network)
     taken: set[int] = set()
     result: dict[VipName, str] = {}
     for name in sorted(set(wanted) & set(previous)):
@@ -87,7 +85,32 @@ def allocate(
         if offset is not None and offset not in blocked and offset not in taken:
             taken.add(offset)
             result[name] = str(network.network_address + offset)
-    for name in sorted(set(wanted) - set(result)):
+    result.update(place(set(wanted) - set(result), taken, blocked, network))
+    return dict(sorted(result.items()))
+
+
+def blocked_offsets(reserved: Set[str], network: Network) -> set[int]:
+    """The offsets of the reserved addresses that lie in ``network``."""
+    return {offset for ip in reserved if (offset := _offset_of(ip, network)) is not None}
+
+
+def offset_of(ip: str, network: Network) -> int | None:
+    """``ip``'s usable offset in ``network`` (None when it is not one)."""
+    return _offset_of(ip, network)
+
+
+def place(names: Set[VipName], taken: set[int], blocked: Set[int], network: Network) -> dict[VipName, str]:
+    """Addresses for new ``names``, in sorted order, next to the ``taken`` offsets (updated).
+
+    This is ``allocate``'s second half. Called alone with ``taken`` = the offsets of an
+    earlier ``allocate`` result (minus released names) it gives what ``allocate`` would give
+    for that result plus ``names``, at the cost of the new names only: the incremental
+    VipTable must not pay for every VIP when one appears.
+    """
+    offsets = usable_offsets(network)
+    first, count = offsets.start, _count(offsets)
+    result: dict[VipName, str] = {}
+    for name in sorted(names):
         start = candidate(name, network) - first
         # Bounded by the number of names placed so far, not by the size of the range.
         for step in range(min(count, len(taken) + len(blocked) + 1)):
@@ -96,4 +119,4 @@ def allocate(
                 taken.add(offset)
                 result[name] = str(network.network_address + offset)
                 break
-    return dict(sorted(result.items()))
+    return result

@@ -6,7 +6,7 @@ import ipaddress
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.l4lb.allocate import DEFAULT_RANGES, allocate, candidate, usable_offsets
+from processors.l4lb.allocate import DEFAULT_RANGES, allocate, blocked_offsets, candidate, offset_of, place, usable_offsets
 
 V4, V6 = DEFAULT_RANGES[4], DEFAULT_RANGES[6]
 WEB, API, DB = ("/web", "marathon"), ("/api", "marathon"), ("db", "cassandra")
@@ -98,3 +98,19 @@ def test_any_history_of_wanted_sets_stays_collision_free_stable_and_deterministi
             trace.append(new)
         runs.append(trace)
     assert runs[0] == runs[1]
+
+
+@settings(max_examples=200, derandomize=True)
+@given(st.lists(st.sets(names, max_size=8), min_size=1, max_size=6))
+def test_placing_newcomers_next_to_kept_addresses_is_what_allocate_gives(history):
+    """The incremental VipTable keeps the live names and `place`s only the new ones; after any
+    history that must equal a whole `allocate` (a full range included)."""
+    reserved = {"10.9.9.3"}
+    allocations: dict = {}
+    for wanted in history:
+        expected = allocate(wanted, allocations, TINY, reserved)
+        kept = {name: ip for name, ip in allocations.items() if name in wanted}
+        taken = {offset_of(ip, TINY) for ip in kept.values()}
+        placed = place(wanted - kept.keys(), taken, blocked_offsets(reserved, TINY), TINY)
+        assert {**kept, **placed} == expected
+        allocations = expected
