@@ -4,8 +4,9 @@
     .venv/bin/python bench/dns_convergence.py [--bootstrap HOST:PORT] [--tasks 10000] [--rate 100] [--seconds 20]
 
 Simulator, producer and processor run as their own processes; the node's dns role runs here.
-The cluster is loaded first and the node starts once the dns topic holds every task, so the
-churn is measured on a node that caught up on the whole table. A launch counts when the first
+The cluster is loaded first, and the node starts once the dns topic holds every task and has
+been quiet for 3 s (the processor has finished the initial load), so the churn is measured on
+a node that caught up on the whole table. A launch counts when the first
 record set naming the task is in the node's zones (the server answers from them at once); a
 kill when the last one is gone. A sample of names is also asked over UDP at the end, to show
 the zones and the wire agree.
@@ -38,7 +39,9 @@ from runtime.kafka import cluster  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
+from schemas.headers import RecordMeta  # noqa: E402
 
+from bench.l4lb_convergence import TopicSizes  # noqa: E402
 from bench.producer_latency import free_port, http, percentile, wait_http  # noqa: E402
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
@@ -78,9 +81,15 @@ class Presence:
         self.by_key = {key: tasks_in(value) for key, value in table.items()}
         self.count = Counter(task for tasks in self.by_key.values() for task in tasks)
         self.changed: dict[tuple[str, bool], float] = {}  # (task id, present?) -> when
+        self.to_processor_ms: list[float] = []  # producer observed -> processor wrote the set
+        self.to_node_ms: list[float] = []  # processor wrote the set -> in the node's zones
 
     def on_applied(self, records, at: float) -> None:
         for record in records:
+            meta = RecordMeta.from_headers(record.headers)
+            if meta:
+                self.to_processor_ms.append(record.timestamp_ms - meta.observed_ns / 1e6)
+                self.to_node_ms.append(at * 1000 - record.timestamp_ms)
             now = tasks_in(record.value)
             before = self.by_key.get(record.key, set())
             for task in now - before:
@@ -107,6 +116,25 @@ async def wait_for_tasks(bootstrap: str, topic: str, tasks: int, timeout: float)
         await asyncio.sleep(1.0)
 
 
+async def settle(bootstrap: str, topic: str, quiet_s: float, timeout: float) -> float:
+    """Wait until nothing has been written to `topic` for `quiet_s`: the processor has
+    finished the initial load. Returns how long that took."""
+    sizes = TopicSizes(bootstrap)
+    started = time.monotonic()
+    try:
+        last, since = await asyncio.to_thread(sizes.size, topic), time.monotonic()
+        while time.monotonic() - since < quiet_s:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{topic} was still being written after {timeout:.0f}s")
+            await asyncio.sleep(0.5)
+            now = await asyncio.to_thread(sizes.size, topic)
+            if now != last:
+                last, since = now, time.monotonic()
+    finally:
+        sizes.close()
+    return time.monotonic() - started
+
+
 async def measure(args, bootstrap: str) -> dict:
     catalog = Catalog(f"bench{secrets.token_hex(4)}")
     ensure_topics(bootstrap, catalog)
@@ -124,7 +152,9 @@ async def measure(args, bootstrap: str) -> dict:
         processes.append(spawn("produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
                                "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url))
         processes.append(spawn("process", "--bootstrap", bootstrap, "--namespace", catalog.namespace))
-        table = await wait_for_tasks(bootstrap, catalog.topic("dns").name, args.tasks, 600)
+        await wait_for_tasks(bootstrap, catalog.topic("dns").name, args.tasks, 600)
+        await settle(bootstrap, catalog.topic("dns").name, 3.0, 300)
+        table = await asyncio.to_thread(read_table, bootstrap, catalog.topic("dns").name)
         loaded = time.monotonic() - started
         presence = Presence(table)
         role = DnsRole(DnsSettings(bootstrap, catalog, "10.202.0.1", ("127.0.0.1", free_port())))
@@ -176,6 +206,10 @@ async def measure(args, bootstrap: str) -> dict:
         "p99_ms_by_5s_window": {f"{start}s": _round(percentile(values, 99)) for start, values in sorted(windows.items())},
         "node_convergence_from_producer_ms": {"p50": _round(percentile(convergence, 50)),
                                               "p99": _round(percentile(convergence, 99))},
+        "split_ms": {"producer_to_processor_write": {"p50": _round(percentile(presence.to_processor_ms, 50)),
+                                                     "p99": _round(percentile(presence.to_processor_ms, 99))},
+                     "processor_write_to_node": {"p50": _round(percentile(presence.to_node_ms, 50)),
+                                                 "p99": _round(percentile(presence.to_node_ms, 99))}},
         "wire_sample": wire,
     }
 
