@@ -34,6 +34,9 @@ class TableFollower:
                 # as fast and keeps a large catch-up from doubling the node's memory.
                 "queued.max.messages.kbytes": 4096,
                 "fetch.max.bytes": 4 * 1024 * 1024,
+                # A full queue postpones the next fetch by this much (default 1 s), which a
+                # catch-up hits all the time; the first changes after it would wait for it.
+                "fetch.queue.backoff.ms": 5,
             }
         )
         self.table: dict[str, bytes] = {}
