@@ -7,7 +7,8 @@ Setup (not timed): the DNS derivation turns N running Marathon tasks (100 instan
 --roles dns`` starts as its own process; the clock runs from the spawn to ``ready.spartan``
 answering (the node answers cluster names only once it has caught up). Then dnsperf asks
 every A name once and every answer must be NOERROR; the node's peak RSS (VmHWM) is read
-from /proc. Goal: <= 10 s and <= 300 MB at 100,000 tasks.
+from /proc when it is ready and again after that sweep (which fills the fast path's cache).
+Goal: <= 10 s and <= 300 MB at 100,000 tasks.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def measure(args, bootstrap: str) -> dict:
                 raise RuntimeError(f"the node did not become ready; see {workdir / 'node.log'}")
             time.sleep(0.05)
         cold_start_s = time.monotonic() - spawned
+        rss_ready = peak_rss_mb(node.pid)
         answered = ask_every_name(port, names, workdir)
         rss = peak_rss_mb(node.pid)
     finally:
@@ -155,7 +157,9 @@ def measure(args, bootstrap: str) -> dict:
         "a_names": len(names),
         "derivation_s": round(derived_s, 2),
         "cold_start_s": round(cold_start_s, 2),
-        "peak_rss_mb": round(rss, 1),
+        "peak_rss_mb_when_ready": round(rss_ready, 1),
+        # The fast path keeps a pre-encoded reply per name asked (up to 131,072 of them).
+        "peak_rss_mb_after_asking_every_name": round(rss, 1),
         "every_name_answered": answered,
         "progress_lines_logged": len(progress_lines),
     }

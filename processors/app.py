@@ -10,6 +10,7 @@ view of every VIP, so its agent must own every partition of its sources.
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import logging
 
@@ -68,6 +69,11 @@ class Processor:
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
         await asyncio.to_thread(self._rebuild)
+        # The rebuilt tables live as long as the processor: keep the collector from walking
+        # their millions of objects again (a full pass took ~250 ms at 10,000 tasks and
+        # landed on whichever record came next).
+        gc.collect()
+        gc.freeze()
         worker = EmbeddedWorker(self.app, loglevel="WARNING", quiet=True, daemon=False,
                               redirect_stdouts=False, stdout=io.StringIO())
         await worker.start()

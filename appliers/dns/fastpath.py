@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from functools import lru_cache
 
 from appliers.dns.answer import UDP_MIN, Answerer
 from appliers.dns.records import Record
@@ -129,9 +130,9 @@ class Entry:
         an, ns = len(chain) + len(rotating), len(authority)
         # Index: RD bit of the query | 2 when the query had an OPT (ARCOUNT 1 in the reply)
         # | 4 when the client may recurse through us (RA, the Answerer's may_recurse).
-        self.heads = tuple(_head(flags, rcode, index, an, ns) for index in range(8))
+        self.heads = _heads(flags, rcode, an, ns)
         # TC=1, no answer or authority: what goes out when the records do not fit.
-        self.truncated_heads = tuple(_head(flags | 0x02, rcode, index, 0, 0) for index in range(8))
+        self.truncated_heads = _heads(flags | 0x02, rcode, 0, 0)
         self.chain = b"".join(chain)  # CNAMEs: always first, never rotated
         self.rotating = rotating
         self.authority = b"".join(authority)
@@ -156,6 +157,13 @@ class Entry:
         rotating = self.rotating
         shift = message_id % len(rotating)
         return self.chain + b"".join(rotating[shift:]) + b"".join(rotating[:shift]) + self.authority
+
+
+@lru_cache(maxsize=4096)
+def _heads(flags: int, rcode: int, an: int, ns: int) -> tuple[bytes, ...]:
+    """The eight header variants (Entry.heads), shared by every entry of the same shape: a
+    node can cache a hundred thousand entries, and most are "NOERROR, AA, one answer"."""
+    return tuple(_head(flags, rcode, index, an, ns) for index in range(8))
 
 
 def _head(flags: int, rcode: int, index: int, an: int, ns: int) -> bytes:
