@@ -158,7 +158,7 @@ def measure(args, bootstrap: str) -> dict:
         "derivation_s": round(derived_s, 2),
         "cold_start_s": round(cold_start_s, 2),
         "peak_rss_mb_when_ready": round(rss_ready, 1),
-        # The fast path keeps a pre-encoded reply per name asked (up to 131,072 of them).
+        # The fast path keeps a pre-encoded reply per name asked (up to 65,536 of them).
         "peak_rss_mb_after_asking_every_name": round(rss, 1),
         "every_name_answered": answered,
         "progress_lines_logged": len(progress_lines),

@@ -30,10 +30,10 @@ class TableFollower:
                 "fetch.wait.max.ms": 10,
                 "socket.nagle.disable": True,
                 # librdkafka prefetches up to 64 MiB per partition by default; a node follows a
-                # handful of partitions and consumes as fast as they come, so a few MiB each is
+                # handful of partitions and consumes as fast as they come, so 1 MiB each is
                 # as fast and keeps a large catch-up from doubling the node's memory.
-                "queued.max.messages.kbytes": 4096,
-                "fetch.max.bytes": 4 * 1024 * 1024,
+                "queued.max.messages.kbytes": 1024,
+                "fetch.max.bytes": 1024 * 1024,
                 # A full queue postpones the next fetch by this much (default 1 s), which a
                 # catch-up hits all the time; the first changes after it would wait for it.
                 "fetch.queue.backoff.ms": 5,
