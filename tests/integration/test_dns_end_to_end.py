@@ -122,3 +122,27 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
         async with RunningProcessor(pipeline):
             await asyncio.sleep(2)
         assert len(await pipeline.log("dns")) == before
+
+
+DNS_HOSTNAME = FIXTURES / "mesos-operator-api" / "dns-hostname.json"
+
+
+async def test_names_that_cannot_be_published_go_to_rejections(kafka_bootstrap):
+    """An agent known only by host name: its names are left out and each refusal is in
+    `rejections`, exactly as the golden zone's comments list them; every other name is there."""
+    async with Pipeline(kafka_bootstrap, mesos_state=DNS_HOSTNAME, marathon_url=None) as pipeline:
+        zone = expected_zone(DNS_HOSTNAME, "")
+        published = [line for line in records_of_zone(zone)
+                     if not line.split(" ")[0].endswith(".mesos.thisdcos.directory.")]
+        refused = sorted(line.removeprefix("; rejected ") for line in zone.splitlines() if line.startswith("; rejected "))
+        assert refused
+        async with RunningProcessor(pipeline):
+            await pipeline.eventually(lambda: pipeline.table("dns"),
+                                      lambda t: without_leader_port(zone_of(t)) == without_leader_port(published),
+                                      timeout=40)
+            found = await pipeline.eventually(
+                lambda: pipeline.values("rejections"),
+                lambda v: len([r for r in v if r["source"] == "dns"]) >= len(refused))
+        dns_rejections = sorted(f"{r['what'].removeprefix('DNS name of ')}: {r['excerpt']}: {r['why']}"
+                                for r in found if r["source"] == "dns")
+        assert dns_rejections == refused
