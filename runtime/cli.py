@@ -83,7 +83,7 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
 @bootstrap_option
 @namespace_option
 def process(bootstrap, namespace):
-    """Run the stream processor: derive the VIP table from the source topics."""
+    """Run the stream processor: derive the VIP and DNS tables from the source topics."""
     from processors.app import Processor
 
     run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace)).run)
