@@ -17,6 +17,7 @@ import logging
 import faust
 
 from processors.dns.agent import DnsStage
+from processors.dns.config import DnsConfig
 from processors.l4lb.agent import L4Stage
 from processors.stage import Stage
 from runtime.kafka.reader import read_table
@@ -36,11 +37,11 @@ class EmbeddedWorker(faust.Worker):
 
 
 class Processor:
-    def __init__(self, bootstrap: str, catalog: Catalog, stages: tuple[type[Stage], ...] = (L4Stage, DnsStage)):
+    def __init__(self, bootstrap: str, catalog: Catalog, dns: DnsConfig | None = None):
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.sink = KafkaSink(bootstrap, client_id="wayfinder-processor")
-        self.stages = [stage(catalog, self.sink) for stage in stages]
+        self.stages: list[Stage] = [L4Stage(catalog, self.sink), DnsStage(catalog, self.sink, dns)]
         self.app = faust.App(
             f"{catalog.namespace}-processor",
             broker=[f"kafka://{server}" for server in bootstrap.split(",")],

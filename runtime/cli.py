@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -82,11 +83,26 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
 @main.command()
 @bootstrap_option
 @namespace_option
-def process(bootstrap, namespace):
+@click.option("--dns-ip-sources", default="host,netinfo", show_default=True,
+              help="Where task addresses come from, in order: host, netinfo, mesos, docker.")
+@click.option("--dns-ip-merge", type=click.Choice(["dcos", "first"]), default="dcos", show_default=True,
+              help="dcos: one IPv4 and one IPv6 from all sources in order; first: every address of the first source that has any (upstream Mesos-DNS).")
+@click.option("--dns-rfc952", is_flag=True, help="RFC 952 labels (24 characters, no leading digits) instead of RFC 1123.")
+@click.option("--dns-no-legacy-names", is_flag=True,
+              help="Do not also publish names under the raw DiscoveryInfo name (Mesos-DNS does).")
+@click.option("--dns-ttl", default=60, show_default=True, help="TTL of the Mesos-DNS records.")
+def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_no_legacy_names, dns_ttl):
     """Run the stream processor: derive the VIP and DNS tables from the source topics."""
     from processors.app import Processor
+    from processors.dns.config import PUBLISHED
 
-    run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace)).run)
+    try:
+        dns = dataclasses.replace(PUBLISHED, ip_sources=tuple(s for s in dns_ip_sources.split(",") if s),
+                                  ip_merge=dns_ip_merge, enforce_rfc952=dns_rfc952,
+                                  legacy_discovery_names=not dns_no_legacy_names, ttl=dns_ttl)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns).run)
 
 
 @main.command()
