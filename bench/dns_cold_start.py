@@ -34,7 +34,6 @@ import dns.rcode  # noqa: E402
 
 from processors.dns.config import PUBLISHED  # noqa: E402
 from processors.dns.table import DnsTable  # noqa: E402
-from runtime.kafka import cluster  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from runtime.kafka.writer import KafkaSink  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -42,6 +41,7 @@ from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import Observation  # noqa: E402
 from schemas.mesos import Agent, Cluster, Discovery, DiscoveryPort, Framework, Master, PortRange, Task, TaskStatus  # noqa: E402
 
+from bench.broker import bench_kafka  # noqa: E402
 from bench.producer_latency import free_port  # noqa: E402
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
@@ -171,16 +171,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
-    kafka_dir = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
-        bootstrap = cluster.up(kafka_dir, base_port=47292)
-    try:
+    with bench_kafka(args.bootstrap, base_port=47292) as bootstrap:
         print(json.dumps(measure(args, bootstrap), indent=2))
-    finally:
-        if kafka_dir:
-            cluster.down(kafka_dir)
 
 
 if __name__ == "__main__":

@@ -36,13 +36,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from appliers.dns.role import DnsRole, DnsSettings  # noqa: E402
-from runtime.kafka import cluster  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import RecordMeta  # noqa: E402
 
 from bench.l4lb_convergence import TopicSizes  # noqa: E402
+from bench.broker import bench_kafka  # noqa: E402
 from bench.producer_latency import free_port, http, percentile, wait_http  # noqa: E402
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
@@ -245,16 +245,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
-    kafka_dir = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
-        bootstrap = cluster.up(kafka_dir, base_port=47392)
-    try:
+    with bench_kafka(args.bootstrap, base_port=47392) as bootstrap:
         print(json.dumps(asyncio.run(measure(args, bootstrap)), indent=2))
-    finally:
-        if kafka_dir:
-            cluster.down(kafka_dir)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from appliers.node import L4Role, NodeOptions  # noqa: E402
-from runtime.kafka import cluster  # noqa: E402
+from bench.broker import bench_kafka  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
@@ -289,20 +289,12 @@ def main() -> None:
                         help="without --bootstrap: the broker this script starts uses PORT and PORT+1")
     args = parser.parse_args()
     netns = f"{args.netns_prefix}{secrets.token_hex(3)}"
-    kafka_dir = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        os.environ.setdefault("WAYFINDER_KAFKA_JVM_FLAGS", "")
-        kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
-        bootstrap = cluster.up(kafka_dir, base_port=args.kafka_base_port)
-    subprocess.run(["ip", "netns", "add", netns], check=True)
-    try:
-        print(json.dumps(asyncio.run(measure(args, bootstrap, netns)), indent=2))
-    finally:
-        subprocess.run(["ip", "netns", "del", netns], check=False)
-        if kafka_dir:
-            cluster.down(kafka_dir)
-            shutil.rmtree(kafka_dir, ignore_errors=True)
+    with bench_kafka(args.bootstrap, base_port=args.kafka_base_port) as bootstrap:
+        subprocess.run(["ip", "netns", "add", netns], check=True)
+        try:
+            print(json.dumps(asyncio.run(measure(args, bootstrap, netns)), indent=2))
+        finally:
+            subprocess.run(["ip", "netns", "del", netns], check=False)
 
 
 if __name__ == "__main__":

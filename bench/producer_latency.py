@@ -17,7 +17,6 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -31,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from producers.history import KIND_BY_TASK_STATE  # noqa: E402
-from runtime.kafka import cluster  # noqa: E402
+from bench.broker import bench_kafka  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 
@@ -151,13 +150,11 @@ def main() -> None:
     parser.add_argument("--rates", default="100,2000")
     args = parser.parse_args()
 
-    kafka_dir = None
-    bootstrap = args.bootstrap
-    if not bootstrap:
-        # The test-suite JVM flags favour start-up time; a benchmark wants the broker at full speed.
-        os.environ.setdefault("WAYFINDER_KAFKA_JVM_FLAGS", "")
-        kafka_dir = Path(tempfile.mkdtemp(prefix="wayfinder-bench-kafka-"))
-        bootstrap = cluster.up(kafka_dir, base_port=47092)
+    with bench_kafka(args.bootstrap, base_port=47092) as bootstrap:
+        run_all(args, bootstrap)
+
+
+def run_all(args, bootstrap: str) -> None:
     catalog = Catalog(f"bench{uuid.uuid4().hex[:8]}")
     ensure_topics(bootstrap, catalog)
     mesos_port, marathon_port = free_port(), free_port()
@@ -179,8 +176,6 @@ def main() -> None:
             if process:
                 process.terminate()
                 process.wait(20)
-        if kafka_dir:
-            cluster.down(kafka_dir)
 
 
 if __name__ == "__main__":

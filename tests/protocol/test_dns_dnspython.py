@@ -1,7 +1,6 @@
 """dnspython's async client against the running DnsServer, over UDP and TCP."""
 
 import asyncio
-import socket
 
 import dns.asyncquery
 import dns.flags
@@ -12,6 +11,7 @@ import dns.rrset
 import pytest
 
 from .conftest import BIG, BIG_ADDRESSES, serve
+from tests.protocol.loopback import has_ipv6_loopback
 
 TIMEOUT = 2.0
 
@@ -115,16 +115,7 @@ async def test_forward_hook_answers_what_is_not_ours():
         await running.server.stop()
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback (::1) on this host")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
 async def test_ipv6_loopback():
     running = await serve("::1")
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import statistics
 import time
 
@@ -32,6 +31,7 @@ from appliers.dns.records import record
 from appliers.dns.resolver import Forwarder
 from appliers.dns.server import DnsServer
 from appliers.dns.zone import ZoneSet
+from tests.protocol.loopback import has_ipv6_loopback
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
@@ -270,16 +270,7 @@ async def test_a_forwarded_name_is_answered_with_the_upstreams_value():
         assert addresses(own) == ["11.0.0.7"] and own.flags & dns.flags.RA and own.flags & dns.flags.AA
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
-            probe.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
 async def test_an_ipv6_upstream():
     fwd = Forwarder.from_config([f"[::1]:{DEFAULT_DNS}"], cache=ReplyCache(capacity=0))
     async with dnsmasq(DEFAULT_DNS, host="::1"), node_dns(fwd) as server:
