@@ -1,8 +1,8 @@
 """Real Apache Kafka for the tests that need one (integration and end-to-end kernel tests): brokers on loopback, started by the test run.
 
-`kafka_bootstrap` (session): one broker on 127.0.0.1:39092, or the cluster named by
+`kafka_bootstrap` (session): one broker on 127.0.0.1:30092, or the cluster named by
 WAYFINDER_TEST_BOOTSTRAP (then nothing is started). Tests share it, so each uses its own topic
-names and group ids. `kafka_three` (module): three brokers on 39192/39194/39196, for failover.
+names and group ids. `kafka_three` (module): three brokers on 30192/30194/30196, for failover.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pytest
 
 from runtime.kafka import cluster
 
-SINGLE_BASE_PORT = 39092  # this suite's ports: 39092-39099 and 39192-39199
-THREE_BASE_PORT = 39192
+SINGLE_BASE_PORT = 30092  # this suite's ports: 30092-30099 and 30192-30199, below the
+# kernel's ephemeral range (32768-60999), so no client socket can be holding one
+THREE_BASE_PORT = 30192
 START_TIMEOUT_S = 90.0
 
 

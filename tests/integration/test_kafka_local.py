@@ -21,7 +21,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[2]
-CLI_BASE_PORT = 39094  # a second single-broker cluster, beside the session's on 39092
+CLI_BASE_PORT = 30094  # a second single-broker cluster, beside the session's on 30092
 # The producer settings of ARCHITECTURE.md: idempotent, acks=all, Java/faust key placement.
 PRODUCER = {"enable.idempotence": True, "acks": "all", "partitioner": "murmur2_random",
             "compression.type": "zstd", "linger.ms": 5, "message.timeout.ms": 60000}

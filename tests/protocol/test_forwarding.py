@@ -1,6 +1,6 @@
 """Forwarding end to end: dnspython -> our DnsServer -> real dnsmasq upstreams on loopback.
 
-Upstreams listen on fixed ports of this suite's range (127.0.0.1:42000-42099); our server
+Upstreams listen on fixed ports of this suite's range (127.0.0.1:31000-31099); our server
 takes an ephemeral port. Every dnsmasq is authoritative (`--auth-zone`) so its negative
 answers carry an SOA, the way real resolvers answer, and each one answers its own address
 for the same names, so a test can tell who answered. Fixtures stop every process and close
@@ -38,11 +38,12 @@ UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
 TIMEOUT = 2.0
 # Ports (127.0.0.1): dnsmasq upstreams, black holes, a fake upstream and its racing twin,
 # and ports where nothing listens.
-MESOS_DNS, ZONE_DNS, DEFAULT_DNS = 42001, 42002, 42003
-UNBOUND_DNS = 42040
-BLACK_HOLE, BLACK_HOLE_2 = 42010, 42011
-FAKE, RACER = 42020, 42021
-CLOSED, CLOSED_2 = 42030, 42031
+# Below the kernel's ephemeral range (32768-60999): no client socket can hold one of these.
+MESOS_DNS, ZONE_DNS, DEFAULT_DNS = 31001, 31002, 31003
+UNBOUND_DNS = 31040
+BLACK_HOLE, BLACK_HOLE_2 = 31010, 31011
+FAKE, RACER = 31020, 31021
+CLOSED, CLOSED_2 = 31030, 31031
 ZONES = ("mesos", "corp.test", "example.test")
 PROBES = ("probe.mesos", "probe.corp.test", "probe.example.test")
 ADDRESS = {MESOS_DNS: "10.0.0.1", ZONE_DNS: "10.0.0.2", DEFAULT_DNS: "10.0.0.3"}
@@ -123,7 +124,7 @@ async def _until_answering(process, host: str, port: int, probe: str) -> None:
     query = dns.message.make_query(probe, "A")
     for _ in range(50):  # 50 x 0.1 s at most
         if process.returncode is not None:
-            raise RuntimeError(f"{process.args} exited: {(await process.stderr.read()).decode()}")
+            raise RuntimeError(f"the DNS server on port {port} exited: {(await process.stderr.read()).decode()}")
         try:
             await dns.asyncquery.udp(query, host, port=port, timeout=0.1)
             return

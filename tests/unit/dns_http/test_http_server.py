@@ -1,4 +1,4 @@
-"""The aiohttp server on loopback (this helper's ports 42100-42199), fetched with aiohttp's
+"""The aiohttp server on loopback (this helper's ports 31100-42199), fetched with aiohttp's
 client: every path, its status, content type and body."""
 
 import json
@@ -11,7 +11,7 @@ from appliers.dns.mesos_api import MesosDnsConfig, axfr_view, enumerate_view
 from schemas.dns import RecordSet, record_set_key
 from tests.unit.dns_http.cluster import table
 
-PORT = 42100  # and 42101: a second server with enumeration off
+PORT = 31100  # and 31101: a second server with enumeration off
 SERIAL = 1764150000
 
 

@@ -186,7 +186,7 @@ def test_axfr_of_an_empty_table_keeps_every_map():
 
 
 def test_config_reports_mesos_dns_field_names():
-    config = MesosDnsConfig(port=61053, http_port=42100, listener="127.0.0.1", http_listener="127.0.0.1",
+    config = MesosDnsConfig(port=61053, http_port=31100, listener="127.0.0.1", http_listener="127.0.0.1",
                             resolvers=("10.0.0.53",), zone_resolvers={"corp.": ("10.1.0.53", "10.1.0.54")},
                             ip_sources=("host", "netinfo"), refresh_seconds=30, enforce_rfc952=True,
                             enumeration_on=False)
@@ -196,7 +196,7 @@ def test_config_reports_mesos_dns_field_names():
         "Timeout": 5,
         "StateTimeoutSeconds": 300,
         "ZkDetectionTimeout": 30,
-        "HttpPort": 42100,
+        "HttpPort": 31100,
         "TTL": 60,
         "SRVRecordDefaultWeight": 1,
         "SOASerial": 1764150000,
