@@ -19,39 +19,20 @@ from dataclasses import dataclass, field
 import msgspec
 
 from appliers.dns.l4lb_names import changed_sets, vip_records
-from appliers.dns.role import DnsRole, DnsSettings
+from appliers.dns.role import DnsRole
 from appliers.dns.zone import ZoneSet
 from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel
-from runtime.kafka.follower import TableFollower
+from appliers.options import NodeOptions
+from runtime.kafka.follower import CatchUpProgress, TableFollower
 from runtime.kafka.reader import ConsumedRecord
 from schemas import codec
-from schemas.catalog import Catalog
 from schemas.headers import RecordMeta
 from schemas.l4lb import Vip
 
 log = logging.getLogger(__name__)
 
 ROLES = ("l4lb", "dns")
-
-
-@dataclass
-class NodeOptions:
-    bootstrap: str
-    catalog: Catalog
-    node_id: str
-    agent_ip: str
-    roles: tuple[str, ...] = ("l4lb",)
-    netns: str | None = None
-    route_dev: str | None = None
-    vip_ranges: tuple[str, ...] = ("11.0.0.0/8", "fd01:c::/64")
-    resync_interval: float = 30.0
-    dns_listen: tuple[str, int] = ("127.0.0.1", 53)
-    dns_http: tuple[str, int] | None = None
-    upstreams: tuple[str, ...] = ()  # IP[:PORT]
-    forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
-    mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
-    allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
 
 
 @dataclass
@@ -67,6 +48,7 @@ class L4Role:
     _names: dict = field(default_factory=dict)
     applier: L4Applier | None = None
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: CatchUpProgress = field(default_factory=lambda: CatchUpProgress(log, "l4lb"))
 
     async def run(self, stop: asyncio.Event) -> None:
         options = self.options
@@ -77,7 +59,8 @@ class L4Role:
         kernel_thread, kafka_thread = ThreadPoolExecutor(1, "l4lb-apply"), ThreadPoolExecutor(1, "l4lb-follow")
         loop = asyncio.get_running_loop()
         try:
-            table = await loop.run_in_executor(kafka_thread, follower.catch_up, 300.0, _progress)
+            table = await loop.run_in_executor(kafka_thread, follower.catch_up, options.catch_up_timeout,
+                                               self.progress)
             desired = {key: vip for key, value in table.items() if (vip := _decode(key, value)) is not None}
             self.applier.set_desired(desired, complete=True)
             await loop.run_in_executor(kernel_thread, self.applier.sync)
@@ -137,22 +120,13 @@ def _decode(key: str, value: bytes | None) -> Vip | None:
         return None
 
 
-def _progress(read: int, total: int) -> None:
-    if total and read % 5000 == 0:
-        log.info("l4lb: catching up %d/%d records", read, total)
-
-
 class Node:
     def __init__(self, options: NodeOptions):
         unknown = set(options.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
-        self.dns = DnsRole(DnsSettings(options.bootstrap, options.catalog, options.agent_ip, options.dns_listen,
-                                       http=options.dns_http, upstreams=options.upstreams,
-                                       forward_zones=options.forward_zones, mesos_dns=options.mesos_dns,
-                                       allow_recursion=options.allow_recursion)
-                           ) if "dns" in options.roles else None
+        self.dns = DnsRole(options) if "dns" in options.roles else None
         self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -35,7 +35,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliers.dns.role import DnsRole, DnsSettings  # noqa: E402
+from appliers.dns.role import DnsRole
+from appliers.options import NodeOptions  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
@@ -160,7 +161,8 @@ async def measure(args, bootstrap: str) -> dict:
         table = await asyncio.to_thread(read_table, bootstrap, catalog.topic("dns").name)
         loaded = time.monotonic() - started
         presence = Presence(table)
-        role = DnsRole(DnsSettings(bootstrap, catalog, "10.202.0.1", ("127.0.0.1", free_port())))
+        role = DnsRole(NodeOptions(bootstrap, catalog, "bench", "10.202.0.1", roles=("dns",),
+                                       dns_listen=("127.0.0.1", free_port())))
         role.on_applied = presence.on_applied
         node = asyncio.create_task(role.run(stop))
         node_started = time.monotonic()

@@ -5,7 +5,7 @@ listens at once, but every cluster name gets SERVFAIL ("ask elsewhere", never an
 resolver would cache) until the whole topic has been read and loaded in one swap, and the
 other roles (l4lb) have caught up too. Then ``ready.spartan`` answers, which is how dcos-dns'
 resolv.conf generator and watchdog tell a working node from a starting one. Catch-up logs its
-progress, and ``progress`` holds (records read, records to read) for the metrics.
+progress, and ``progress`` keeps how far it has read, for the metrics.
 
 After that each batch of records is applied set by set. A record set that does not decode or
 holds an invalid record is logged and skipped; the rest keep serving.
@@ -36,16 +36,15 @@ from appliers.dns.mesos_api import MesosDnsConfig
 from appliers.dns.resolver import Forwarder
 from appliers.dns.zone import (DEFAULT_ORIGINS, RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
                                SOA_RNAME, ZoneSet)
-from runtime.kafka.follower import TableFollower
+from appliers.options import NodeOptions
+from runtime.kafka.follower import CatchUpProgress, TableFollower
 from runtime.kafka.reader import ConsumedRecord
-from schemas.catalog import Catalog
 from schemas.dns import RecordSet, record_set_key
 from schemas.headers import RecordMeta
 
 log = logging.getLogger(__name__)
 
 THISNODE = "thisnode.thisdcos.directory."
-PROGRESS_EVERY_S = 2.0
 _decoder = msgspec.json.Decoder(RecordSet)
 
 
@@ -63,22 +62,6 @@ class _Served(msgspec.Struct, frozen=True):
 _served_decoder = msgspec.json.Decoder(_Served)
 
 
-@dataclass
-class DnsSettings:
-    """What the dns role needs from the node's options."""
-
-    bootstrap: str
-    catalog: Catalog
-    agent_ip: str
-    listen: tuple[str, int] = ("127.0.0.1", 53)
-    http: tuple[str, int] | None = None  # the Mesos-DNS HTTP API, when wanted
-    upstreams: tuple[str, ...] = ()  # default upstreams, IP[:PORT]
-    forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
-    mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
-    allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
-    catch_up_timeout: float = 600.0
-
-
 def rrset_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> RRset | None:
     """The validated RRset of one set (None when it has no value); ValueError says what is
     wrong."""
@@ -91,10 +74,10 @@ def thisnode_records(agent_ip: str) -> list[Record]:
     return [record(THISNODE, kind, RECORD_TTL, agent_ip)]
 
 
-def zones_for(settings: DnsSettings) -> ZoneSet:
+def zones_for(options: NodeOptions) -> ZoneSet:
     """Our zones: all of dcos-dns' and Mesos-DNS's, except ``mesos`` when it is forwarded to
     the masters' Mesos-DNS (running side by side with it while migrating)."""
-    skip = {"mesos."} if settings.mesos_dns else set()
+    skip = {"mesos."} if options.mesos_dns else set()
     return ZoneSet([origin for origin in DEFAULT_ORIGINS if origin not in skip])
 
 
@@ -122,15 +105,15 @@ class DecodedSets(Mapping[str, RecordSet]):
 
 @dataclass
 class DnsRole:
-    settings: DnsSettings
-    zones: ZoneSet | None = None  # from the settings when not given
-    forwarder: Forwarder | None = None  # from the settings: None when no upstream is set
+    options: NodeOptions
+    zones: ZoneSet | None = None  # from the options when not given
+    forwarder: Forwarder | None = None  # from the options: None when no upstream is set
     server: DnsServer | None = None
     http: MesosDnsHttpServer | None = None
     # The valid record sets as the topic's bytes (a fraction of the decoded size), kept only
     # for the Mesos-DNS HTTP API, which reads them through `record_sets`, decoded when read.
     raw: dict[str, bytes] = field(default_factory=dict)
-    progress: tuple[int, int] = (0, 0)
+    progress: CatchUpProgress = field(default_factory=lambda: CatchUpProgress(log, "dns"))
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
     # Called with each applied batch and the time the zones had it (benches, tests).
@@ -138,22 +121,22 @@ class DnsRole:
     skipped: int = 0  # record sets refused as invalid
 
     def __post_init__(self) -> None:
-        settings = self.settings
+        options = self.options
         if self.zones is None:
-            self.zones = zones_for(settings)
-        if self.forwarder is None and (settings.upstreams or settings.forward_zones or settings.mesos_dns):
-            self.forwarder = Forwarder.from_config(settings.upstreams, settings.forward_zones, settings.mesos_dns)
+            self.zones = zones_for(options)
+        if self.forwarder is None and (options.upstreams or options.forward_zones or options.mesos_dns):
+            self.forwarder = Forwarder.from_config(options.upstreams, options.forward_zones, options.mesos_dns)
 
     async def run(self, stop: asyncio.Event, others: list[asyncio.Event] = ()) -> None:
-        settings = self.settings
-        allowed = settings.allow_recursion
+        options = self.options
+        allowed = options.allow_recursion
         acl = RecursionAcl(allowed) if allowed is not None else RecursionAcl.for_node(
             await asyncio.to_thread(own_networks))
-        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *settings.listen)
+        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *options.dns_listen)
         await self.server.start()
         log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until caught up)",
                  *self.server.address[:2])
-        follower = TableFollower(settings.bootstrap, settings.catalog.topic("dns").name, keep_table=False)
+        follower = TableFollower(options.bootstrap, options.catalog.topic("dns").name)
         kafka_thread = ThreadPoolExecutor(1, "dns-follow")
         loop = asyncio.get_running_loop()
         try:
@@ -176,8 +159,8 @@ class DnsRole:
             self.caught_up.set()
             await asyncio.gather(*(event.wait() for event in others))
             self.zones.ready = True  # ready.spartan answers from now on
-            if settings.http:  # like Mesos-DNS, HTTP only once there is something to serve
-                self.http = MesosDnsHttpServer(self.record_sets, *settings.http, config=self._http_config(),
+            if options.dns_http:  # like Mesos-DNS, HTTP only once there is something to serve
+                self.http = MesosDnsHttpServer(self.record_sets, *options.dns_http, config=self._http_config(),
                                                serial=lambda: self.zones.serial)
                 await self.http.start()
             while not stop.is_set():
@@ -197,7 +180,7 @@ class DnsRole:
         """What /v1/config reports: where this node listens, its resolvers, and the SOA its
         zones really serve (dcos-dns values, not Mesos-DNS's)."""
         host, port = self.server.address[:2]
-        return MesosDnsConfig(port=port, listener=host, resolvers=self.settings.upstreams,
+        return MesosDnsConfig(port=port, listener=host, resolvers=self.options.upstreams,
                               ip_sources=("host", "netinfo"),
                               soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
                               soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
@@ -208,34 +191,34 @@ class DnsRole:
         needs them. Key -> records of every valid set."""
         builder = RecordBuilder()
         loading: dict[str, RRset | None] = {}
-        keep_raw = self.settings.http is not None
+        keep_raw = self.options.dns_http is not None
 
         def each(consumed: ConsumedRecord) -> None:
             key = consumed.key or ""
-            rrset = valid = None
-            if consumed.value is not None:
-                record_set = self._decode(key, consumed.value)
-                try:
-                    if record_set is not None:
-                        rrset, valid = rrset_of(record_set, builder), True
-                except ValueError as error:
-                    self._skip(key, error)
-            if not valid:  # a tombstone, or a bad newer value replacing a good one
+            if consumed.value is None:
                 loading.pop(key, None)
                 self.raw.pop(key, None)
+                return
+            record_set = self._decode(key, consumed.value)
+            try:
+                rrset = rrset_of(record_set, builder) if record_set is not None else None
+            except ValueError as error:
+                self._skip(key, error)
+                return  # a bad value leaves the last good one serving, as `apply` does
+            if record_set is None:
                 return
             loading[key] = rrset  # None: a valid set with no value (it serves nothing)
             if keep_raw:
                 self.raw[key] = consumed.value
 
-        follower.catch_up(self.settings.catch_up_timeout, self._progress_logger(), each)
+        follower.catch_up(self.options.catch_up_timeout, self.progress, each)
         return loading
 
     def _load(self, loading: dict[str, RRset | None]) -> int:
         """Everything read into the zones in one swap, keeping what other roles fed in (the
         l4lb role's VIP names) and this node's own name. Returns how many sets it loaded."""
         others: dict[tuple[str, str], list[Record]] = {}
-        for r in [*thisnode_records(self.settings.agent_ip), *self.zones.records()]:
+        for r in [*thisnode_records(self.options.agent_ip), *self.zones.records()]:
             others.setdefault((r.name, r.type), []).append(r)
         # A generator, not another dict: a large load should not hold every key twice.
         loaded = (((rrset.name, rrset.type), rrset) for rrset in loading.values() if rrset is not None)
@@ -270,7 +253,7 @@ class DnsRole:
             except ValueError as error:
                 self._skip(key, error)
                 continue
-            if self.settings.http is not None:
+            if self.options.dns_http is not None:
                 self.raw[key] = consumed.value
         applied_at = time.time()
         for consumed in records:
@@ -297,15 +280,3 @@ class DnsRole:
     def _skip(self, key: str, error: Exception) -> None:
         self.skipped += 1
         log.error("dns: record set %s is invalid, keeping the rest: %s", key, error)
-
-    def _progress_logger(self) -> Callable[[int, int], None]:
-        last = [0.0]
-
-        def report(read: int, total: int) -> None:
-            self.progress = (read, total)
-            now = time.monotonic()
-            if total and (now - last[0] >= PROGRESS_EVERY_S or read >= total):
-                last[0] = now
-                log.info("dns: catching up %d/%d records (%.0f%%)", read, total, 100.0 * read / total)
-
-        return report

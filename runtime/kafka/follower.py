@@ -7,6 +7,7 @@ reporting progress on the way; ``changes`` then yields the records that follow.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -16,12 +17,26 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, watermarks
 
 
+class CatchUpProgress:
+    """A `catch_up` progress callback that logs every few seconds, and keeps the last
+    (records read, records to read) for metrics."""
+
+    def __init__(self, log: logging.Logger, what: str, every_s: float = 2.0) -> None:
+        self.log, self.what, self.every_s = log, what, every_s
+        self.read = self.total = 0
+        self._logged_at = 0.0
+
+    def __call__(self, read: int, total: int) -> None:
+        self.read, self.total = read, total
+        now = time.monotonic()
+        if total and (now - self._logged_at >= self.every_s or read >= total):
+            self._logged_at = now
+            self.log.info("%s: catching up %d/%d records (%.0f%%)", self.what, read, total, 100.0 * read / total)
+
+
 class TableFollower:
-    def __init__(self, bootstrap: str, topic: str, *, keep_table: bool = True):
-        """`keep_table=False`: `catch_up` still returns the table, but the follower forgets it
-        then and `table` stays empty (for callers that keep their own copy)."""
+    def __init__(self, bootstrap: str, topic: str):
         self.topic = topic
-        self.keep_table = keep_table
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -39,16 +54,21 @@ class TableFollower:
                 "fetch.queue.backoff.ms": 5,
             }
         )
-        self.table: dict[str, bytes] = {}
-        self._caught_up = False
-        self._each: Callable[[ConsumedRecord], None] | None = None
 
     def catch_up(self, timeout: float = 120.0, progress: Callable[[int, int], None] | None = None,
                  each: Callable[[ConsumedRecord], None] | None = None) -> dict[str, bytes]:
         """Read every partition to its current end; returns the table (tombstones dropped).
         With `each`, every record goes to it as it is read instead, and no table is built
         (for callers that turn records into something smaller at once)."""
-        self._each = each
+        table: dict[str, bytes] = {}
+
+        def keep(record: ConsumedRecord) -> None:
+            if record.value is None:
+                table.pop(record.key, None)
+            else:
+                table[record.key] = record.value
+
+        take = each or keep
         deadline = time.monotonic() + timeout
         partitions = partitions_of(self._consumer, self.topic, timeout)
         ends = {}
@@ -63,19 +83,16 @@ class TableFollower:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"catching up on {self.topic} took longer than {timeout}s")
             for record in self._poll(10_000, 0.2):
+                take(record)
                 read += 1
                 if record.partition in ends and record.offset + 1 >= ends[record.partition]:
                     del ends[record.partition]
             if progress:
                 progress(read, total)
-        table = self.table
-        self._caught_up, self._each = True, None
-        if not self.keep_table:
-            self.table = {}
         return table
 
     def changes(self, timeout: float) -> list[ConsumedRecord]:
-        """The records that arrived since the last call (the table is updated with them)."""
+        """The records that arrived since the last call."""
         return self._poll(10_000, timeout)
 
     def _poll(self, limit: int, timeout: float) -> list[ConsumedRecord]:
@@ -89,15 +106,7 @@ class TableFollower:
                 if message.error().code() == KafkaError._PARTITION_EOF:
                     continue
                 raise RuntimeError(f"reading {self.topic}: {message.error()}")
-            record = record_of(message)
-            if self._each is not None:
-                self._each(record)
-            elif self.keep_table or not self._caught_up:
-                if record.value is None:
-                    self.table.pop(record.key, None)
-                else:
-                    self.table[record.key] = record.value
-            records.append(record)
+            records.append(record_of(message))
         return records
 
     def close(self) -> None:

@@ -14,7 +14,8 @@ import dns.rcode
 import orjson
 import pytest
 
-from appliers.dns.role import DnsRole, DnsSettings
+from appliers.dns.role import DnsRole
+from appliers.options import NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 from tests.unit.dns_derive.scenarios import expected_zone, records_of_zone
@@ -83,8 +84,8 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
                                       lambda t: without_leader_port(zone_of(t)) == without_leader_port(published),
                                       timeout=40)
 
-            role = DnsRole(DnsSettings(kafka_bootstrap, pipeline.catalog, "10.0.0.9", ("127.0.0.1", 0),
-                                       upstreams=(upstream,)))
+            role = DnsRole(NodeOptions(kafka_bootstrap, pipeline.catalog, "e2e", "10.0.0.9", roles=("dns",),
+                                       dns_listen=("127.0.0.1", 0), upstreams=(upstream,)))
             stop = asyncio.Event()
             node = asyncio.create_task(role.run(stop))
             try:

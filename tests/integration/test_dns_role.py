@@ -12,7 +12,8 @@ import dns.message
 import dns.rcode
 import pytest
 
-from appliers.dns.role import DnsRole, DnsSettings
+from appliers.dns.role import DnsRole
+from appliers.options import NodeOptions
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
@@ -26,6 +27,10 @@ WEB_A = RecordSet("web.marathon.mesos.", "A", 60, ["10.0.1.5", "10.0.1.6"], "mar
 WEB_SRV = RecordSet("_web._tcp.marathon.mesos.", "SRV", 60,
                     ["0 1 31000 web-abcde-s1.marathon.slave.mesos."], "marathon", ["web.1"])
 AUTOIP = RecordSet("web.marathon.autoip.dcos.thisdcos.directory.", "A", 5, ["10.0.1.5"], "marathon", ["web.1"])
+
+
+def node_options(bootstrap: str, catalog, **dns) -> NodeOptions:
+    return NodeOptions(bootstrap, catalog, "test", "10.0.0.9", roles=("dns",), dns_listen=("127.0.0.1", 0), **dns)
 
 
 def publish(sink, catalog, *record_sets: RecordSet, tombstones: tuple[str, ...] = (), raw: dict | None = None):
@@ -64,7 +69,7 @@ async def test_catch_up_then_changes_then_tombstones(kafka_bootstrap):
     broken = RecordSet("bad.marathon.mesos.", "A", 60, ["not-an-ip"])
     publish(sink, catalog, WEB_A, WEB_SRV, AUTOIP, broken,
             raw={"junk.marathon.mesos./A": b'{"name": 1}'})
-    role = DnsRole(DnsSettings(kafka_bootstrap, catalog, "10.0.0.9", ("127.0.0.1", 0), http=("127.0.0.1", 0)))
+    role = DnsRole(node_options(kafka_bootstrap, catalog, dns_http=("127.0.0.1", 0)))
     stop = asyncio.Event()
     task = asyncio.create_task(role.run(stop))
     try:
@@ -76,7 +81,7 @@ async def test_catch_up_then_changes_then_tombstones(kafka_bootstrap):
             assert sorted(rr.address for rr in reply.answer[0]) == ["10.0.1.5", "10.0.1.6"]
 
         await eventually(caught_up_answers)
-        assert role.progress == (5, 5) and role.skipped == 2
+        assert (role.progress.read, role.progress.total) == (5, 5) and role.skipped == 2
         srv = await ask(role, "_web._tcp.marathon.mesos.", "SRV")
         assert [rr.to_text() for rr in srv.answer[0]] == ["0 1 31000 web-abcde-s1.marathon.slave.mesos."]
         assert (await ask(role, "bad.marathon.mesos.")).rcode() == dns.rcode.NXDOMAIN
@@ -112,7 +117,7 @@ async def test_cluster_names_answer_servfail_until_the_other_roles_caught_up(kaf
     await asyncio.to_thread(ensure_topics, kafka_bootstrap, catalog)
     sink = KafkaSink(kafka_bootstrap)
     publish(sink, catalog, WEB_A)
-    role = DnsRole(DnsSettings(kafka_bootstrap, catalog, "10.0.0.9", ("127.0.0.1", 0)))
+    role = DnsRole(node_options(kafka_bootstrap, catalog))
     stop, other_role = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(role.run(stop, [other_role]))
     try:
