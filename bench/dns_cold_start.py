@@ -18,6 +18,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -149,6 +150,7 @@ def measure(args, bootstrap: str) -> dict:
             node.kill()
         log.close()
     progress_lines = [line for line in (workdir / "node.log").read_text().splitlines() if "catching up" in line]
+    shutil.rmtree(workdir)  # kept only when the run failed, for the node's log
     return {
         "benchmark": "dns cold start",
         "goal": "<= 10 s to answer every record of 100,000 tasks, RSS <= 300 MB",

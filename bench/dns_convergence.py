@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import secrets
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -35,18 +34,17 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliers.dns.role import DnsRole
+from appliers.dns.role import DnsRole  # noqa: E402
 from appliers.options import NodeOptions  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import RecordMeta  # noqa: E402
 
-from bench.l4lb_convergence import TopicSizes  # noqa: E402
+from bench.l4lb_convergence import Processes, TopicSizes  # noqa: E402
 from bench.broker import bench_kafka  # noqa: E402
 from bench.producer_latency import free_port, http, percentile, wait_http  # noqa: E402
 
-WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 AGENTS, PER_APP = 50, 3
 
 
@@ -65,11 +63,6 @@ def marathon_document(tasks: int) -> dict:
         apps.append({"id": f"/app{i}", "instances": PER_APP, "tasks": app_tasks,
                      "portDefinitions": [{"port": 0, "protocol": "tcp", "name": "http"}]})
     return {"apps": apps}
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([WAYFINDER, "--log-level", "warning", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
 
 
 def tasks_in(value: bytes | None) -> set[str]:
@@ -147,15 +140,16 @@ async def measure(args, bootstrap: str) -> dict:
     apps.write_bytes(orjson.dumps(marathon_document(args.tasks)))
     mesos, marathon = free_port(), free_port()
     marathon_url = f"http://127.0.0.1:{marathon}"
-    processes = [spawn("simulate", "--mesos-listen", f"127.0.0.1:{mesos}", "--marathon-listen",
-                       f"127.0.0.1:{marathon}", "--marathon-apps", str(apps))]
+    processes = Processes(workdir)
+    processes.spawn("simulator", "simulate", "--mesos-listen", f"127.0.0.1:{mesos}", "--marathon-listen",
+                    f"127.0.0.1:{marathon}", "--marathon-apps", str(apps))
     stop = asyncio.Event()
     try:
         await asyncio.to_thread(wait_http, f"{marathon_url}/ping", 120)
         started = time.monotonic()
-        processes.append(spawn("produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
-                               "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url))
-        processes.append(spawn("process", "--bootstrap", bootstrap, "--namespace", catalog.namespace))
+        processes.spawn("producer", "produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
+                        "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url)
+        processes.spawn("processor", "process", "--bootstrap", bootstrap, "--namespace", catalog.namespace)
         await wait_for_tasks(bootstrap, catalog.topic("dns").name, args.tasks, 600)
         await settle(bootstrap, catalog.topic("dns").name, 3.0, 300)
         table = await asyncio.to_thread(read_table, bootstrap, catalog.topic("dns").name)
@@ -168,11 +162,6 @@ async def measure(args, bootstrap: str) -> dict:
         node_started = time.monotonic()
         await asyncio.wait_for(role.caught_up.wait(), 600)
         caught_up = time.monotonic() - node_started
-        # The node shares this process with the bench's own bookkeeping (the start table,
-        # Presence); a real node has none of it. Freeze it out of the collector's sight as the
-        # node does with its zones, or the first full collection lands inside the measurement.
-        gc.collect()
-        gc.freeze()
         churn = await asyncio.to_thread(http, "POST", f"{marathon_url}/sim/churn",
                                         {"rate": args.rate / 2, "seconds": args.seconds})
         await asyncio.sleep(args.seconds + 3)
@@ -182,13 +171,8 @@ async def measure(args, bootstrap: str) -> dict:
         await asyncio.wait_for(node, 60)
     finally:
         stop.set()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        processes.stop()
+    shutil.rmtree(workdir)  # kept only when the run failed, for its logs
     latencies, missing, windows = [], 0, {}
     first = min((c["at"] for c in report["changes"]), default=0.0)
     for change in report["changes"]:
