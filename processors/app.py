@@ -70,9 +70,8 @@ class Processor:
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
         await asyncio.to_thread(self._rebuild)
-        # The rebuilt tables live as long as the processor: keep the collector from walking
-        # their millions of objects again (a full pass took ~250 ms at 10,000 tasks and
-        # landed on whichever record came next).
+        # The rebuilt tables live as long as the processor: keep later full collections from
+        # walking their millions of objects again, a pause that would land on some record.
         gc.collect()
         gc.freeze()
         worker = EmbeddedWorker(self.app, loglevel="WARNING", quiet=True, daemon=False,

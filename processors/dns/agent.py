@@ -32,8 +32,11 @@ class DnsStage(Stage):
     def put_all(self, updates: list[tuple[str, str, msgspec.Struct]]) -> None:
         # One batch: shared record sets (every instance of an app) are built once, not per task.
         self.table.put_many((alias.removesuffix("s"), key, entity) for alias, key, entity in updates)
-        for what, why, raw in self.rejected("", ""):
+        for what, why, raw in self._new_rejections():
             self.reject(what, why, raw)
 
     def rejected(self, alias: str, key: str) -> Iterable[tuple[str, str, object]]:
+        return self._new_rejections()  # the table says which entity each one is about
+
+    def _new_rejections(self) -> list[tuple[str, str, object]]:
         return [(f"DNS name of {r.subject}", r.why, r.value) for r in self.table.take_rejections()]
