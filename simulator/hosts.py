@@ -7,7 +7,7 @@
 Every namespace is named <prefix>*, traffic goes only to addresses inside them, and
 ``teardown`` deletes them all (which also removes every veth). Backends are threads serving
 sockets opened inside their namespace; they answer with their own name and stop at
-``teardown`` or after LIFETIME seconds, whichever comes first.
+``teardown`` or after their ``lifetime`` (LIFETIME seconds unless told), whichever comes first.
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def socket_in(ns: str, family: int, kind: int) -> socket.socket:
 class Hosts:
     prefix: str
     stop: threading.Event = field(default_factory=threading.Event)
+    lifetime: float = LIFETIME  # seconds a backend serves at most
 
     def ns(self, name: str) -> str:
         return self.prefix + name
@@ -99,7 +100,7 @@ class Hosts:
             sock.bind((ip, port))
             sock.settimeout(0.2)
         tcp.listen(64)
-        deadline = time.monotonic() + LIFETIME
+        deadline = time.monotonic() + self.lifetime
 
         def running() -> bool:
             return not self.stop.is_set() and time.monotonic() < deadline

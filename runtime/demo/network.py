@@ -53,7 +53,8 @@ def resolve(server: tuple[str, int], name: str) -> list[str]:
 
 class NetworkDemo:
     def __init__(self, bootstrap: str, catalog: Catalog):
-        self.hosts = Hosts(prefix=f"wf-demo-{secrets.token_hex(2)}-")
+        # The demo runs until Ctrl-C, which tears the backends down; a day bounds them otherwise.
+        self.hosts = Hosts(prefix=f"wf-demo-{secrets.token_hex(2)}-", lifetime=24 * 3600.0)
         self.node = Node(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id="demo-node", agent_ip="10.200.2.1",
                                      roles=("l4lb", "dns"), netns=self.hosts.hub, dns_listen=("127.0.0.1", 0)))
 
