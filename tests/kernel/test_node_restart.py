@@ -2,7 +2,7 @@
 connections.
 
 A real `vips` table in Kafka (records published directly), the node's l4lb role programming the
-hub namespace of simulator/hosts.py (own `l4conv-` namespaces), a long-lived TCP connection
+hub namespace of the kernel tests' throw-away hosts (tests/kernel/conftest.py), a long-lived TCP connection
 from the client namespace through the VIP to a backend. The node stops, the kernel's ruleset is
 read, a new node starts: the ruleset it leaves must equal the one before (sets, maps and rules
 compared by content, handles ignored), and the connection must still carry data both ways.
@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
-import shutil
 import socket
 
 import pytest
@@ -31,7 +29,7 @@ from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation
 from schemas.l4lb import Backend, Vip
-from simulator.hosts import BACKENDS, TCP_PORT, UDP_PORT, Hosts, build, sh, teardown
+from simulator.hosts import BACKENDS, TCP_PORT, UDP_PORT, Hosts, sh
 
 pytestmark = pytest.mark.kafka
 
@@ -43,15 +41,9 @@ FAMILIES = ("ip", "ip6")
 
 
 @pytest.fixture(scope="module")
-def hosts():
-    if os.geteuid() != 0 or shutil.which("nft") is None:
-        pytest.skip("kernel tests need root and the nft command")
-    hosts = Hosts(prefix=f"l4conv-{secrets.token_hex(3)}-")
-    try:
-        build(hosts)
-        yield hosts
-    finally:
-        teardown(hosts)
+def hosts(node):
+    """The kernel tests' throw-away hub, client and backends (tests/kernel/conftest.py)."""
+    return node
 
 
 @pytest.fixture
