@@ -18,6 +18,7 @@ from schemas.l4lb import Vip
 from schemas.marathon import App, AppTask
 from schemas.mesos import Agent, Cluster, Framework, Task
 from schemas.rejections import Rejection
+from schemas.status import Mark
 
 # Bump when a value type changes incompatibly; it travels in every record's headers.
 SCHEMA_VERSION = 1
@@ -83,6 +84,11 @@ _ENTRIES = (
     ("dns", "dns.records", "<name>/<type>", RecordSet, True, 3,
      ("processors/dns",), ("appliers/dns", "outside consumers"),
      "Every cluster DNS record set (Mesos-DNS and dcos-dns names): the whole set of one name and type."),
+    ("status", "status", "producer/mesos, producer/marathon or processor", Mark, True, 1,
+     ("producers/mesos", "producers/marathon", "processors"),
+     ("processors", "appliers", "wayfinder status", "outside consumers"),
+     "Readiness marks: when each producer last synced with the cluster and at which offsets, and which "
+     "source positions the active processor's outputs reflect. Rewritten on a heartbeat."),
 )
 
 

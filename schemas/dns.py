@@ -3,7 +3,35 @@ frameworks and the cluster by the DNS processor."""
 
 from __future__ import annotations
 
+import re
+
 from msgspec import Struct
+
+MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs with the top bit set are treated as zero
+MAX_NAME = 254  # presentation length of an absolute name, trailing dot included
+
+# Letters, digits, '-' and '_' (SRV owner names like _http._tcp): what the processors'
+# Mesos-DNS label sanitising can produce. Anything wider would need escaping in zone text
+# and in dnslib's label printing, and then lookups by text would stop matching.
+_LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
+_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+\Z")  # every label at once: the common, fast check
+
+
+def canonical_name(text: str) -> str:
+    """Lower case, absolute; "." is the root. Raises ValueError on what DNS cannot carry."""
+    name = text.strip().lower()
+    if name in ("", "."):
+        return "."
+    if not name.endswith("."):
+        name += "."
+    if len(name) > MAX_NAME:  # 255 octets on the wire: length bytes plus the root label
+        raise ValueError(f"name too long: {text!r}")
+    if _NAME.match(name):
+        return name
+    for label in name[:-1].split("."):  # only to say which label is wrong
+        if not _LABEL.match(label):
+            raise ValueError(f"bad label {label!r} in name {text!r}")
+    raise ValueError(f"bad name {text!r}")
 
 
 class RecordSet(Struct, frozen=True):

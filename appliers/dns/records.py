@@ -12,20 +12,13 @@ codec, and a later hand-rolled fast path can pre-encode these tuples itself.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Iterable
 from typing import Iterator, NamedTuple, Sequence
 
+from schemas.dns import MAX_TTL, canonical_name
+
 TYPES = ("A", "AAAA", "SRV", "CNAME", "SOA", "NS")
-MAX_TTL = 2**31 - 1  # RFC 2181 §8: TTLs with the top bit set are treated as zero
-
-# Letters, digits, '-' and '_' (SRV owner names like _http._tcp): what the processors'
-# Mesos-DNS label sanitising can produce. Anything wider would need escaping in zone text
-# and in dnslib's label printing, and then lookups by text would stop matching.
-_LABEL = re.compile(r"[a-z0-9_-]{1,63}\Z")
-_NAME = re.compile(r"(?:[a-z0-9_-]{1,63}\.)+\Z")  # every label at once: the common, fast check
-
 
 class Record(NamedTuple):
     name: str  # canonical owner name, e.g. "web.marathon.mesos."
@@ -36,23 +29,6 @@ class Record(NamedTuple):
     def zone_line(self) -> str:
         """Zone-file text, for logs and golden files."""
         return f"{self.name} {self.ttl} IN {self.type} {self.rdata}"
-
-
-def canonical_name(text: str) -> str:
-    """Lower case, absolute; "." is the root. Raises ValueError on what DNS cannot carry."""
-    name = text.strip().lower()
-    if name in ("", "."):
-        return "."
-    if not name.endswith("."):
-        name += "."
-    if len(name) > 254:  # 255 octets on the wire: length bytes plus the root label
-        raise ValueError(f"name too long: {text!r}")
-    if _NAME.match(name):
-        return name
-    for label in name[:-1].split("."):  # only to say which label is wrong
-        if not _LABEL.match(label):
-            raise ValueError(f"bad label {label!r} in name {text!r}")
-    raise ValueError(f"bad name {text!r}")
 
 
 def record(name: str, type: str, ttl: int, rdata: str) -> Record:

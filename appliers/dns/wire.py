@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 HEADER = 12
 OPT, SOA = 41, 6
-MAX_TTL = 2**31 - 1  # RFC 2181 §8: a TTL with the top bit set means zero
+from schemas.dns import MAX_TTL  # RFC 2181 §8: a TTL with the top bit set means zero
 _MAX_POINTERS = 64  # bounds a name walk: real names need a handful, loops need infinity
 
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from processors.dns.config import DnsConfig
 from processors.dns.names import MESOS_COPY_ZONE, valid_name
-from processors.dns.sets import MAX_NAME, copy_name
+from processors.dns.sets import copy_name
+from schemas.dns import MAX_NAME
 from processors.dns.sources import Address
 
 # (record-set key "<name>/<type>" as schemas.dns.record_set_key spells it, its rdata)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from appliers.dns.records import MAX_TTL, canonical_name
+from schemas.dns import MAX_TTL, canonical_name
 
 IP_SOURCES = ("host", "netinfo", "mesos", "docker")
 IP_MERGES = ("dcos", "first")

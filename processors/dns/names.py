@@ -17,7 +17,7 @@ import hashlib
 import re
 from functools import lru_cache
 
-from appliers.dns.records import canonical_name
+from schemas.dns import canonical_name
 
 DCOS_ZONE = "dcos.thisdcos.directory"
 MESOS_COPY_ZONE = "mesos.thisdcos.directory"  # dcos-dns's copy of the Mesos-DNS zone

@@ -16,9 +16,7 @@ from functools import lru_cache
 
 from processors.dns.config import DnsConfig
 from processors.dns.names import MESOS_COPY_ZONE, is_dcos_name
-from schemas.dns import RecordSet
-
-MAX_NAME = 254  # presentation length of an absolute name, trailing dot included
+from schemas.dns import MAX_NAME, RecordSet
 
 
 @lru_cache(maxsize=8)

@@ -101,7 +101,7 @@ def _consume(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> l
 
 
 def test_cli_up_prints_bootstrap_last_and_down_keeps_data(tmp_path):
-    cli = [sys.executable, "-m", "runtime.kafka.commands"]
+    cli = [sys.executable, "-m", "cli.kafka"]
     kafka_dir = tmp_path / "kafka"
     run = dict(cwd=REPO, capture_output=True, text=True, timeout=150)
     try:

@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from runtime.cli import main
+from cli.main import main
 
 
 def run(*args: str):

@@ -4,7 +4,7 @@ import orjson
 import pytest
 
 from runtime.kafka.reader import ConsumedRecord
-from runtime.tail import as_json, as_line, matches, parse_filters
+from cli.tail import as_json, as_line, matches, parse_filters
 from schemas import publish
 from schemas.catalog import DEFAULT_CATALOG, Catalog
 
@@ -40,7 +40,7 @@ def test_published_schemas_match_the_types():
 
 
 def test_catalog_names_every_issue_alias_once():
-    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns"]
+    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns", "status"]
     assert len({t.name for t in DEFAULT_CATALOG.topics}) == len(DEFAULT_CATALOG.topics)
     assert DEFAULT_CATALOG.topic("tasks").config["cleanup.policy"] == "compact"
     assert DEFAULT_CATALOG.topic("events").config["cleanup.policy"] == "delete"

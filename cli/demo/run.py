@@ -19,8 +19,8 @@ import orjson
 
 from processors.app import Processor
 from producers.run import ProducerOptions, Producers
-from runtime import tail as tailing
-from runtime.demo import network
+from cli import tail as tailing
+from cli.demo import network
 from runtime.kafka import cluster
 from runtime.kafka.topics import ensure_topics
 from schemas.catalog import Catalog

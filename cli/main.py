@@ -184,7 +184,7 @@ def vips(bootstrap, namespace, netns, as_json):
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 def tail(name, bootstrap, namespace, from_beginning, as_json, filters, limit, timeout):
     """Follow topic NAME (a catalog alias: tasks, events, apps …)."""
-    from runtime import tail as tailing
+    from cli import tail as tailing
 
     try:
         chosen = Catalog(namespace).topic(name)
@@ -233,7 +233,7 @@ def schemas(write):
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
 def demo(bootstrap, kafka_dir, namespace, duration):
     """Kafka, the simulator, producers, processor, the live history, and a client reaching a VIP by name."""
-    from runtime.demo.run import run_demo
+    from cli.demo.run import run_demo
 
     run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration))
 
@@ -256,7 +256,7 @@ def _forward_zones(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _register_subcommands() -> None:
-    from runtime.kafka.commands import kafka_group
+    from cli.kafka import kafka_group
     from simulator.commands import simulate_command
 
     main.add_command(kafka_group, "kafka")
