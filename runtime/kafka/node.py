@@ -66,6 +66,9 @@ def write_configs(dir: Path, layout: dict) -> None:
             # The default 50 partitions each cost seconds at the first group join on 2 cores.
             "offsets.topic.num.partitions": 10, "transaction.state.log.num.partitions": 10,
             "group.initial.rebalance.delay.ms": 0,  # tests join groups constantly
+            # The processors elect their active one through a consumer group: a 2 s session lets
+            # a standby take over 2 s after the active dies (stock brokers refuse below 6 s).
+            "group.min.session.timeout.ms": 1000,
             # A restarted node waits out its old registration (DUPLICATE_BROKER_REGISTRATION), and
             # a killed broker is fenced, only after this session timeout: 3 s instead of 9 s.
             "broker.session.timeout.ms": 3000, "broker.heartbeat.interval.ms": 500,
