@@ -2,9 +2,12 @@
 The only I/O of appliers/dns.
 
 UDP answers inside `datagram_received`, with no task and no await per packet: the answerer is
-synchronous, so the reply goes out before the next datagram is read. TCP takes RFC 7766's
-2-byte length framing, several queries per connection answered in order, and closes a
-connection after `tcp_idle_timeout` without a query, so idle clients cannot pin sockets.
+synchronous, so the reply goes out before the next datagram is read. TCP (appliers/dns/tcp.py)
+takes RFC 7766's framing, answers pipelined queries in order, and keeps one client from taking
+TCP from the others: at most `tcp_connections_per_client` connections per source address and
+`max_tcp_connections` in all, where a newcomer over either limit takes the slot of the
+longest-idle connection of the heaviest client; `tcp_idle_timeout` to start the next query,
+`tcp_message_timeout` to finish reading it (slow-loris) and to write its reply.
 Every query goes to the answerer with the client's address, which decides whether that
 client may recurse (the recursion ACL). Queries the answerer hands back as `Forwarding` run
 as tasks through its forward hook, at most `max_forwarding` at once (dcos-dns caps in-flight
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 from appliers.dns.answer import SERVFAIL, Answerer, Forwarding, header_only
 from appliers.dns.fastpath import FastPath
+from appliers.dns.tcp import TcpConnections
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +48,10 @@ class Counters:
     truncated: int = 0  # replies sent with TC=1 (UDP; TCP only past 64 KiB)
     dropped: int = 0  # no reply: not a query, or the TCP peer went away
     forwarded: int = 0
-    tcp_connections: int = 0
+    tcp_connections: int = 0  # accepted and served
+    tcp_refused: int = 0  # closed at once: over a limit, and every other connection busy
+    tcp_evicted: int = 0  # idle connections closed to make room for a new one
+    tcp_timeouts: int = 0  # closed for idling, or for taking too long over one message
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
@@ -63,20 +70,27 @@ class Counters:
 
 
 class DnsServer:
+    # TCP defaults of the same order as Go DNS servers (miekg/dns, CoreDNS: 8-10 s idle, a
+    # few seconds to read or write one message). 1024 connections in all is well above what
+    # one node's containers hold (BIND serves 150 TCP clients by default) and still bounds the
+    # sockets and memory; 32 per client leaves room for a resolver library's pool.
     def __init__(self, answerer: Answerer, host: str = "127.0.0.1", port: int = 53, *,
-                 tcp_idle_timeout: float = 10.0, max_tcp_connections: int = 256,
+                 tcp_idle_timeout: float = 10.0, tcp_message_timeout: float = 3.0,
+                 max_tcp_connections: int = 1024, tcp_connections_per_client: int = 32,
                  max_forwarding: int = 1024) -> None:
         self.answerer = answerer
         self.fastpath = FastPath(answerer)  # UDP: pre-encoded answers first, then the answerer
         self.host, self.port = host, port
-        self.tcp_idle_timeout = tcp_idle_timeout
         self.max_tcp_connections = max_tcp_connections
         self.max_forwarding = max_forwarding
         self.counters = Counters()
+        self.tcp = TcpConnections(
+            self._tcp_reply, self.counters, per_client=tcp_connections_per_client,
+            total=max_tcp_connections, idle_timeout=tcp_idle_timeout,
+            message_timeout=tcp_message_timeout)
         self.address: tuple[str, int] | None = None  # (host, port) actually bound, once started
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
-        self._connections: set[asyncio.Task] = set()
         self._forwarding: set[asyncio.Task] = set()
 
     async def start(self) -> None:
@@ -88,7 +102,7 @@ class DnsServer:
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(
-                    self._serve_tcp, self.host, port, family=family, reuse_address=True,
+                    self.tcp.serve, self.host, port, family=family, reuse_address=True,
                     backlog=self.max_tcp_connections)
             except OSError:
                 udp.close()
@@ -106,7 +120,7 @@ class DnsServer:
             self._udp = None
         if self._tcp is not None:
             self._tcp.close()  # stop accepting first; open connections are cancelled below
-        tasks = self._connections | self._forwarding
+        tasks = self.tcp.tasks | self._forwarding
         for task in tasks:
             task.cancel()
         if tasks:
@@ -134,39 +148,11 @@ class DnsServer:
 
     # -- TCP -----------------------------------------------------------------------------
 
-    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if len(self._connections) >= self.max_tcp_connections:
-            writer.close()
-            return
-        self._connections.add(task)
-        self.counters.tcp_connections += 1
-        try:
-            await self._tcp_queries(reader, writer, writer.get_extra_info("peername")[0])
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass  # the client went away or fell idle: the normal end of a connection
-        except asyncio.CancelledError:
-            pass  # `stop` cancels open connections; asyncio would log it as an error otherwise
-        finally:
-            self._connections.discard(task)
-            writer.close()
-
-    async def _tcp_queries(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                           client: str) -> None:
-        idle = self.tcp_idle_timeout
-        while True:  # bounded by the idle timeout and the peer closing
-            size = int.from_bytes(await asyncio.wait_for(reader.readexactly(2), idle), "big")
-            data = await asyncio.wait_for(reader.readexactly(size), idle)
-            self.counters.queries += 1
-            reply = self.answerer.answer(data, tcp=True, client=client)
-            if isinstance(reply, Forwarding):
-                reply = await self._forwarded(reply)
-            if reply is None:  # not a query: nothing sane to say on this stream any more
-                self.counters.dropped += 1
-                return
-            writer.write(len(reply).to_bytes(2, "big") + reply)
-            await asyncio.wait_for(writer.drain(), idle)
-            self.counters.count_reply(reply)
+    async def _tcp_reply(self, query: bytes, client: str) -> bytes | None:
+        reply = self.answerer.answer(query, tcp=True, client=client)
+        if isinstance(reply, Forwarding):
+            reply = await self._forwarded(reply)
+        return reply
 
     # -- forwarding ----------------------------------------------------------------------
 
