@@ -50,6 +50,25 @@ class ApplyRecord:
     partial: bool = False  # planned only the changed VIPs (plan_changes), not the whole table
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A planned sync, waiting for `commit`: the plan and what it was planned from."""
+
+    plan: Plan
+    full: bool  # planned every VIP (else only `keys`)
+    keys: set[VipKey]
+    initialized: bool
+    desired: dict[VipKey, KernelVip]
+    names: dict[VipKey, str]
+    started: float  # perf_counter when the sync began
+    read_s: float
+    plan_s: float
+
+    @property
+    def converged(self) -> bool:
+        return self.plan.converged
+
+
 class L4Applier:
     def __init__(
         self,
@@ -75,6 +94,7 @@ class L4Applier:
         self._actual: dict[str, TableState] | None = None  # None: read the kernel next sync
         self._last_desired: dict[VipKey, KernelVip] = {}  # as of the last successful sync
         self._stamped: dict[VipKey, str] = {}  # live kernel key -> its topic key in applied_at
+        self._read_s: float | None = None  # the last kernel read-back, not yet planned from
         self._lock = threading.Lock()
 
     @property
@@ -107,42 +127,70 @@ class L4Applier:
     def resync(self) -> ApplyRecord:
         """Full read-back and compare, whatever the dirty flag says."""
         self._actual = None
+        self._full = True
         record = self.sync()
         assert record is not None
         return record
 
     def sync(self) -> ApplyRecord | None:
         """Apply the desired state if anything changed; None when there was nothing to do.
-
-        Steady state plans only the changed keys against the kept state (plan_changes); the
-        first sync, any sync after a failure, and resync read the kernel back and plan every
-        VIP, which is what repairs drift. A change the partial planner cannot express (a table
-        to create, replace or delete) is planned whole against the kept state.
-        """
+        `observe`, `prepare` and `commit` in a row (the reconcile loop calls them one by one)."""
         if not self.dirty:
             return None
         started = time.perf_counter()
-        read_s = plan_s = apply_s = 0.0
+        try:
+            actual = self.observe(full=False)
+        except (NftError, OSError, TimeoutError) as exc:
+            log.error("l4lb: reading the kernel failed: %s", exc)
+            return self._record(False, None, time.perf_counter() - started, 0.0, 0.0, started, 0, str(exc))
+        return self.commit(self.prepare(actual, started))
+
+    def observe(self, full: bool) -> dict[str, TableState]:
+        """The kernel's state: read back when `full`, at start and after any failure; else the
+        state last read back, advanced by every transaction committed since (see the module
+        doc for why not every time)."""
+        if full:
+            self._actual = None
+        if self._actual is None:
+            started = time.perf_counter()
+            self._actual = self.kernel.read()
+            self._read_s = time.perf_counter() - started  # the next plan covers every VIP
+        return self._actual
+
+    def prepare(self, actual: dict[str, TableState], started: float | None = None) -> Prepared:
+        """Plan the changes recorded since the last sync against `actual` (pure planning).
+
+        Steady state plans only the changed keys against the kept state (plan_changes); the
+        first sync, any sync after a failure, and resync plan every VIP, which is what repairs
+        drift. A change the partial planner cannot express (a table to create, replace or
+        delete) is planned whole against the kept state.
+        """
+        started = time.perf_counter() if started is None else started
+        fresh, self._read_s = self._read_s, None
+        read_s = fresh or 0.0
         with self._lock:
-            full, keys, initialized = self._full or self._actual is None, self._pending, self.initialized
+            full, keys, initialized = self._full or fresh is not None, self._pending, self.initialized
             self._pending, self._full = set(), False
             desired, names = self._snapshot(None if full else keys)
+        t_plan = time.perf_counter()
+        p = None if full else plan_changes(desired, actual, keys, initialized)
+        if p is None:
+            if not full:
+                with self._lock:
+                    desired, names = self._snapshot(None)
+                full = True
+            p = plan(desired, actual, initialized)
+        return Prepared(p, full, keys, initialized, desired, names, started, read_s, time.perf_counter() - t_plan)
+
+    def commit(self, prepared: Prepared) -> ApplyRecord:
+        """The one side-effecting step: the nft transaction, then conntrack flushes and routes."""
+        p, full, keys, initialized = prepared.plan, prepared.full, prepared.keys, prepared.initialized
+        desired, started, read_s, plan_s = prepared.desired, prepared.started, prepared.read_s, prepared.plan_s
+        apply_s = 0.0
         try:
-            if self._actual is None:
-                self._actual = self.kernel.read()
-                read_s = time.perf_counter() - started
-            t_plan = time.perf_counter()
-            p = None if full else plan_changes(desired, self._actual, keys, initialized)
-            if p is None:
-                if not full:
-                    with self._lock:
-                        desired, names = self._snapshot(None)
-                    full = True
-                p = plan(desired, self._actual, initialized)
-            plan_s = time.perf_counter() - t_plan
             if p.text:
                 t_apply = time.perf_counter()
-                self.kernel.run(p.text)
+                self.kernel.transact(p)
                 apply_s = time.perf_counter() - t_apply
         except (NftError, OSError, TimeoutError) as exc:
             # The transaction is atomic: the kernel still holds the last good state. Read it
@@ -165,7 +213,7 @@ class L4Applier:
                         self._last_desired[key] = desired[key]
                     else:
                         self._last_desired.pop(key, None)
-        self._stamp(p, after, names, scope)
+        self._stamp(p, after, prepared.names, scope)
         if p.text:
             log.info(
                 "l4lb: applied %d changed, %d removed%s in %.1f ms",

@@ -24,7 +24,7 @@ from pyroute2 import IPRoute
 
 from appliers.l4lb.libnftables import OUTPUT_JSON, OUTPUT_TERSE, Nft
 from appliers.l4lb.model import FAMILIES, TABLE, TableState, table_state
-from appliers.l4lb.plan import Flush
+from appliers.l4lb.plan import Flush, Plan
 
 CLONE_NEWNET = 0x40000000
 # Routes we own carry this rtnetlink protocol number (unused in /etc/iproute2/rt_protos), so we
@@ -106,6 +106,10 @@ class Kernel:
         rc, _, err = self._call(work)
         if rc != 0:
             raise NftError(err.strip() or f"nft rc={rc}")
+
+    def transact(self, plan: Plan) -> None:
+        """Commit a plan: its nft text, as one transaction."""
+        self.run(plan.text)
 
     def read(self) -> dict[str, TableState]:
         """Our tables as the kernel holds them now; a missing table reads as TableState()."""

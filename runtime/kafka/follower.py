@@ -3,6 +3,15 @@
 Appliers must never prune before the first catch-up (ARCHITECTURE.md), so ``catch_up``
 returns only when every partition has been read to the end offset it had at the start,
 reporting progress on the way; ``changes`` then yields the records that follow.
+
+"Read to the end" is decided by the consumer's position, never by the offset of the last
+record seen: derived topics are written in Kafka transactions, so a partition's last offset
+is usually a commit marker, which is never delivered as a message, and records of aborted
+transactions are skipped without a trace. The position (the next offset the consumer will
+fetch) moves past both, and a partition-EOF event reports where the end was when reached.
+``isolation.level`` is ``read_committed`` (librdkafka's default, stated here because the
+readiness chain depends on it): a record is seen only once its transaction committed, and
+the end offsets queried are then the last stable offsets.
 """
 
 from __future__ import annotations
@@ -15,6 +24,9 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, watermarks
+
+# partition -> offset (the next one to read)
+Offsets = dict[int, int]
 
 
 class CatchUpProgress:
@@ -35,13 +47,21 @@ class CatchUpProgress:
 
 
 class TableFollower:
+    """One topic, every partition assigned (never a group), read from the beginning.
+
+    Used from one thread only (the confluent consumer is not thread-safe)."""
+
     def __init__(self, bootstrap: str, topic: str):
         self.topic = topic
+        self._partitions: list[int] = []
+        self._eof: Offsets = {}  # partition -> the end offset its last EOF event reported
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
                 "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
                 "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
                 "fetch.wait.max.ms": 10,
                 "socket.nagle.disable": True,
                 # librdkafka prefetches up to 64 MiB per partition by default; a node follows a
@@ -55,9 +75,30 @@ class TableFollower:
             }
         )
 
+    def end_offsets(self, timeout: float = 30.0) -> Offsets:
+        """Every partition's end now (the last stable offset, under read_committed): a
+        position at or past it has seen everything committed before this call."""
+        deadline = time.monotonic() + timeout
+        if not self._partitions:
+            self._partitions = partitions_of(self._consumer, self.topic, timeout)
+        return {p: watermarks(self._consumer, TopicPartition(self.topic, p), deadline)[1] for p in self._partitions}
+
+    def reached(self, ends: Offsets) -> bool:
+        """True once every partition has been read up to `ends` (control records and aborted
+        records included, which are never delivered)."""
+        positions = self.positions()
+        return all(max(positions.get(p, 0), self._eof.get(p, 0)) >= end for p, end in ends.items())
+
+    def positions(self) -> Offsets:
+        """The next offset to read, per assigned partition (0 before anything was read)."""
+        if not self._partitions:
+            return {}
+        found = self._consumer.position([TopicPartition(self.topic, p) for p in self._partitions])
+        return {tp.partition: max(tp.offset, 0) for tp in found}
+
     def catch_up(self, timeout: float = 120.0, progress: Callable[[int, int], None] | None = None,
                  each: Callable[[ConsumedRecord], None] | None = None) -> dict[str, bytes]:
-        """Read every partition to its current end; returns the table (tombstones dropped).
+        """Read every partition to its end as of now; returns the table (tombstones dropped).
         With `each`, every record goes to it as it is read instead, and no table is built
         (for callers that turn records into something smaller at once)."""
         table: dict[str, bytes] = {}
@@ -70,25 +111,23 @@ class TableFollower:
 
         take = each or keep
         deadline = time.monotonic() + timeout
-        partitions = partitions_of(self._consumer, self.topic, timeout)
-        ends = {}
-        for partition in partitions:
-            low, high = watermarks(self._consumer, TopicPartition(self.topic, partition), deadline)
-            if high > low:
-                ends[partition] = high
-        total = sum(ends.values())
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        ends = self.end_offsets(timeout)
+        starts = {p: watermarks(self._consumer, TopicPartition(self.topic, p), deadline)[0] for p in ends}
+        ends = {p: end for p, end in ends.items() if end > starts[p]}  # nothing left to read in the others
+        # An estimate for progress: compaction and transaction markers make it an upper bound.
+        total = sum(max(ends[p] - starts[p], 0) for p in ends)
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self._partitions])
         read = 0
-        while ends:
+        while not self.reached(ends):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"catching up on {self.topic} took longer than {timeout}s")
             for record in self._poll(10_000, 0.2):
                 take(record)
                 read += 1
-                if record.partition in ends and record.offset + 1 >= ends[record.partition]:
-                    del ends[record.partition]
             if progress:
                 progress(read, total)
+        if progress:
+            progress(total, total)
         return table
 
     def changes(self, timeout: float) -> list[ConsumedRecord]:
@@ -104,6 +143,7 @@ class TableFollower:
         for message in messages:
             if message.error():
                 if message.error().code() == KafkaError._PARTITION_EOF:
+                    self._eof[message.partition()] = message.offset()
                     continue
                 raise RuntimeError(f"reading {self.topic}: {message.error()}")
             records.append(record_of(message))
