@@ -29,7 +29,7 @@ KIND_BY_TASK_STATE = {
 }
 
 
-def _task_fields(task: Task) -> dict:
+def task_fields(task: Task) -> dict:
     addresses = [ip for status in task.statuses[-1:] for net in status.network_infos for ip in net.ip_addresses]
     return {
         "name": task.name,
@@ -43,12 +43,12 @@ def _task_fields(task: Task) -> dict:
 
 def _task_events(old: Task | None, new: Task | None) -> list[tuple[str, dict]]:
     if new is None:
-        return [("task_removed", _task_fields(old))] if old else []
+        return [("task_removed", task_fields(old))] if old else []
     events = []
     if old is None or old.state != new.state:
-        events.append((KIND_BY_TASK_STATE.get(new.state, "task_" + new.state.lower().removeprefix("task_")), _task_fields(new)))
+        events.append((KIND_BY_TASK_STATE.get(new.state, "task_" + new.state.lower().removeprefix("task_")), task_fields(new)))
     if old is not None and old.healthy != new.healthy:
-        events.append(("task_health_changed", _task_fields(new)))
+        events.append(("task_health_changed", task_fields(new)))
     return events
 
 

@@ -29,6 +29,7 @@ CHANGE_KINDS = (
     "app_deleted",
     "app_task_updated",
     "app_task_removed",
+    "history_gap",
 )
 
 
@@ -37,6 +38,21 @@ class ChangeEvent(Struct, frozen=True):
 
     ``entity`` is the catalog alias of the table that changed (``tasks``, ``agents`` …);
     ``fields`` holds the handful of values that make the change readable on its own.
+
+    ``history_gap`` (entity ``cluster``, id = the source, ``mesos`` or ``marathon``): the
+    history of that source may be incomplete between two moments, because the producer or
+    its stream was down. Its fields:
+
+    - ``from``: wall-clock seconds of the last moment the source was known to be watched (the
+      previous producer's last heartbeat in the ``status`` topic, or the last record of the
+      stream that broke; its last full sync when it had already lost its stream);
+    - ``to``: when the producer was back in sync (also ``observed_at``);
+    - ``cause``: ``producer restart``, ``stream lost`` or ``polling failed``;
+    - ``reconstructed``: how many events were rebuilt from the master's completed tasks.
+
+    Rebuilt events follow the gap event. They are ordinary task events with
+    ``reconstructed: true`` in their fields and the time of the master's status as
+    ``observed_at``.
     """
 
     kind: str

@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 import aiohttp
 from yarl import URL
 
+from producers.documents import MAX_DOCUMENT_BYTES, read_document
 from producers.marathon.observer import EVENT_TYPES
 
 
 class MarathonClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str):
+    def __init__(self, session: aiohttp.ClientSession, url: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
         self._session = session
         self.url = URL(url.rstrip("/"))
+        self.max_document_bytes = max_document_bytes
 
     @asynccontextmanager
     async def events(self):
@@ -35,7 +37,7 @@ class MarathonClient:
             self.url / "v2" / "apps", params={"embed": "apps.tasks"}, timeout=aiohttp.ClientTimeout(total=30)
         ) as response:
             response.raise_for_status()
-            return await response.read()
+            return await read_document(response, "apps", self.max_document_bytes)
 
     async def app(self, app_id: str) -> bytes | None:
         """``/v2/apps/{id}``; None when Marathon says the app does not exist."""
@@ -45,4 +47,4 @@ class MarathonClient:
             if response.status == 404:
                 return None
             response.raise_for_status()
-            return await response.read()
+            return await read_document(response, "app", self.max_document_bytes)

@@ -96,6 +96,9 @@ def app_of(raw: object, problems: Problems) -> App:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"].strip("/"):
         raise InputRejected("app", "an app must be an object with an id", raw)
     app_id = normalize_app_id(raw["id"])
+    for name in ("container", "ipAddress"):  # the readers below look inside these
+        if raw.get(name) is not None and not isinstance(raw[name], dict):
+            raise InputRejected("app", f"app {app_id}: {name} must be an object, got {type(raw[name]).__name__}", raw)
     return App(
         id=app_id,
         instances=_int_or_none(raw.get("instances")) or 0,
@@ -124,10 +127,13 @@ def app_task_of(raw: object, app_id: str | None = None) -> AppTask:
     app_id = raw.get("appId") or app_id
     if not isinstance(app_id, str):
         raise InputRejected("app-task", f"task {raw['id']} names no app", raw)
+    state = raw.get("state") or "TASK_RUNNING"  # Marathon before 1.4 lists only running tasks, without state
+    if not isinstance(state, str):
+        raise InputRejected("app-task", f"task {raw['id']}: state must be a string", raw)
     return AppTask(
         id=raw["id"],
         app_id=normalize_app_id(app_id),
-        state=raw.get("state") or "TASK_RUNNING",  # Marathon before 1.4 lists only running tasks, without state
+        state=state,
         host=raw.get("host"),
         agent_id=raw.get("slaveId"),
         ports=[p for p in raw.get("ports") or [] if _int_or_none(p) is not None],

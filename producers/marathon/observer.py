@@ -13,7 +13,8 @@ import orjson
 from producers.marathon.normalize import app_of, app_task_of, app_task_of_status_update, normalize_app_id
 from producers.marathon.sse import ServerSentEvent
 from schemas.mesos import TERMINAL_STATES
-from producers.problems import InputRejected, Problems
+from producers.history_gap import Gap
+from producers.problems import InputRejected, Problems, parse_entity, unreadable_ids
 from producers.publisher import Publisher
 from schemas.headers import Observation
 from schemas.marathon import AppTask, HealthCheckResult
@@ -32,6 +33,13 @@ EVENT_TYPES = (
 class MarathonObserver:
     def __init__(self, publisher: Publisher):
         self.publisher = publisher
+        self.pending_gap: Gap | None = None
+
+    def expect_gap(self, gap: Gap) -> None:
+        """Nobody watched since ``gap.since``: the next full resync records the gap (Marathon
+        keeps no history of ended tasks, so nothing can be rebuilt). The earliest one wins."""
+        if self.pending_gap is None or gap.since < self.pending_gap.since:
+            self.pending_gap = gap
 
     def on_apps(self, body: bytes, obs: Observation) -> None:
         """A full ``/v2/apps?embed=apps.tasks`` reply: both tables become exactly that."""
@@ -45,21 +53,32 @@ class MarathonObserver:
         apps, tasks = {}, {}
         for raw in doc["apps"]:
             try:
-                app = app_of(raw, problems)
+                app = parse_entity("app", lambda raw: app_of(raw, problems), raw)
             except InputRejected as problem:
                 problems.found.append(problem)
                 continue
             apps[app.id] = app
-            for raw_task in raw.get("tasks") or []:
+            raw_tasks = raw.get("tasks") or []
+            for raw_task in raw_tasks if isinstance(raw_tasks, list) else [raw_tasks]:
                 try:
-                    task = app_task_of(raw_task, app.id)
+                    task = parse_entity("app-task", lambda raw: app_task_of(raw, app.id), raw_task)
                 except InputRejected as problem:
                     problems.found.append(problem)
                     continue
                 if task.state not in TERMINAL_STATES:
                     tasks[task.id] = task
-        self.publisher.sync("apps", apps, obs)
-        self.publisher.sync("app-tasks", tasks, obs)
+        if self.pending_gap is not None:
+            self.publisher.history_gap(self.pending_gap, obs.observed_ns / 1e9, [])
+            self.pending_gap = None
+        # An app or task that could not be read keeps its last good record (and an unreadable
+        # app its tasks), instead of vanishing from the tables.
+        bad_apps = {normalize_app_id(i) for i in unreadable_ids(problems.found, "app")}
+        bad_tasks = unreadable_ids(problems.found, "app-task")
+        self.publisher.sync("apps", apps, obs, keep=lambda key, _: key in bad_apps)
+        self.publisher.sync(
+            "app-tasks", tasks, obs,
+            keep=lambda key, task: key in bad_tasks or (isinstance(task, AppTask) and task.app_id in bad_apps),
+        )
         self._reject_all(problems)
 
     def on_app(self, app_id: str, body: bytes | None, obs: Observation) -> None:
@@ -75,7 +94,7 @@ class MarathonObserver:
             return
         problems = Problems()
         try:
-            self.publisher.put("apps", app_id, app_of(raw, problems), obs)
+            self.publisher.put("apps", app_id, parse_entity("app", lambda raw: app_of(raw, problems), raw), obs)
         except InputRejected as problem:
             problems.found.append(problem)
         self._reject_all(problems)
@@ -86,7 +105,7 @@ class MarathonObserver:
             return self._dispatch(event, obs)
         except InputRejected as problem:
             self.publisher.reject(problem)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # noqa: BLE001 - any field may have any type; one event must not stop the stream
             self.publisher.reject(InputRejected("sse-event", f"malformed {event.event}: {error!r}", event.data))
         return set()
 

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 from yarl import URL
 
+from producers.documents import MAX_DOCUMENT_BYTES, read_document
 from producers.mesos.normalize import ip_or_none
 from schemas.mesos import Master
 
@@ -34,9 +35,10 @@ def _follow(base: URL, location: str) -> URL:
 
 
 class MesosClient:
-    def __init__(self, session: aiohttp.ClientSession, url: str):
+    def __init__(self, session: aiohttp.ClientSession, url: str, max_document_bytes: int = MAX_DOCUMENT_BYTES):
         self._session = session
         self.url = URL(url.rstrip("/"))
+        self.max_document_bytes = max_document_bytes
 
     @asynccontextmanager
     async def subscribe(self):
@@ -79,5 +81,5 @@ class MesosClient:
                     target = _follow(target, response.headers["Location"])
                     continue
                 response.raise_for_status()
-                return leader_of(target), await response.read()
+                return leader_of(target), await read_document(response, "master-state", self.max_document_bytes)
         raise aiohttp.ClientError(f"more than {MAX_REDIRECTS} redirects from {self.url}")

@@ -1,7 +1,9 @@
 """The Mesos producer loop: subscribe, fall back to polling, reconnect with backoff.
 
 Every SUBSCRIBE starts with a full snapshot, so each reconnect is also a resync: whatever
-was missed while the stream was down is repaired by the diff against the topics.
+was missed while the stream was down is repaired by the diff against the topics, the
+history of the tasks that ended meanwhile is rebuilt from the master's completed tasks, and
+the readiness mark says in sync again once that sync is delivered.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import aiohttp
 import orjson
 
 from producers.backoff import Backoff, sleep_or_stop
+from producers.history_gap import Gap
+from producers.marks import ProducerMarks
 from producers.mesos.client import MesosClient, SubscribeUnsupported
 from producers.mesos.observer import MesosObserver
-from producers.mesos.recordio import RecordIODecoder
+from producers.mesos.recordio import MAX_RECORD_BYTES, RecordIODecoder
 from producers.mesos.snapshot import parse_master_state
 from producers.problems import InputRejected
 from schemas.headers import Observation
@@ -39,13 +43,18 @@ class MesosLoop:
         poll_only: bool = False,
         poll_interval: float = 2.0,
         resubscribe_after: float = 60.0,
+        marks: ProducerMarks | None = None,
+        max_record_bytes: int = MAX_RECORD_BYTES,
     ):
         self.client = client
         self.observer = observer
         self.poll_only = poll_only
         self.poll_interval = poll_interval
         self.resubscribe_after = resubscribe_after
+        self.marks = marks
+        self.max_record_bytes = max_record_bytes
         self.connected = asyncio.Event()
+        self._last_alive: float | None = None  # wall clock of the last record of a live stream
 
     async def run(self, stop: asyncio.Event) -> None:
         ticker = asyncio.create_task(self._tick(stop))
@@ -62,32 +71,49 @@ class MesosLoop:
                     log.warning("%s; polling /master/state for %ss", error, self.resubscribe_after)
                     await self._poll(stop, until=time.monotonic() + self.resubscribe_after)
                     continue
-                except InputRejected as problem:  # framing lost or truncated: resync on a new stream
+                except InputRejected as problem:  # framing lost, truncated or oversized: resync on a new stream
                     self.observer.publisher.reject(problem)
+                    self._lost("stream lost")
                 except (aiohttp.ClientError, OSError, DeadStream, asyncio.TimeoutError) as error:
                     log.warning("Mesos stream from %s failed: %r", self.client.url, error)
-                self.connected.clear()
+                    self._lost("stream lost")
                 await sleep_or_stop(stop, backoff.next_delay())
         finally:
             ticker.cancel()
 
+    def _lost(self, cause: str) -> None:
+        """The stream is gone: not in sync, and history is unwatched from its last record on."""
+        self.connected.clear()
+        if self.marks:
+            self.marks.lost()
+        if self._last_alive is not None:
+            self.observer.expect_gap(Gap(self._last_alive, cause))
+            self._last_alive = None
+
     async def _subscribe(self, stop: asyncio.Event, backoff: Backoff) -> None:
         async with self.client.subscribe() as (leader, response):
-            decoder = RecordIODecoder()
+            decoder = RecordIODecoder(self.max_record_bytes)
             log.info("subscribed to the Mesos master %s:%s", leader.hostname, leader.port)
             while not stop.is_set():
-                interval = self.observer.heartbeat_interval or 15.0
+                timeout = MISSED_HEARTBEATS * self.observer.heartbeat_interval  # clamped by the observer
                 try:
-                    chunk = await asyncio.wait_for(response.content.readany(), MISSED_HEARTBEATS * interval)
+                    chunk = await asyncio.wait_for(response.content.readany(), timeout)
                 except asyncio.TimeoutError:
-                    raise DeadStream(f"no heartbeat for {MISSED_HEARTBEATS * interval:.0f}s") from None
+                    raise DeadStream(f"no heartbeat for {timeout:.0f}s") from None
                 if not chunk:
                     decoder.finish()
                     raise DeadStream("the master closed the stream")
                 for record in decoder.feed(chunk):
+                    snapshots = self.observer.snapshots
                     self._apply(record, leader)
-                    backoff.reset()
-                    self.connected.set()
+                    if self.observer.snapshots != snapshots:
+                        self._last_alive = time.time()
+                        backoff.reset()
+                        self.connected.set()
+                        if self.marks:
+                            await self.marks.synced()
+                    elif self._last_alive is not None:
+                        self._last_alive = time.time()
 
     def _apply(self, record: bytes, leader) -> None:
         obs = Observation.now()
@@ -104,18 +130,22 @@ class MesosLoop:
             try:
                 _, body = await self.client.master_state()
                 snapshot, leader, problems = parse_master_state(body)
-                self.observer.on_snapshot(snapshot, leader, time.time(), obs)
                 for problem in problems.found:
                     self.observer.publisher.reject(problem)
+                self.observer.on_snapshot(snapshot, leader, time.time(), obs)
+                self._last_alive = time.time()
                 self.connected.set()
+                if self.marks:
+                    await self.marks.synced()
             except InputRejected as problem:
                 self.observer.publisher.reject(problem)
+                self._lost("polling failed")
             except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
                 log.warning("polling %s failed: %r", self.client.url, error)
+                self._lost("polling failed")
             await sleep_or_stop(stop, self.poll_interval)
 
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(1.0)
             self.observer.on_tick(time.time(), Observation.now())
-

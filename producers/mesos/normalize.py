@@ -137,7 +137,11 @@ def _discovery(raw: object, task_id: str, problems: Problems) -> Discovery | Non
     if not isinstance(raw, dict):
         return None
     ports = []
-    for port in (raw.get("ports") or {}).get("ports", []):
+    holder = raw.get("ports") or {}
+    listed = holder.get("ports", []) if isinstance(holder, dict) else None
+    if not isinstance(listed, list):
+        raise InputRejected("task", f"task {task_id}: discovery.ports must be an object with a ports list", raw)
+    for port in listed:
         if not isinstance(port, dict) or not isinstance(port.get("number"), int):
             problems.add("discovery-port", f"task {task_id}: discovery port without a number", port)
             continue

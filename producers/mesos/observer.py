@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from producers.mesos.normalize import agent_of, framework_of, task_of, value_of, with_status
 from producers.mesos.snapshot import Snapshot, snapshot_of_get_state
-from producers.problems import InputRejected, Problems
+from producers.history_gap import Gap, reconstructed_task_events
+from producers.mesos.heartbeat import DEFAULT_HEARTBEAT_S, heartbeat_interval_of
+from producers.problems import InputRejected, Problems, parse_entity
 from producers.publisher import Publisher
 from schemas.headers import Observation
 from schemas.mesos import TERMINAL_STATES, Cluster, Master, Task
@@ -46,24 +48,46 @@ class MesosObserver:
         self.recovery_grace = recovery_grace
         self.recovery_timeout = recovery_timeout
         self.tasks: dict[str, Task] = {}
-        self.heartbeat_interval: float | None = None
+        self.heartbeat_interval: float = DEFAULT_HEARTBEAT_S
+        self.snapshots = 0  # full snapshots applied: each one is a completed sync
+        self.pending_gap: Gap | None = None
         # agent id -> deadline: still unheard of since failover / re-registered, tasks settling
         self._recovering: dict[str, float] = {}
         self._settling: dict[str, float] = {}
 
     # -- snapshots -------------------------------------------------------------------------
+    def expect_gap(self, gap: Gap) -> None:
+        """Nobody watched since ``gap.since``: the next snapshot writes the gap and rebuilds history.
+
+        The earliest pending gap wins, so a stream that breaks again before a resync keeps the
+        start of the whole span."""
+        if self.pending_gap is None or gap.since < self.pending_gap.since:
+            self.pending_gap = gap
+
     def on_snapshot(self, snapshot: Snapshot, leader: Master, now: float, obs: Observation) -> None:
-        """Make every table equal the snapshot, except what recovered agents still own."""
+        """Make every table equal the snapshot, except what recovered agents still own and the
+        last good records of entities that could not be read this time."""
+        publisher = self.publisher
+        if self.pending_gap is not None:
+            known = dict(publisher.tables["tasks"].items())
+            rebuilt = reconstructed_task_events(snapshot.completed, known, self.pending_gap, now, publisher.source)
+            publisher.history_gap(self.pending_gap, now, rebuilt)
+            self.pending_gap = None
         self._recovering = {
             agent_id: self._recovering.get(agent_id, now + self.recovery_timeout)
             for agent_id in snapshot.recovered_agent_ids
         }
         self.tasks = dict(snapshot.tasks)
-        publisher = self.publisher
         publisher.sync("cluster", {"cluster": self._cluster(leader)}, obs)
-        publisher.sync("agents", snapshot.agents, obs, keep=lambda key, _: key in self._recovering)
+        unreadable_agents = snapshot.unreadable_agents
+        publisher.sync("agents", snapshot.agents, obs, keep=lambda key, _: key in self._recovering or key in unreadable_agents)
         publisher.sync("frameworks", snapshot.frameworks, obs)
-        publisher.sync("tasks", snapshot.tasks, obs, keep=self._owned_by_recovering_agent)
+        unreadable_tasks = snapshot.unreadable_tasks
+        publisher.sync(
+            "tasks", snapshot.tasks, obs,
+            keep=lambda key, task: key in unreadable_tasks or self._owned_by_recovering_agent(key, task),
+        )
+        self.snapshots += 1
 
     def _cluster(self, leader: Master) -> Cluster:
         masters = self.masters or [leader]
@@ -79,7 +103,7 @@ class MesosObserver:
             self._dispatch(event, leader, now, obs)
         except InputRejected as problem:
             self.publisher.reject(problem)
-        except (KeyError, TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # noqa: BLE001 - any field may have any type; one event must not stop the stream
             self.publisher.reject(InputRejected("event", f"malformed {_type_of(event)} event: {error!r}", event))
 
     def _dispatch(self, event: object, leader: Master, now: float, obs: Observation) -> None:
@@ -88,11 +112,15 @@ class MesosObserver:
             raise InputRejected("event", f"unknown event type {kind!r}", event)
         problems = Problems()
         body = event.get(kind.lower()) or {}
+        if not isinstance(body, dict):
+            raise InputRejected("event", f"{kind} body must be a JSON object", event)
         if kind == "SUBSCRIBED":
-            self.heartbeat_interval = float(body.get("heartbeat_interval_seconds") or 15.0)
+            self.heartbeat_interval, problem = heartbeat_interval_of(body.get("heartbeat_interval_seconds"))
+            if problem is not None:
+                problems.found.append(problem)
             self.on_snapshot(snapshot_of_get_state(body.get("get_state"), problems), leader, now, obs)
         elif kind == "TASK_ADDED":
-            self._put_task(task_of(body["task"], problems), obs)
+            self._put_task(parse_entity("task", lambda raw: task_of(raw, problems), body.get("task")), obs)
         elif kind == "TASK_UPDATED":
             self._update_task(body, problems, obs)
         elif kind == "AGENT_ADDED":

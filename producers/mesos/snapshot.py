@@ -14,7 +14,7 @@ from producers.mesos.normalize import (
     task_of,
     value_of,
 )
-from producers.problems import InputRejected, Problems
+from producers.problems import InputRejected, Problems, parse_entity, unreadable_ids
 from schemas.mesos import TERMINAL_STATES, Agent, Framework, Master, Task
 
 
@@ -23,20 +23,45 @@ class Snapshot:
     agents: dict[str, Agent] = field(default_factory=dict)
     frameworks: dict[str, Framework] = field(default_factory=dict)
     tasks: dict[str, Task] = field(default_factory=dict)
+    # Tasks the master lists as ended (``completed_tasks``), with their statuses.
+    completed: dict[str, Task] = field(default_factory=dict)
+    # Ids of tasks and agents refused as a whole: their last good records are not pruned.
+    unreadable_tasks: set[str] = field(default_factory=set)
+    unreadable_agents: set[str] = field(default_factory=set)
+
+    def note_unreadable(self, problems: Problems) -> Snapshot:
+        self.unreadable_tasks = unreadable_ids(problems.found, "task")
+        self.unreadable_agents = unreadable_ids(problems.found, "agent")
+        return self
     # Agents a newly elected master knows from its registry but that have not re-registered
     # yet: their tasks are missing from the snapshot although they still run.
     recovered_agent_ids: set[str] = field(default_factory=set)
 
 
-def _collect(items: object, parse, into: dict, problems: Problems) -> None:
+def _collect(what: str, items: object, parse, into: dict, problems: Problems, completed: dict | None = None) -> None:
+    """Parse each entity on its own: a bad one is reported, the others still come out.
+
+    Terminal tasks go to ``completed`` (when given): they feed the history reconstruction.
+    """
     for raw in items if isinstance(items, list) else []:
         try:
-            entity = parse(raw)
+            entity = parse_entity(what, parse, raw)
         except InputRejected as problem:
             problems.found.append(problem)
             continue
         if getattr(entity, "state", None) not in TERMINAL_STATES:
             into[entity.id] = entity
+        elif completed is not None:
+            completed[entity.id] = entity
+
+
+def _object(value: object) -> dict:
+    """A JSON object where one belongs; anything else counts as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
 
 
 def snapshot_of_get_state(get_state: object, problems: Problems) -> Snapshot:
@@ -44,17 +69,17 @@ def snapshot_of_get_state(get_state: object, problems: Problems) -> Snapshot:
     if not isinstance(get_state, dict):
         raise InputRejected("get-state", "get_state must be a JSON object", get_state)
     snapshot = Snapshot()
-    agents = get_state.get("get_agents") or {}
-    _collect(agents.get("agents"), agent_of, snapshot.agents, problems)
-    for recovered in agents.get("recovered_agents") or []:
+    agents = _object(get_state.get("get_agents"))
+    _collect("agent", agents.get("agents"), agent_of, snapshot.agents, problems)
+    for recovered in _list(agents.get("recovered_agents")):
         agent_id = value_of(recovered.get("id")) if isinstance(recovered, dict) else None
         if agent_id and agent_id not in snapshot.agents:
             snapshot.recovered_agent_ids.add(agent_id)
-    _collect((get_state.get("get_frameworks") or {}).get("frameworks"), framework_of, snapshot.frameworks, problems)
-    tasks = get_state.get("get_tasks") or {}
-    for group in ("tasks", "launched_tasks"):  # the agent API calls them launched_tasks
-        _collect(tasks.get(group), lambda raw: task_of(raw, problems), snapshot.tasks, problems)
-    return snapshot
+    _collect("framework", _object(get_state.get("get_frameworks")).get("frameworks"), framework_of, snapshot.frameworks, problems)
+    tasks = _object(get_state.get("get_tasks"))
+    for group in ("tasks", "launched_tasks", "completed_tasks"):  # the agent API calls them launched_tasks
+        _collect("task", tasks.get(group), lambda raw: task_of(raw, problems), snapshot.tasks, problems, snapshot.completed)
+    return snapshot.note_unreadable(problems)
 
 
 def parse_master_state(body: bytes) -> tuple[Snapshot, Master, Problems]:
@@ -75,16 +100,20 @@ def parse_master_state(body: bytes) -> tuple[Snapshot, Master, Problems]:
         raise InputRejected("master-state", "the state names no leader (a master without leadership, or an agent state)", body)
     problems = Problems()
     snapshot = Snapshot()
-    _collect(doc.get("slaves"), agent_of, snapshot.agents, problems)
-    for recovered in doc.get("recovered_slaves") or []:
+    _collect("agent", doc.get("slaves"), agent_of, snapshot.agents, problems)
+    for recovered in _list(doc.get("recovered_slaves")):
         agent_id = value_of(recovered.get("id")) if isinstance(recovered, dict) else None
         if agent_id and agent_id not in snapshot.agents:
             snapshot.recovered_agent_ids.add(agent_id)
-    _collect(doc.get("frameworks"), framework_of, snapshot.frameworks, problems)
-    for framework in doc.get("frameworks") or []:
+    _collect("framework", doc.get("frameworks"), framework_of, snapshot.frameworks, problems)
+    completed_frameworks = [(f, ("completed_tasks",)) for f in _list(doc.get("completed_frameworks"))]
+    for framework, groups in [(f, ("tasks", "completed_tasks")) for f in _list(doc.get("frameworks"))] + completed_frameworks:
         if isinstance(framework, dict):
             framework_id = value_of(framework.get("id"))
-            _collect(framework.get("tasks"), lambda raw: task_of(raw, problems, framework_id), snapshot.tasks, problems)
-    leader_info = doc.get("leader_info") or {}
-    hostname = leader_info.get("hostname") or leader[0]
+            for group in groups:
+                _collect("task", framework.get(group), lambda raw: task_of(raw, problems, framework_id),
+                         snapshot.tasks, problems, snapshot.completed)
+    hostname = _object(doc.get("leader_info")).get("hostname")
+    hostname = hostname if isinstance(hostname, str) and hostname else leader[0]
+    snapshot.note_unreadable(problems)
     return snapshot, Master(hostname=hostname, ip=ip_or_none(leader[0]), port=leader[1]), problems
