@@ -1,9 +1,14 @@
 """`wayfinder node`: one process per node, running the chosen roles against the derived topics.
 
-The l4lb role follows the ``vips`` table: it catches up on the whole topic before it lets
-the applier prune anything, then applies each batch of changes in one coalesced sync, and
-repairs drift with a full resync on a timer. Each change's convergence (kernel applied time
-minus the producer's observed time from the record headers) is kept for metrics and benches.
+Every role runs in the same reconcile loop (runtime.reconcile): catch-up, readiness, batching,
+resync, convergence. This module only chooses the roles, gives each its seam (the kernel, the
+DNS zones and server) and its follower, and declares which role waits for which
+(`DEPENDENCIES`): a waiting role becomes ready only after the other one is, and may take part
+of its desired state from the other one's applied state.
+
+The node follows the status topic once for all roles: it is their readiness gate (a ready
+processor mark), and it says when the upstream goes stale, which the node logs once per
+transition while it keeps serving its last good state.
 """
 
 from __future__ import annotations
@@ -11,126 +16,110 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-import msgspec
-
-from appliers.dns.l4lb_names import changed_sets, vip_records
 from appliers.dns.role import DnsRole
-from appliers.dns.zone import ZoneSet
-from appliers.l4lb.applier import L4Applier
 from appliers.l4lb.kernel import Kernel
+from appliers.l4lb.role import L4lbRole
 from appliers.options import NodeOptions
-from runtime.kafka.follower import CatchUpProgress, TableFollower
-from runtime.kafka.reader import ConsumedRecord
-from schemas import codec
-from schemas.headers import RecordMeta
-from schemas.l4lb import Vip
+from runtime.kafka.follower import TableFollower
+from runtime.kafka.status import StatusWatch
+from runtime.reconcile import ProcessorGate, ReconcileLoop
+from runtime.status import UpstreamLog
+from schemas.status import HEARTBEAT_S
 
 log = logging.getLogger(__name__)
 
 ROLES = ("l4lb", "dns")
+TOPICS = {"l4lb": "vips", "dns": "dns"}  # the derived table each role follows (catalog alias)
 
 
-@dataclass
-class L4Role:
-    """The l4lb role: the vips topic into the node's kernel."""
-
-    options: NodeOptions
-    convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
-    # Called with the records of each successful sync and the time the kernel had them.
-    on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
-    # Where the names of programmed VIPs go (the dns role's zones), if this node serves DNS.
-    zones: ZoneSet | None = None
-    _names: dict = field(default_factory=dict)
-    applier: L4Applier | None = None
-    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    progress: CatchUpProgress = field(default_factory=lambda: CatchUpProgress(log, "l4lb"))
-
-    async def run(self, stop: asyncio.Event) -> None:
-        options = self.options
-        kernel = Kernel(options.netns)
-        self.applier = L4Applier(kernel, route_dev=options.route_dev, vip_ranges=options.vip_ranges)
-        follower = TableFollower(options.bootstrap, options.catalog.topic("vips").name)
-        # The applier and the follower are each used from one thread of their own.
-        kernel_thread, kafka_thread = ThreadPoolExecutor(1, "l4lb-apply"), ThreadPoolExecutor(1, "l4lb-follow")
-        loop = asyncio.get_running_loop()
-        try:
-            table = await loop.run_in_executor(kafka_thread, follower.catch_up, options.catch_up_timeout,
-                                               self.progress)
-            desired = {key: vip for key, value in table.items() if (vip := _decode(key, value)) is not None}
-            self.applier.set_desired(desired, complete=True)
-            await loop.run_in_executor(kernel_thread, self.applier.sync)
-            self._publish_names(desired)
-            log.info("l4lb: caught up on %d VIPs and programmed them", len(desired))
-            self.caught_up.set()
-            next_resync = time.monotonic() + options.resync_interval
-            while not stop.is_set():
-                records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
-                if records:
-                    changes: dict[str, Vip | None] = {}
-                    for record in records:
-                        vip = _decode(record.key, record.value) if record.value is not None else None
-                        changes[record.key] = vip
-                        if vip is None:
-                            desired.pop(record.key, None)
-                        else:
-                            desired[record.key] = vip
-                    self.applier.update(changes)  # only what changed: O(changes), not O(table)
-                    applied = await loop.run_in_executor(kernel_thread, self.applier.sync)
-                    if applied is not None and applied.ok:
-                        self._publish_names(desired)
-                        self._measure(records, applied.at)
-                        if self.on_applied:
-                            self.on_applied(records, applied.at)
-                if time.monotonic() >= next_resync:
-                    await loop.run_in_executor(kernel_thread, self.applier.resync)
-                    next_resync = time.monotonic() + options.resync_interval
-        finally:
-            follower.close()
-            kernel.close()
-            kernel_thread.shutdown(wait=True)
-            kafka_thread.shutdown(wait=True)
-
-    def _publish_names(self, desired: dict[str, Vip]) -> None:
-        """Give the DNS zones the names of the VIPs the kernel has now, and only those."""
-        if self.zones is None:
-            return
-        in_kernel = [vip for key, vip in desired.items() if key in self.applier.applied_at]
-        names = vip_records(in_kernel)
-        for (name, kind), records in changed_sets(self._names, names).items():
-            self.zones.upsert(name, kind, records)
-        self._names = names
-
-    def _measure(self, records, applied_at: float) -> None:
-        for record in records:
-            meta = RecordMeta.from_headers(record.headers)
-            if meta:
-                self.convergence_s.append(applied_at - meta.observed_ns / 1e9)
+def _vip_names(l4lb: ReconcileLoop, dns: ReconcileLoop) -> Mapping:
+    """A VIP's DNS name only once the node's kernel has the VIP (dcos-net's lesson)."""
+    return dns.role.vip_names(l4lb.role.in_kernel(l4lb.desired))
 
 
-def _decode(key: str, value: bytes | None) -> Vip | None:
-    try:
-        return codec.decode(value, Vip)
-    except msgspec.ValidationError as error:
-        log.error("l4lb: VIP record %s does not match its schema, keeping the rest: %s", key, error)
-        return None
+@dataclass(frozen=True)
+class Dependency:
+    """`role` becomes ready only after `waits_for` is; `feed`, when set, turns the applied
+    state of `waits_for` into desired entries of `role` after each of its passes."""
+
+    role: str
+    waits_for: str
+    feed: Callable[[ReconcileLoop, ReconcileLoop], Mapping] | None = None
+
+
+DEPENDENCIES = (Dependency("dns", "l4lb", feed=_vip_names),)
+
+
+def wire(loops: Mapping[str, ReconcileLoop]) -> None:
+    """Apply `DEPENDENCIES` to the loops of the roles this node runs (role name -> loop)."""
+    for dependency in DEPENDENCIES:
+        waiting, other = loops.get(dependency.role), loops.get(dependency.waits_for)
+        if waiting is None or other is None:
+            continue
+        waiting.waits_for += (other,)
+        if dependency.feed is not None:
+            other.after_apply(lambda feed=dependency.feed, waiting=waiting, other=other:
+                              waiting.feed(feed(other, waiting)))
 
 
 class Node:
-    def __init__(self, options: NodeOptions):
+    def __init__(self, options: NodeOptions, *, gate: ProcessorGate | None = None) -> None:
         unknown = set(options.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
         self.options = options
-        self.dns = DnsRole(options) if "dns" in options.roles else None
-        self.l4lb = L4Role(options, zones=self.dns.zones if self.dns else None) if "l4lb" in options.roles else None
+        self.status = StatusWatch(options.bootstrap, options.catalog.topic("status").name)
+        self.gate = gate if gate is not None else self.status
+        self.upstream = UpstreamLog(log, f"node {options.node_id}")
+        self.loops: dict[str, ReconcileLoop] = {}
+        for name in ROLES:  # in dependency order
+            if name in options.roles:
+                self.loops[name] = self._loop(name)
+        wire(self.loops)
+
+    def _loop(self, name: str) -> ReconcileLoop:
+        options = self.options
+        follower = TableFollower(options.bootstrap, options.catalog.topic(TOPICS[name]).name)
+        if name == "l4lb":
+            role = L4lbRole(Kernel(options.netns), route_dev=options.route_dev, vip_ranges=options.vip_ranges)
+            resync = options.resync_interval
+        else:
+            role = DnsRole(options)
+            resync = None  # the zones are this process's memory: nothing else can change them
+        return ReconcileLoop(role, follower, self.gate, resync_interval=resync,
+                             catch_up_timeout=options.catch_up_timeout)
+
+    @property
+    def l4lb(self) -> ReconcileLoop | None:
+        return self.loops.get("l4lb")
+
+    @property
+    def dns(self) -> ReconcileLoop | None:
+        return self.loops.get("dns")
 
     async def run(self, stop: asyncio.Event) -> None:
-        roles = [self.l4lb.run(stop)] if self.l4lb else []
-        if self.dns:
-            roles.append(self.dns.run(stop, [self.l4lb.caught_up] if self.l4lb else []))
-        await asyncio.gather(*roles)
+        status = asyncio.create_task(self.status.run(stop))
+        health = asyncio.create_task(self._watch_upstream(stop))
+        roles = [asyncio.create_task(loop.run(stop)) for loop in self.loops.values()]
+        try:
+            # One role failing stops the node: a half-running node would look healthy.
+            await asyncio.wait([*roles, status], return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            stop.set()
+            results = await asyncio.gather(*roles, status, health, return_exceptions=True)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            raise failed[0]
+
+    async def _watch_upstream(self, stop: asyncio.Event) -> None:
+        """Once a role is ready, say when the upstream goes stale and when it is back."""
+        while not stop.is_set():
+            if any(loop.ready.is_set() for loop in self.loops.values()):
+                self.upstream.check(self.status.marks, time.time())
+            try:
+                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
+            except asyncio.TimeoutError:
+                pass

@@ -1,27 +1,30 @@
-"""The node's dns role: the ``dns`` topic into the node's zones, served by its DNS server.
+"""The node's dns role: the ``dns`` table into the node's zones, served by its DNS server,
+through the reconcile loop (runtime.reconcile).
 
-Start-up follows the appliers' rule (ARCHITECTURE.md: never act on half a table): the server
-listens at once, but every cluster name gets SERVFAIL ("ask elsewhere", never an NXDOMAIN a
-resolver would cache) until the whole topic has been read and loaded in one swap, and the
-other roles (l4lb) have caught up too. Then ``ready.spartan`` answers, which is how dcos-dns'
-resolv.conf generator and watchdog tell a working node from a starting one. Catch-up logs its
-progress, and ``progress`` keeps how far it has read, for the metrics.
+The server listens at once (`open`), but every cluster name gets SERVFAIL ("ask elsewhere",
+never an NXDOMAIN a resolver would cache) until the role is ready: the loop says so once the
+table holds everything a ready processor mark reflects and the roles this one waits for (l4lb)
+are ready. Then ``ready.spartan`` answers, which is how dcos-dns' resolv.conf generator and
+watchdog tell a working node from a starting one.
 
-After that each batch of records is applied set by set. A record set that does not decode or
-holds an invalid record is logged and skipped; the rest keep serving.
+The zones are the target: `observe` reads RRsets back from them, `plan` compares, `apply`
+changes them in one step on the event loop that also answers queries (no await in between, so
+a query never sees half a change). A full pass swaps the whole content in at once, which is
+also how the start-up load goes in. A record set that does not decode, or holds an invalid
+record, is refused by `decode`: the loop keeps its last good value serving.
+
+The names of the node's VIPs (``<name>.l4lb.thisdcos.directory``) come from the l4lb role's
+applied state, fed in by the node (appliers/node.py) under keys of their own: a VIP's name
+appears only once the kernel has the VIP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import itertools
 import logging
-import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 
@@ -29,22 +32,23 @@ from pyroute2 import IPRoute
 
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.answer import Answerer
-from appliers.dns.records import Record, RecordBuilder, RRset, record
-from appliers.dns.server import DnsServer
 from appliers.dns.http_server import MesosDnsHttpServer
+from appliers.dns.l4lb_names import vip_records
 from appliers.dns.mesos_api import MesosDnsConfig
+from appliers.dns.records import Record, RecordBuilder, RRset, record
 from appliers.dns.resolver import Forwarder
+from appliers.dns.server import DnsServer
 from appliers.dns.zone import (DEFAULT_ORIGINS, RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
                                SOA_RNAME, ZoneSet)
 from appliers.options import NodeOptions
-from runtime.kafka.follower import CatchUpProgress, TableFollower
-from runtime.kafka.reader import ConsumedRecord
+from runtime.reconcile import Role, Scope
 from schemas.dns import RecordSet, record_set_key
-from schemas.headers import RecordMeta
+from schemas.l4lb import Vip
 
 log = logging.getLogger(__name__)
 
 THISNODE = "thisnode.thisdcos.directory."
+VIP_KEY_PREFIX = "vip:"  # desired keys of the names fed from the l4lb role
 _decoder = msgspec.json.Decoder(RecordSet)
 
 
@@ -60,6 +64,14 @@ class _Served(msgspec.Struct, frozen=True):
 
 
 _served_decoder = msgspec.json.Decoder(_Served)
+
+
+class Wanted(NamedTuple):
+    """One desired record set: its RRset (None: a valid set with no value, served as absent),
+    and the topic's bytes when the Mesos-DNS HTTP API needs them (else None)."""
+
+    rrset: RRset | None
+    raw: bytes | None = None
 
 
 def rrset_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> RRset | None:
@@ -87,94 +99,170 @@ def own_networks() -> list[str]:
         return [f"{address.get_attr('IFA_ADDRESS')}/{address['prefixlen']}" for address in ip.get_addr()]
 
 
-class DecodedSets(Mapping[str, RecordSet]):
-    """The role's raw table read as RecordSets, each decoded when it is read."""
+def zone_key(key: str) -> tuple[str, str]:
+    """The (name, type) a desired key stands for: ``name/type``, or a fed VIP name's key."""
+    name, _, kind = key.removeprefix(VIP_KEY_PREFIX).rpartition("/")
+    return name, kind
 
-    def __init__(self, raw: dict[str, bytes]) -> None:
-        self._raw = raw
+
+class DecodedSets(Mapping[str, RecordSet]):
+    """The desired table's record sets, decoded from the topic's bytes when read (for the
+    Mesos-DNS HTTP API, which is all that keeps those bytes)."""
+
+    def __init__(self, desired: Mapping[str, Wanted]) -> None:
+        self._desired = desired
 
     def __getitem__(self, key: str) -> RecordSet:
-        return _decoder.decode(self._raw[key])
+        raw = self._desired[key].raw
+        if raw is None:
+            raise KeyError(key)
+        return _decoder.decode(raw)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
+        return (key for key, wanted in list(self._desired.items()) if wanted.raw is not None)
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return sum(1 for _ in self)
 
 
 @dataclass
-class DnsRole:
-    options: NodeOptions
-    zones: ZoneSet | None = None  # from the options when not given
-    forwarder: Forwarder | None = None  # from the options: None when no upstream is set
-    server: DnsServer | None = None
-    http: MesosDnsHttpServer | None = None
-    # The valid record sets as the topic's bytes (a fraction of the decoded size), kept only
-    # for the Mesos-DNS HTTP API, which reads them through `record_sets`, decoded when read.
-    raw: dict[str, bytes] = field(default_factory=dict)
-    progress: CatchUpProgress = field(default_factory=lambda: CatchUpProgress(log, "dns"))
-    caught_up: asyncio.Event = field(default_factory=asyncio.Event)
-    convergence_s: deque = field(default_factory=lambda: deque(maxlen=100_000))
-    # Called with each applied batch and the time the zones had it (benches, tests).
-    on_applied: Callable[[list[ConsumedRecord], float], None] | None = None
-    skipped: int = 0  # record sets refused as invalid
+class DnsPlan:
+    """One change of the zones. `swap`: the whole fed content, replaced at once (a full pass);
+    else `upserts` (RRsets to set) and `deletes` ((name, type) to drop: keys gone from the
+    table, only once removals are allowed)."""
 
-    def __post_init__(self) -> None:
-        options = self.options
-        if self.zones is None:
-            self.zones = zones_for(options)
-        if self.forwarder is None and (options.upstreams or options.forward_zones or options.mesos_dns):
-            self.forwarder = Forwarder.from_config(options.upstreams, options.forward_zones, options.mesos_dns)
+    swap: list[tuple[tuple[str, str], RRset]] | None = None
+    upserts: list[RRset] = field(default_factory=list)
+    deletes: list[tuple[str, str]] = field(default_factory=list)
 
-    async def run(self, stop: asyncio.Event, others: list[asyncio.Event] = ()) -> None:
-        options = self.options
-        allowed = options.allow_recursion
+    def __bool__(self) -> bool:
+        return self.swap is not None or bool(self.upserts) or bool(self.deletes)
+
+
+def plan_zones(desired: Mapping[str, Wanted], actual: Mapping[tuple[str, str], RRset], scope: Scope,
+               own: Mapping[tuple[str, str], RRset]) -> DnsPlan:
+    """Desired record sets (plus `own`: the node's own names) against what the zones serve.
+    Pure. Before `scope.may_remove`, whatever the zones serve stays, even if no longer wanted."""
+    if scope.keys is None:
+        target = dict(actual) if not scope.may_remove else {}
+        target.update(own)
+        for key, wanted in desired.items():
+            if wanted.rrset is not None:
+                target[zone_key(key)] = wanted.rrset
+        if target == dict(actual):
+            return DnsPlan()
+        return DnsPlan(swap=list(target.items()))
+    out = DnsPlan()
+    for key in sorted(scope.keys):
+        where = zone_key(key)
+        wanted, have = desired.get(key), actual.get(where)
+        if wanted is not None and wanted.rrset is not None:
+            if have != wanted.rrset:
+                out.upserts.append(wanted.rrset)
+        elif have is not None and scope.may_remove and where not in own:
+            out.deletes.append(where)
+    return out
+
+
+class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
+    name = "dns"
+    freeze_after_load = True  # a large table makes millions of objects and no cycles
+
+    def __init__(self, options: NodeOptions, zones: ZoneSet | None = None, forwarder: Forwarder | None = None,
+                 *, listen: bool = True) -> None:
+        self.options = options
+        self.zones = zones if zones is not None else zones_for(options)
+        if forwarder is None and (options.upstreams or options.forward_zones or options.mesos_dns):
+            forwarder = Forwarder.from_config(options.upstreams, options.forward_zones, options.mesos_dns)
+        self.forwarder = forwarder
+        self.listen = listen  # False: the zones only (unit tests ask them directly)
+        self.server: DnsServer | None = None
+        self.http: MesosDnsHttpServer | None = None
+        self.own = {(r.name, r.type): RRset.of([r]) for r in thisnode_records(options.agent_ip)}
+        self._keep_raw = options.dns_http is not None
+        self._builder = RecordBuilder()
+        self._desired: Mapping[str, Wanted] = {}
+        self._vip_keys: set[str] = set()
+
+    # -- the four steps ---------------------------------------------------------------------
+
+    def decode(self, key: str, value: bytes) -> Wanted:
+        """A record set of the topic, or ValueError when it is not one, when its key is not its
+        own name and type (a tombstone of that key could not find it), or when a value is
+        invalid."""
+        record_set = _served_decoder.decode(value)
+        if key != record_set_key(record_set.name, record_set.type):
+            raise ValueError(f"the key of {record_set.name} {record_set.type} must be "
+                             f"{record_set_key(record_set.name, record_set.type)!r}")
+        return Wanted(rrset_of(record_set, self._builder), value if self._keep_raw else None)
+
+    def observe(self, scope: Scope) -> dict[tuple[str, str], RRset]:
+        if scope.keys is None:
+            return dict(self.zones.rrsets())
+        found = {}
+        for key in scope.keys:
+            where = zone_key(key)
+            rrset = self.zones.rrset(*where)
+            if rrset is not None:
+                found[where] = rrset
+        return found
+
+    def plan(self, desired: Mapping[str, Wanted], actual: dict[tuple[str, str], RRset], scope: Scope) -> DnsPlan:
+        self._desired = desired
+        return plan_zones(desired, actual, scope, self.own)
+
+    def apply(self, plan: DnsPlan) -> None:
+        if plan.swap is not None:
+            self.zones.replace_rrsets(plan.swap)  # ValueError: the old copy keeps serving
+            return
+        for rrset in plan.upserts:
+            self.zones.upsert(rrset.name, rrset.type, rrset)
+        for name, kind in plan.deletes:
+            self.zones.remove(name, kind)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self.listen:
+            return
+        allowed = self.options.allow_recursion
         acl = RecursionAcl(allowed) if allowed is not None else RecursionAcl.for_node(
             await asyncio.to_thread(own_networks))
-        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *options.dns_listen)
+        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *self.options.dns_listen)
         await self.server.start()
-        log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until caught up)",
-                 *self.server.address[:2])
-        follower = TableFollower(options.bootstrap, options.catalog.topic("dns").name)
-        kafka_thread = ThreadPoolExecutor(1, "dns-follow")
-        loop = asyncio.get_running_loop()
-        try:
-            started = time.monotonic()
-            # The load makes millions of objects and no cycles: every automatic collection
-            # would walk all of them again, so the collector waits, and then they are frozen
-            # out of its sight (they live as long as the node).
-            collecting = gc.isenabled()
-            gc.disable()
-            try:
-                loading = await loop.run_in_executor(kafka_thread, self._read_all, follower)
-                loaded = self._load(loading)
-                del loading
-            finally:
-                if collecting:
-                    gc.enable()
-            gc.collect()
-            gc.freeze()
-            log.info("dns: caught up on %d record sets in %.1fs", loaded, time.monotonic() - started)
-            self.caught_up.set()
-            await asyncio.gather(*(event.wait() for event in others))
-            self.zones.ready = True  # ready.spartan answers from now on
-            if options.dns_http:  # like Mesos-DNS, HTTP only once there is something to serve
-                self.http = MesosDnsHttpServer(self.record_sets, *options.dns_http, config=self._http_config(),
-                                               serial=lambda: self.zones.serial)
-                await self.http.start()
-            while not stop.is_set():
-                records = await loop.run_in_executor(kafka_thread, follower.changes, 0.1)
-                if records:
-                    self.apply(records)
-        finally:
-            follower.close()
-            kafka_thread.shutdown(wait=True)
-            if self.http:
-                await self.http.stop()
+        log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until ready)", *self.server.address[:2])
+
+    async def serve(self) -> None:
+        self.zones.ready = True  # ready.spartan answers from now on
+        if self.listen and self.options.dns_http:  # like Mesos-DNS, HTTP only once there is something to serve
+            self.http = MesosDnsHttpServer(self.record_sets, *self.options.dns_http, config=self._http_config(),
+                                           serial=lambda: self.zones.serial)
+            await self.http.start()
+
+    async def close(self) -> None:
+        if self.http:
+            await self.http.stop()
+        if self.server:
             await self.server.stop()
-            if self.forwarder:
-                await self.forwarder.close()
+        if self.forwarder:
+            await self.forwarder.close()
+
+    # -- what the node and the HTTP API use ---------------------------------------------------
+
+    def vip_names(self, in_kernel: Mapping[str, Vip]) -> dict[str, Wanted | None]:
+        """The desired entries for the names of the VIPs the l4lb role's kernel holds (None:
+        a name to drop), to feed the loop after each l4lb pass."""
+        names = vip_records(in_kernel.values())
+        entries: dict[str, Wanted | None] = {
+            f"{VIP_KEY_PREFIX}{name}/{kind}": Wanted(RRset.of(records)) for (name, kind), records in names.items()}
+        for gone in self._vip_keys - entries.keys():
+            entries[gone] = None
+        self._vip_keys = set(entries) - {key for key, wanted in entries.items() if wanted is None}
+        return entries
+
+    @property
+    def record_sets(self) -> Mapping[str, RecordSet]:
+        return DecodedSets(self._desired)
 
     def _http_config(self) -> MesosDnsConfig:
         """What /v1/config reports: where this node listens, its resolvers, and the SOA its
@@ -184,99 +272,3 @@ class DnsRole:
                               ip_sources=("host", "netinfo"),
                               soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
                               soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
-
-    def _read_all(self, follower: TableFollower) -> dict[str, RRset | None]:
-        """Read the whole topic (in the follower's thread), turning each record into records
-        for the zones as it comes: the topic's bytes are dropped at once unless the HTTP API
-        needs them. Key -> records of every valid set."""
-        builder = RecordBuilder()
-        loading: dict[str, RRset | None] = {}
-        keep_raw = self.options.dns_http is not None
-
-        def each(consumed: ConsumedRecord) -> None:
-            key = consumed.key or ""
-            if consumed.value is None:
-                loading.pop(key, None)
-                self.raw.pop(key, None)
-                return
-            record_set = self._decode(key, consumed.value)
-            try:
-                rrset = rrset_of(record_set, builder) if record_set is not None else None
-            except ValueError as error:
-                self._skip(key, error)
-                return  # a bad value leaves the last good one serving, as `apply` does
-            if record_set is None:
-                return
-            loading[key] = rrset  # None: a valid set with no value (it serves nothing)
-            if keep_raw:
-                self.raw[key] = consumed.value
-
-        follower.catch_up(self.options.catch_up_timeout, self.progress, each)
-        return loading
-
-    def _load(self, loading: dict[str, RRset | None]) -> int:
-        """Everything read into the zones in one swap, keeping what other roles fed in (the
-        l4lb role's VIP names) and this node's own name. Returns how many sets it loaded."""
-        others: dict[tuple[str, str], list[Record]] = {}
-        for r in [*thisnode_records(self.options.agent_ip), *self.zones.records()]:
-            others.setdefault((r.name, r.type), []).append(r)
-        # A generator, not another dict: a large load should not hold every key twice.
-        loaded = (((rrset.name, rrset.type), rrset) for rrset in loading.values() if rrset is not None)
-        self.zones.replace_rrsets(itertools.chain(others.items(), loaded))
-        return len(loading)
-
-    @property
-    def record_sets(self) -> Mapping[str, RecordSet]:
-        return DecodedSets(self.raw)
-
-    def apply(self, records: list[ConsumedRecord]) -> None:
-        """One batch of topic changes into the zones; measures each record's convergence."""
-        for consumed in records:
-            key = consumed.key or ""
-            if consumed.value is None:
-                self.raw.pop(key, None)
-                name, _, kind = key.rpartition("/")  # a valid key is its set's name/type
-                try:
-                    self.zones.remove(name, kind)
-                except ValueError:
-                    pass  # not a key a valid set could have had: nothing to remove
-                continue
-            record_set = self._decode(key, consumed.value)
-            if record_set is None:
-                continue
-            try:
-                rrset = rrset_of(record_set)
-                if rrset is None:
-                    self.zones.remove(record_set.name, record_set.type)
-                else:
-                    self.zones.upsert(rrset.name, rrset.type, rrset)
-            except ValueError as error:
-                self._skip(key, error)
-                continue
-            if self.options.dns_http is not None:
-                self.raw[key] = consumed.value
-        applied_at = time.time()
-        for consumed in records:
-            meta = RecordMeta.from_headers(consumed.headers)
-            if meta:
-                self.convergence_s.append(applied_at - meta.observed_ns / 1e9)
-        if self.on_applied:
-            self.on_applied(records, applied_at)
-
-    def _decode(self, key: str, value: bytes) -> _Served | None:
-        """The record set of a topic record, or None (logged) when it is not one, or when its
-        key is not its own name and type (then a tombstone of that key could not find it)."""
-        try:
-            record_set = _served_decoder.decode(value)
-        except msgspec.ValidationError as error:
-            self._skip(key, error)
-            return None
-        if key != record_set_key(record_set.name, record_set.type):
-            self._skip(key, ValueError(f"the key of {record_set.name} {record_set.type} must be "
-                                       f"{record_set_key(record_set.name, record_set.type)!r}"))
-            return None
-        return record_set
-
-    def _skip(self, key: str, error: Exception) -> None:
-        self.skipped += 1
-        log.error("dns: record set %s is invalid, keeping the rest: %s", key, error)

@@ -124,6 +124,18 @@ class ZoneSet:
         return sorted(r for node in self._names.values() for rrs in node.values() for r in rrs
                       if r.type not in MANAGED_TYPES and r not in own)
 
+    def rrset(self, name: str, type: str) -> RRset | None:
+        """The RRset served at canonical (name, type), or None."""
+        node = self._names.get(name)
+        return node.get(type) if node is not None else None
+
+    def rrsets(self) -> Iterator[tuple[tuple[str, str], RRset]]:
+        """Every RRset callers fed in (not SOA/NS nor the fixed names), by (name, type)."""
+        for name, node in self._names.items():
+            for type, rrset in node.items():
+                if type not in MANAGED_TYPES and (name, type) not in self._fixed:
+                    yield (name, type), rrset
+
     def lookup(self, qname: str, qtype: str) -> Answer | None:
         """The authoritative answer for (qname, qtype), or None when no origin of ours encloses
         qname (the answerer then refuses or forwards). qname in any case, dot optional."""
