@@ -174,6 +174,28 @@ def vips(bootstrap, namespace, netns, as_json):
 
 
 @main.command()
+@bootstrap_option
+@namespace_option
+@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of lines.")
+def status(bootstrap, namespace, as_json):
+    """Each producer's and the processor's readiness mark: in sync or ready, since when, heartbeat age, lag."""
+    import time
+
+    import orjson
+
+    from runtime.kafka.status import read_marks
+    from runtime.status import status_json, status_lines
+
+    marks = read_marks(resolve_bootstrap(bootstrap), Catalog(namespace).topic("status").name)
+    now = time.time()
+    if as_json:
+        click.echo(orjson.dumps(status_json(marks, now), option=orjson.OPT_INDENT_2).decode())
+    else:
+        for line in status_lines(marks, now):
+            click.echo(line)
+
+
+@main.command()
 @click.argument("name")
 @bootstrap_option
 @namespace_option
