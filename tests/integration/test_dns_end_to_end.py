@@ -14,8 +14,9 @@ import dns.rcode
 import orjson
 import pytest
 
-from appliers.dns.role import DnsRole
+from appliers.node import Node
 from appliers.options import NodeOptions
+from tests.integration.processor_mark import ensure_processor_mark
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 from tests.unit.dns_derive.scenarios import expected_zone, records_of_zone
@@ -60,12 +61,12 @@ async def dnsmasq_upstream():
         await asyncio.wait_for(process.wait(), 10)
 
 
-async def ask(role: DnsRole, name: str, rdtype: str = "A"):
-    host, port = role.server.address[:2]
+async def ask(node: Node, name: str, rdtype: str = "A"):
+    host, port = node.dns.role.server.address[:2]
     return await dns.asyncquery.udp(dns.message.make_query(name, rdtype), host, port=port, timeout=3)
 
 
-async def answers(role: DnsRole, name: str, rdtype: str = "A") -> list[str] | int:
+async def answers(role: Node, name: str, rdtype: str = "A") -> list[str] | int:
     """The sorted answer texts, or the rcode when there is no answer."""
     reply = await ask(role, name, rdtype)
     if reply.rcode() != dns.rcode.NOERROR or not reply.answer:
@@ -84,12 +85,13 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
                                       lambda t: without_leader_port(zone_of(t)) == without_leader_port(published),
                                       timeout=40)
 
-            role = DnsRole(NodeOptions(kafka_bootstrap, pipeline.catalog, "e2e", "10.0.0.9", roles=("dns",),
-                                       dns_listen=("127.0.0.1", 0), upstreams=(upstream,)))
+            await ensure_processor_mark(kafka_bootstrap, pipeline.catalog)
+            role = Node(NodeOptions(kafka_bootstrap, pipeline.catalog, "e2e", "10.0.0.9", roles=("dns",),
+                                    dns_listen=("127.0.0.1", 0), upstreams=(upstream,)))
             stop = asyncio.Event()
             node = asyncio.create_task(role.run(stop))
             try:
-                await asyncio.wait_for(role.caught_up.wait(), 60)
+                await asyncio.wait_for(role.dns.ready.wait(), 60)
                 await pipeline.eventually(lambda: answers(role, "ready.spartan."), lambda a: a == ["127.0.0.1"])
                 # Every A record of the fixture's full view answers as the golden zone says,
                 # the copies under mesos.thisdcos.directory included.
@@ -113,7 +115,7 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
                 await pipeline.eventually(lambda: answers(role, "web-shop.marathon.mesos."),
                                           lambda a: a == dns.rcode.NXDOMAIN)
                 assert await answers(role, "_web-shop._tcp.marathon.mesos.", "SRV") == dns.rcode.NXDOMAIN
-                assert len(role.convergence_s) > 0
+                assert len(role.dns.convergence_s) > 0
             finally:
                 stop.set()
                 await asyncio.wait_for(node, 30)

@@ -19,6 +19,7 @@ import dns.message
 
 from appliers.node import Node, NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
+from tests.integration.processor_mark import ensure_processor_mark
 from simulator.hosts import BACKENDS, TCP_PORT
 from tests.scenarios.mesos_fixtures import FIXTURES
 
@@ -37,15 +38,18 @@ class RunningNode:
                                      agent_ip="10.200.2.1", roles=("l4lb", "dns"), netns=netns,
                                      resync_interval=5.0, dns_listen=("127.0.0.1", 0)))
         self.role = self.node.l4lb
+        self.pipeline = pipeline
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
         self.task = asyncio.create_task(self.node.run(self.stop))
         await asyncio.wait_for(self.role.caught_up.wait(), 60)
+        await ensure_processor_mark(self.pipeline.bootstrap, self.pipeline.catalog)
+        await asyncio.wait_for(self.node.dns.ready.wait(), 60)
         return self
 
     async def resolve(self, name: str) -> list[str]:
-        host, port = self.node.dns.server.address[:2]
+        host, port = self.node.dns.role.server.address[:2]
         reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
         assert reply.flags & dns.flags.AA
         return sorted(item.address for rrset in reply.answer for item in rrset)
@@ -76,7 +80,7 @@ async def test_a_launch_reaches_the_kernel_and_a_client_reaches_every_backend(ka
             name = "e2eweb.marathon.l4lb.thisdcos.directory"
             (address,) = await pipeline.eventually(lambda: running.resolve(name), lambda a: a != [], timeout=20)
             assert address == vip["ip"]
-            assert any(k == f"tcp/{address}/80" for k in running.role.applier.applied_at)
+            assert any(k == f"tcp/{address}/80" for k in running.role.role.applier.applied_at)
 
             async def spread():
                 return await asyncio.to_thread(node.spread, "client", address, 80, 45)

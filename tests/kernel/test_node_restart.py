@@ -140,7 +140,7 @@ async def test_restarting_the_node_rebuilds_the_identical_kernel_state_without_d
     options = node_options(kafka_bootstrap, vips_topic, hosts)
     node, stop, task = await run_node(options)
     try:
-        first = node.l4lb.applier.history[-1]
+        first = node.l4lb.role.applier.history[-1]
         assert first.ok and set(first.rebuilt) == set(FAMILIES)  # a fresh hub: both tables created
         # The long-lived connection, opened while the first node runs.
         sock = await asyncio.to_thread(hosts.connect, "client", WEB.ip, WEB.port)
@@ -167,7 +167,7 @@ async def test_restarting_the_node_rebuilds_the_identical_kernel_state_without_d
 
         node, stop, task = await run_node(options)
         try:
-            start_up = node.l4lb.applier.history[-1]
+            start_up = node.l4lb.role.applier.history[-1]
             assert start_up.ok
             if while_down == "nothing":
                 assert start_up.text_bytes == 0 and start_up.rebuilt == ()  # nothing to do, nothing done
