@@ -15,6 +15,7 @@ the zones and the wire agree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import asyncio
 import json
 import os
@@ -34,7 +35,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliers.dns.role import DnsRole  # noqa: E402
+from appliers.node import Node  # noqa: E402
+from runtime.reconcile import ReconcileLoop  # noqa: E402
 from appliers.options import NodeOptions  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
@@ -155,10 +157,11 @@ async def measure(args, bootstrap: str) -> dict:
         table = await asyncio.to_thread(read_table, bootstrap, catalog.topic("dns").name)
         loaded = time.monotonic() - started
         presence = Presence(table)
-        role = DnsRole(NodeOptions(bootstrap, catalog, "bench", "10.202.0.1", roles=("dns",),
-                                       dns_listen=("127.0.0.1", free_port())))
+        running = Node(NodeOptions(bootstrap, catalog, "bench", "10.202.0.1", roles=("dns",),
+                                   dns_listen=("127.0.0.1", free_port())))
+        role = running.dns
         role.on_applied = presence.on_applied
-        node = asyncio.create_task(role.run(stop))
+        node = asyncio.create_task(running.run(stop))
         node_started = time.monotonic()
         await asyncio.wait_for(role.caught_up.wait(), 600)
         caught_up = time.monotonic() - node_started
@@ -166,6 +169,9 @@ async def measure(args, bootstrap: str) -> dict:
                                         {"rate": args.rate / 2, "seconds": args.seconds})
         await asyncio.sleep(args.seconds + 3)
         report = await asyncio.to_thread(http, "GET", f"{marathon_url}/sim/churn/{churn['id']}")
+        # The server answers once the role is ready: a ready processor mark in the status topic.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(role.ready.wait(), 30)
         wire = await ask_sample(role, presence)
         stop.set()
         await asyncio.wait_for(node, 60)
@@ -209,15 +215,15 @@ async def measure(args, bootstrap: str) -> dict:
     }
 
 
-async def ask_sample(role: DnsRole, presence: Presence, size: int = 200) -> dict:
+async def ask_sample(role: ReconcileLoop, presence: Presence, size: int = 200) -> dict:
     """Ask the server for the A names of present record sets: every one must answer."""
-    host, port = role.server.address[:2]
+    host, port = role.role.server.address[:2]
     names = [key.rsplit("/", 1)[0] for key, tasks in presence.by_key.items() if tasks and key.endswith("/A")][:size]
     answered = 0
     for name in names:
         reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
         answered += reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
-    return {"asked": len(names), "answered": answered}
+    return {"asked": len(names), "answered": answered, "ready": role.ready.is_set()}
 
 
 def _round(value):

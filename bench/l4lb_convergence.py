@@ -50,7 +50,8 @@ from confluent_kafka import Consumer, TopicPartition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from appliers.node import L4Role, NodeOptions  # noqa: E402
+from appliers.node import Node, NodeOptions  # noqa: E402
+from runtime.reconcile import ReconcileLoop  # noqa: E402
 from bench.broker import bench_kafka  # noqa: E402
 from runtime.kafka.reader import read_table  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
@@ -135,7 +136,7 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def load(args, role: L4Role, processes: Processes, sizes: TopicSizes, catalog: Catalog, started: float) -> dict:
+async def load(args, role: ReconcileLoop, processes: Processes, sizes: TopicSizes, catalog: Catalog, started: float) -> dict:
     """Wait until the kernel holds every VIP; returns when each stage completed (s from start)."""
     tasks_topic, vips_topic = catalog.topic("tasks").name, catalog.topic("vips").name
     stages: dict[str, float] = {}
@@ -144,7 +145,7 @@ async def load(args, role: L4Role, processes: Processes, sizes: TopicSizes, cata
         processes.check()
         elapsed = time.monotonic() - started
         tasks, vips = await asyncio.to_thread(sizes.size, tasks_topic), await asyncio.to_thread(sizes.size, vips_topic)
-        in_kernel = len(role.applier.applied_at) if role.applier else 0
+        in_kernel = len(role.role.applier.applied_at)
         for stage, done in (("tasks_published_s", tasks >= 3 * args.vips), ("vips_topic_n_records_s", vips >= args.vips),
                             ("node_caught_up_s", role.caught_up.is_set()), ("all_vips_in_kernel_s", in_kernel >= args.vips)):
             if done and stage not in stages:
@@ -195,8 +196,10 @@ async def measure(args, bootstrap: str, netns: str) -> dict:
                 applied.setdefault((task, False), at)
             known[record.key] = now
 
-    role = L4Role(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id="bench", agent_ip="10.201.0.1",
-                              netns=netns, resync_interval=3600), on_applied=on_applied)
+    running = Node(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id="bench", agent_ip="10.201.0.1",
+                               roles=("l4lb",), netns=netns, resync_interval=3600))
+    role = running.l4lb
+    role.on_applied = on_applied
     stop = asyncio.Event()
     sizes = TopicSizes(bootstrap)
     node = None
@@ -206,7 +209,7 @@ async def measure(args, bootstrap: str, netns: str) -> dict:
         processes.spawn("producer", "produce", "--bootstrap", bootstrap, "--namespace", catalog.namespace,
                         "--mesos", f"http://127.0.0.1:{mesos}", "--marathon", marathon_url)
         processes.spawn("processor", "process", "--bootstrap", bootstrap, "--namespace", catalog.namespace)
-        node = asyncio.create_task(role.run(stop))
+        node = asyncio.create_task(running.run(stop))
         stages = await load(args, role, processes, sizes, catalog, started)
         # What the kernel holds now, as the starting point of every churned VIP. Nothing changes
         # between this read and the churn: the simulator is quiet until it is asked to churn.
@@ -231,7 +234,7 @@ async def measure(args, bootstrap: str, netns: str) -> dict:
     return summarize(args, report, applied, stages, role, hops)
 
 
-def summarize(args, report: dict, applied: dict[tuple[str, bool], float], stages: dict, role: L4Role,
+def summarize(args, report: dict, applied: dict[tuple[str, bool], float], stages: dict, role: ReconcileLoop,
               hops: dict[str, list[float]]) -> dict:
     latencies: dict[str, list[float]] = {"launch": [], "kill": []}
     missing = 0
