@@ -1,95 +1,213 @@
-"""`wayfinder process`: the faust worker that derives tables from the source topics.
+"""`wayfinder process`: derives the `vips` and `dns` tables from the source topics, as the one
+active processor of its namespace or as a warm standby.
 
-One faust app with one agent per stage (L4 VIPs, DNS records). Agents are thin: they hand
-each record to their stage (`processors.stage.Stage`), which publishes only what changed.
+Any number may run. Each one
+- follows every partition of every source topic itself (assigned, no consumer group), from
+  offset 0, in batches, and keeps its stages' pure tables current in memory; it follows the
+  `status` topic too, for the producers' readiness marks;
+- joins the election (runtime/kafka/election.py): the member of group `<namespace>.processor`
+  that holds the `status` topic's one partition is the active processor;
+- when elected, fences every older active through a transactional producer with the stable
+  id `<namespace>.processor`, then publishes from its tables (processors/active.py). A standby
+  is therefore as current as the active, and a takeover costs the fencing, one read of the
+  output topics and the difference.
 
-Run one processor per cluster: the L4 stage allocates named-VIP addresses, which needs a
-view of every VIP, so its agent must own every partition of its sources.
+This processor no longer runs faust agents: faust consumes through a consumer group, and a
+group splits the source partitions between processors, which is exactly what a second
+processor must not do (each would see a part of the tasks, and derive wrong tables from it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 
-import faust
+import msgspec
 
+from processors.active import Publisher, State
 from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
 from processors.l4lb.agent import L4Stage
-from processors.stage import Stage
-from runtime.kafka.reader import read_table
+from processors.readiness import producers_of
+from processors.stage import SourceRecord, Stage
+from runtime.kafka.election import Election
+from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
 from runtime.kafka.topics import ensure_topics
-from runtime.kafka.writer import KafkaSink
+from schemas import codec
 from schemas.catalog import Catalog
+from schemas.headers import Observation, RecordMeta
+from schemas.rejections import Rejection
+from schemas.status import Mark, Positions
 
 log = logging.getLogger(__name__)
 
-
-class EmbeddedWorker(faust.Worker):
-    """A faust worker inside a loop we own: our SIGINT/SIGTERM handlers set the stop event, so
-    the worker must not install its own (it would replace ours and never let `run` return)."""
-
-    def install_signal_handlers(self) -> None:
-        pass
+DEFAULT_SESSION_TIMEOUT_MS = 6000  # the lowest a stock broker accepts (group.min.session.timeout.ms)
+BATCH_RECORDS = 5000
+BATCH_LINGER_S = 0.005  # after a batch's first record, how long to wait for more
+IDLE_POLL_S = 0.05  # also how soon a change of role is noticed
+HELD_REJECTIONS = 10_000
 
 
 class Processor:
-    def __init__(self, bootstrap: str, catalog: Catalog, dns: DnsConfig | None = None):
+    def __init__(self, bootstrap: str, catalog: Catalog, dns: DnsConfig | None = None,
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS):
         self.bootstrap = bootstrap
         self.catalog = catalog
-        self.sink = KafkaSink(bootstrap, client_id="wayfinder-processor")
-        self.stages: list[Stage] = [L4Stage(catalog, self.sink), DnsStage(catalog, self.sink, dns)]
-        self.app = faust.App(
-            f"{catalog.namespace}-processor",
-            broker=[f"kafka://{server}" for server in bootstrap.split(",")],
-            web_enabled=False,
-            store="memory://",
-            # A new processor replays its sources from the start; the stages ignore what the
-            # rebuild already applied.
-            consumer_auto_offset_reset="earliest",
-            # Topics come from the catalog (runtime.kafka.topics), never from faust's defaults.
-            topic_allow_declare=False,
-            topic_disable_leader=True,
-        )
-        for stage in self.stages:
-            sources = self.app.topic(*stage.topic_names, key_serializer="raw", value_serializer="raw")
-            self.app.agent(sources, name=stage.name)(_feeding(stage))
-
-    def _rebuild(self) -> None:
-        """Every stage from whole source tables, each source read once."""
-        aliases = {alias for stage in self.stages for alias in stage.sources}
-        tables = {alias: read_table(self.bootstrap, self.catalog.topic(alias).name) for alias in aliases}
-        for stage in self.stages:
-            published = read_table(self.bootstrap, self.catalog.topic(stage.output).name)
-            written = stage.rebuild(tables, published)
-            log.info("%s stage rebuilt: %d records, %d published", stage.name, len(stage.table.records), written)
+        self.session_timeout_ms = session_timeout_ms
+        self.stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
+        self._alias_of = {catalog.topic(alias).name: alias for alias in aliases}
+        self._status_topic = catalog.topic("status").name
+        self.marks: dict[str, Mark] = {}
+        self.follower: PartitionsFollower | None = None
+        self.election: Election | None = None
+        self.publisher = Publisher(bootstrap, catalog, self.stages, producers_of(catalog, aliases), self.instance,
+                                   time.time(), session_timeout_ms / 1000)
+        # Rejections found while standing by, each with the source positions of its batch: a
+        # takeover publishes those the previous active's last mark does not cover.
+        self._held: deque[tuple[Positions, Rejection]] = deque(maxlen=HELD_REJECTIONS)
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+        """Until `stop`; `started` is set once the tables are rebuilt and the election joined."""
+        loop = asyncio.get_running_loop()
+        halt = threading.Event()
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
-        await asyncio.to_thread(self._rebuild)
-        # The rebuilt tables live as long as the processor: keep later full collections from
-        # walking their millions of objects again, a pause that would land on some record.
-        gc.collect()
-        gc.freeze()
-        worker = EmbeddedWorker(self.app, loglevel="WARNING", quiet=True, daemon=False,
-                              redirect_stdouts=False, stdout=io.StringIO())
-        await worker.start()
+        work = asyncio.create_task(asyncio.to_thread(
+            self._work, halt, lambda: started and loop.call_soon_threadsafe(started.set)))
+        stopping = asyncio.create_task(stop.wait())
         try:
-            if started:
-                started.set()
-            await stop.wait()
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            await worker.stop()
-            await asyncio.to_thread(self.sink.close)
+            halt.set()
+            stopping.cancel()
+            await work  # raises what ended the work, if it ended by itself
+
+    # -- the work thread ------------------------------------------------------------------
+    def _work(self, halt: threading.Event, started: Callable[[], None]) -> None:
+        self.follower = PartitionsFollower(self.bootstrap, [*self._alias_of, self._status_topic])
+        try:
+            self._rebuild()
+            # The rebuilt tables live as long as the processor: keep later full collections from
+            # walking their millions of objects again, a pause that would land on some batch.
+            gc.collect()
+            gc.freeze()
+            self.election = Election(self.bootstrap, f"{self.catalog.namespace}.processor", self._status_topic,
+                                     self.session_timeout_ms, member=self.instance)
+            self.election.start()
+            started()
+            try:
+                self._follow(halt)
+            finally:
+                self.publisher.step_down("stopping")
+                self.election.close()  # leaves the group: a standby takes over at once
+        finally:
+            self.follower.close()
+
+    def _rebuild(self) -> None:
+        """Every source read to the end it had at the start, applied as one batch per stage."""
+        started = time.monotonic()
+        ends = self.follower.end_offsets()
+        for stage in self.stages:
+            stage.start(read_table(self.bootstrap, self.catalog.topic(stage.output).name))
+        latest: dict[tuple[str, str], SourceRecord] = {}
+        while not self.follower.reached(ends):
+            for record in self.follower.poll(100_000, 0.2):
+                if (alias := self._source_of(record)) is not None:
+                    latest[(alias, record.key)] = _source_record(alias, record)
+        batch: dict[str, list[SourceRecord]] = {}
+        for (alias, _), record in latest.items():
+            batch.setdefault(alias, []).append(record)
+        del latest
+        for stage in self.stages:
+            stage.apply(batch)
+            stage.pending.clear()  # a takeover publishes every difference anyway
+        self._hold(self._take_rejections())
+        log.info("processor %s rebuilt in %.2fs: %s", self.instance, time.monotonic() - started,
+                 ", ".join(f"{stage.name} {len(stage.table.records)} records" for stage in self.stages))
+
+    def _follow(self, halt: threading.Event) -> None:
+        while not halt.is_set():
+            records = self.follower.poll(BATCH_RECORDS, IDLE_POLL_S, BATCH_LINGER_S)
+            batch = self._batch_of(records)
+            for stage in self.stages:
+                stage.apply(batch)
+            rejections = self._take_rejections()
+            leading, term = self.election.leading.is_set(), self.election.term
+            if not leading and self.publisher.active:
+                self.publisher.step_down("the election moved the role")
+            if leading and not self.publisher.active and self.publisher.may_take_over(term):
+                self._hold(rejections)
+                rejections = []
+                self.publisher.take_over(term, self._state, self._unreported(), self.election.leading.is_set)
+                continue
+            if self.publisher.active:
+                self.publisher.publish(term, self._state(), rejections, bool(batch))
+            else:
+                self._hold(rejections)
+
+    # -- records --------------------------------------------------------------------------
+    def _source_of(self, record: ConsumedRecord) -> str | None:
+        """The record's source alias; a status record updates the marks instead (None)."""
+        alias = self._alias_of.get(record.topic)
+        if alias is None and record.key is not None:
+            try:
+                if record.value is None:
+                    self.marks.pop(record.key, None)
+                else:
+                    self.marks[record.key] = codec.decode(record.value, Mark)
+            except msgspec.ValidationError as error:
+                log.warning("status record %s ignored: %s", record.key, error)
+        return alias
+
+    def _batch_of(self, records: list[ConsumedRecord]) -> dict[str, list[SourceRecord]]:
+        """The newest record of each source key, by alias."""
+        latest: dict[tuple[str, str], SourceRecord] = {}
+        for record in records:
+            if (alias := self._source_of(record)) is not None:
+                latest[(alias, record.key or "")] = _source_record(alias, record)
+        batch: dict[str, list[SourceRecord]] = {}
+        for (alias, _), record in latest.items():
+            batch.setdefault(alias, []).append(record)
+        return batch
+
+    def _state(self) -> State:
+        positions = {alias: dict(self.follower.positions[topic]) for topic, alias in self._alias_of.items()}
+        lag = self.follower.lag()  # status records included: a handful at most
+        return positions, lag, dict(self.marks)
+
+    # -- rejections -----------------------------------------------------------------------
+    def _take_rejections(self) -> list[Rejection]:
+        return [rejection for stage in self.stages for rejection in stage.take_rejections()]
+
+    def _hold(self, rejections: list[Rejection]) -> None:
+        if rejections:
+            positions = self._state()[0]
+            self._held.extend((positions, rejection) for rejection in rejections)
+
+    def _unreported(self) -> list[Rejection]:
+        """The held rejections the previous active's last mark does not cover."""
+        previous = self.marks.get("processor")
+        covered = previous.positions if previous is not None else {}
+        found = [rejection for positions, rejection in self._held if not _covers(covered, positions)]
+        self._held.clear()
+        return found
 
 
-def _feeding(stage: Stage):
-    async def feed(stream):
-        async for event in stream.events():
-            stage.on_record(event.message.topic, event.key, event.value, event.message.headers)
+def _covers(covered: Positions, positions: Positions) -> bool:
+    return all(covered.get(alias, {}).get(partition, 0) >= offset
+               for alias, partitions in positions.items() for partition, offset in partitions.items())
 
-    feed.__name__ = f"{stage.name}_stage"
-    return feed
+
+def _source_record(alias: str, record: ConsumedRecord) -> SourceRecord:
+    meta = RecordMeta.from_headers(record.headers)
+    obs = Observation(meta.trace, meta.observed_ns) if meta else Observation.now()
+    return SourceRecord(alias, record.key or "", record.value, obs)

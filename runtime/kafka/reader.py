@@ -6,6 +6,7 @@ and every tool needs all partitions, and a group would only add rebalances.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ def _consumer(bootstrap: str) -> Consumer:
             "group.id": f"wayfinder-reader-{uuid.uuid4().hex}",  # required by the client; never joined
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            # Only what a transaction committed (librdkafka's default, stated because the
+            # processor's outputs are written in transactions).
+            "isolation.level": "read_committed",
         }
     )
 
@@ -105,14 +111,24 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Consu
             for message in consumer.consume(num_messages=10_000, timeout=0.2):
                 if message.error():
                     raise RuntimeError(f"reading {topic}: {message.error()}")
-                partition = message.partition()
-                if partition in ends:
+                if message.offset() < ends.get(message.partition(), 0):
                     records.append(record_of(message))
-                    if message.offset() + 1 >= ends[partition]:
-                        del ends[partition]
+            for partition in reached_ends(consumer, topic, ends):
+                del ends[partition]
         return records
     finally:
         consumer.close()
+
+
+def reached_ends(consumer: Consumer, topic: str, ends: dict[int, int]) -> list[int]:
+    """The partitions in ``ends`` whose read position has reached its end offset.
+
+    Compare positions, not the offsets of the records read: a transactional writer ends each
+    transaction with a commit marker, which takes an offset but is never handed to a reader,
+    so the last record of a partition is often one below its end offset minus one.
+    """
+    positions = consumer.position([TopicPartition(topic, p) for p in ends])
+    return [tp.partition for tp in positions if tp.offset >= 0 and tp.offset >= ends[tp.partition]]
 
 
 def read_table(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[str, bytes]:
@@ -144,3 +160,86 @@ def follow(
             yield record_of(message)
     finally:
         consumer.close()
+
+
+class PartitionsFollower:
+    """Every partition of several topics, from offset 0, read in batches: what a processor
+    follows to keep whole tables of its sources in memory.
+
+    ``positions`` says how far each partition has been read (topic -> partition -> next
+    offset), which is what a processor's readiness mark reports. Partitions are assigned, not
+    joined through a group, so every follower sees everything.
+    """
+
+    def __init__(self, bootstrap: str, topics: list[str], timeout: float = 30.0):
+        self.topics = list(topics)
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 10,
+                "socket.nagle.disable": True,
+                # A full queue postpones the next fetch by this much (default 1 s): a catch-up hits
+                # it all the time, and the first changes after it would wait.
+                "fetch.queue.backoff.ms": 5,
+            }
+        )
+        deadline = time.monotonic() + timeout
+        self.positions: dict[str, dict[int, int]] = {}
+        assignment = []
+        for topic in self.topics:
+            partitions = partitions_of(self._consumer, topic, timeout)
+            self.positions[topic] = {p: watermarks(self._consumer, TopicPartition(topic, p), deadline)[0] for p in partitions}
+            assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
+        self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in assignment]
+        self._consumer.assign(assignment)
+
+    def end_offsets(self, timeout: float = 10.0) -> dict[str, dict[int, int]]:
+        """The end offset of every partition now (asks the brokers)."""
+        deadline = time.monotonic() + timeout
+        return {topic: {p: watermarks(self._consumer, TopicPartition(topic, p), deadline)[1] for p in partitions}
+                for topic, partitions in self.positions.items()}
+
+    def reached(self, ends: dict[str, dict[int, int]]) -> bool:
+        return all(self.positions[t][p] >= end for t, by_partition in ends.items() for p, end in by_partition.items())
+
+    def lag(self) -> int:
+        """Records not read yet, by the end offsets the last fetches reported (no request)."""
+        behind = 0
+        for topic, partitions in self.positions.items():
+            for partition, position in partitions.items():
+                try:
+                    high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
+                except KafkaException:
+                    continue
+                behind += max(0, high - position) if high >= 0 else 0
+        return behind
+
+    def poll(self, limit: int, timeout: float, linger: float = 0.0) -> list[ConsumedRecord]:
+        """Up to ``limit`` records: waits up to ``timeout`` for the first, then up to ``linger``
+        for more (a burst of changes then makes one batch, not one each)."""
+        first = self._consumer.poll(timeout)
+        messages = [first] + self._consumer.consume(limit - 1, linger) if first is not None else []
+        records = []
+        for message in messages:
+            error = message.error()
+            if error:
+                # A broker going away or a leader moving is reported here too, and the client
+                # recovers by itself; only a fatal error ends the follower.
+                if error.fatal():
+                    raise RuntimeError(f"reading {message.topic()}: {error}")
+                if error.code() != KafkaError._PARTITION_EOF:
+                    log.warning("reading %s: %s", message.topic(), error)
+                continue
+            records.append(record_of(message))
+        # Positions, not record offsets: they also step over transaction markers.
+        for tp in self._consumer.position(self._assignment):
+            if tp.offset >= 0:
+                self.positions[tp.topic][tp.partition] = tp.offset
+        return records
+
+    def close(self) -> None:
+        self._consumer.close()
