@@ -66,7 +66,7 @@ class NetworkDemo:
             for name, ip in BACKENDS.items():
                 await control("POST", "/sim/agents", {"hostname": ip, "id": f"demo-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
             await control("POST", "/sim/apps", APP)
-            click.echo(f"node DNS on {self.node.dns.server.address[0]}:{self.node.dns.server.address[1]}; "
+            click.echo(f"node DNS on {self.node.dns.role.server.address[0]}:{self.node.dns.role.server.address[1]}; "
                        f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
             await self._client(stop)
             await node
@@ -75,7 +75,7 @@ class NetworkDemo:
 
     async def _client(self, stop: asyncio.Event) -> None:
         """Every two seconds: resolve the VIP's name, connect, print which backend answered."""
-        server = self.node.dns.server.address[:2]
+        server = self.node.dns.role.server.address[:2]
         seen: dict[str, list[str]] = {}
         while not stop.is_set():
             for task_name in TASK_NAMES:
