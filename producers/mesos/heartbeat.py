@@ -12,7 +12,7 @@ import math
 from producers.problems import InputRejected
 
 DEFAULT_HEARTBEAT_S = 15.0  # Mesos's own default
-MIN_HEARTBEAT_S = 1.0
+MIN_HEARTBEAT_S = 0.1  # tests and small clusters use sub-second heartbeats
 MAX_HEARTBEAT_S = 300.0
 
 

@@ -71,8 +71,9 @@ def test_recordio_frame_at_the_bound_passes():
         (math.inf, 15.0, "heartbeat_interval_seconds inf is not a positive number; using 15s"),
         ("15", 15.0, "heartbeat_interval_seconds '15' is not a positive number; using 15s"),
         (True, 15.0, "heartbeat_interval_seconds True is not a positive number; using 15s"),
-        (0.01, 1.0, "heartbeat_interval_seconds 0.01 is outside 1..300; using 1s"),
-        (1e12, 300.0, "heartbeat_interval_seconds 1e+12 is outside 1..300; using 300s"),
+        (0.01, 0.1, "heartbeat_interval_seconds 0.01 is outside 0.1..300; using 0.1s"),
+        (0.3, 0.3, None),
+        (1e12, 300.0, "heartbeat_interval_seconds 1e+12 is outside 0.1..300; using 300s"),
     ],
 )
 def test_heartbeat_interval_is_checked_and_clamped(announced, used, why):
