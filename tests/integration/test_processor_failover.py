@@ -13,6 +13,7 @@ import signal
 import time
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from tests.integration.processor_cluster import (
     ProcessorProcesses,
@@ -158,3 +159,32 @@ def test_three_processors_a_paused_active_is_fenced(cluster):
     turns = writers_in_turn(bootstrap, catalog)
     assert len(turns) == len(set(turns)), f"an instance committed again after another took over: {turns}"
     assert str(first) not in turns[-1].split(":")[1]
+
+
+def test_the_mark_is_ready_once_the_outputs_reflect_a_synced_producer(cluster):
+    bootstrap, catalog, writer, processes = cluster
+    writer.load()
+    pid = processes.start()
+    active_pid(bootstrap, catalog, {pid})
+    wait_converged(bootstrap, catalog)
+    assert not processor_marks(bootstrap, catalog)[-1].ready  # no producer has said it is in sync
+
+    writer.churn(5)
+    ends = {"tasks": {p: o for p, o in enumerate(_end_offsets(bootstrap, catalog.topic("tasks").name))}}
+    writer.mark_producer_synced(ends)
+    ready = wait_for(lambda: [m for m in processor_marks(bootstrap, catalog) if m.ready], 15, "a ready processor mark")[0]
+    assert all(ready.positions["tasks"][p] >= o for p, o in ends["tasks"].items())
+    assert ready.lag == 0 and ready.in_sync and ready.synced_at is not None and ready.epoch >= 1
+
+    # Rewritten on a heartbeat while nothing changes.
+    count = len(processor_marks(bootstrap, catalog))
+    wait_for(lambda: len(processor_marks(bootstrap, catalog)) > count, 12, "a heartbeat mark", every=0.5)
+
+
+def _end_offsets(bootstrap: str, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "ends"})
+    try:
+        partitions = sorted(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
+    finally:
+        consumer.close()

@@ -1,0 +1,100 @@
+"""The stage contract without Kafka: explicit sources, batches coalesced per output key, only
+differences published, the L4 re-seed that keeps published named-VIP addresses, readiness."""
+
+from __future__ import annotations
+
+import msgspec
+
+from processors.dns.agent import DnsStage
+from processors.l4lb.agent import L4Stage
+from processors.readiness import is_ready, producers_of
+from processors.replay import fresh_outputs
+from processors.stage import SourceRecord
+from runtime.tables import MemorySink
+from schemas import codec
+from schemas.catalog import Catalog
+from schemas.headers import Observation
+from schemas.status import Mark
+from tests.integration.processor_cluster import AGENTS, FRAMEWORK, agent, app_task
+
+CATALOG = Catalog("unit")
+
+
+def record(alias: str, key: str, entity, observed_ns: int = 1) -> SourceRecord:
+    return SourceRecord(alias, key, codec.encode(entity) if entity is not None else None, Observation(f"t{observed_ns}", observed_ns))
+
+
+def base_batch() -> dict[str, list[SourceRecord]]:
+    return {"agents": [record("agents", agent(n).id, agent(n)) for n in range(AGENTS)],
+            "frameworks": [record("frameworks", FRAMEWORK.id, FRAMEWORK)]}
+
+
+def test_every_stage_declares_its_sources_with_a_table_method():
+    for stage in (L4Stage(CATALOG), DnsStage(CATALOG)):
+        assert set(stage.sources) <= {"agents", "frameworks", "cluster", "tasks"}
+        for source in stage.sources.values():
+            assert callable(source.put) and issubclass(source.entity, msgspec.Struct)
+
+
+def test_a_batch_publishes_each_changed_key_once_with_the_newest_observation():
+    stage = L4Stage(CATALOG)
+    stage.start({})
+    stage.apply(base_batch())
+    sink = MemorySink()
+    stage.publish_difference(sink, {})
+    assert len(sink.records) == 0  # no tasks, no VIPs
+
+    first, second = app_task(0, 1), app_task(0, 2)
+    stage.apply({"tasks": [record("tasks", first.id, first, 10), record("tasks", second.id, second, 20)]})
+    stage.publish_pending(sink)
+    (published,) = sink.records
+    assert dict(published[3])["wf-observed-ns"] == b"20"
+    assert {b["task_id"] for b in msgspec.json.decode(published[2])["backends"]} == {first.id, second.id}
+
+    stage.apply({"tasks": [record("tasks", second.id, second, 30)]})  # the same task again: no change
+    stage.publish_pending(sink)
+    assert len(sink.records) == 1
+
+
+def test_a_takeover_publishes_only_the_difference_to_what_the_topic_holds():
+    task = app_task(1, 1)
+    sources = {"agents": {agent(n).id: codec.encode(agent(n)) for n in range(AGENTS)},
+               "frameworks": {FRAMEWORK.id: codec.encode(FRAMEWORK)}, "tasks": {task.id: codec.encode(task)}}
+    expected = fresh_outputs(CATALOG, sources, {})
+    stage = DnsStage(CATALOG)
+    stage.start({})
+    stage.apply(base_batch() | {"tasks": [record("tasks", task.id, task)]})
+    held = dict(expected["dns"])
+    stale_key = next(iter(held))
+    held[stale_key] = b"{}"
+    held["gone.mesos./A"] = b"{}"
+    sink = MemorySink()
+    assert stage.publish_difference(sink, held) == 2
+    assert sink.table(CATALOG.topic("dns").name) == {stale_key: expected["dns"][stale_key]}
+    assert [key for _, key, value, _ in sink.records if value is None] == ["gone.mesos./A"]
+
+
+def test_a_takeover_keeps_the_named_vip_addresses_the_topic_holds():
+    task = app_task(3, 1)
+    stage = L4Stage(CATALOG)
+    stage.start({})
+    stage.apply(base_batch() | {"tasks": [record("tasks", task.id, task)]})
+    (key, vip), = stage.table.records.items()
+    moved = msgspec.structs.replace(vip, ip="11.0.0.9")
+    stage.reseed({"tcp/11.0.0.9/80": codec.encode(moved)})
+    assert [v.ip for v in stage.table.records.values()] == ["11.0.0.9"]
+
+
+def mark(synced: bool, positions) -> Mark:
+    return Mark(role="producer", instance="p", started_at=1.0, heartbeat_at=1.0, in_sync=synced,
+                synced_at=1.0 if synced else None, positions=positions)
+
+
+def test_ready_once_the_positions_reach_a_synced_producer_of_every_source():
+    producers = producers_of(CATALOG, ["agents", "tasks"])
+    assert producers == {"producer/mesos": ["agents", "tasks"]}
+    positions = {"agents": {0: 3}, "tasks": {0: 10, 1: 4}}
+    assert not is_ready(positions, {}, producers)
+    assert not is_ready(positions, {"producer/mesos": mark(False, {"tasks": {0: 1}})}, producers)
+    assert not is_ready(positions, {"producer/mesos": mark(True, {"tasks": {0: 11}})}, producers)
+    assert is_ready(positions, {"producer/mesos": mark(True, {"tasks": {0: 10, 1: 4}, "apps": {0: 99}})}, producers)
