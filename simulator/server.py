@@ -21,6 +21,7 @@ from simulator.model import Change, Model
 from simulator.streams import Hub
 
 # Streams are closed before shutdown, so anything still running after this is stuck.
+CONTROL_MAX_BODY_BYTES = 64 * 1024 * 1024
 SHUTDOWN_TIMEOUT = 2.0
 
 
@@ -62,7 +63,9 @@ class Simulator:
         self._addresses: dict[str, tuple] = {}
 
     async def start(self) -> None:
-        marathon = web.Application()
+        # Tests post apps with megabytes of labels (records over Kafka's size limit), over
+        # aiohttp's default 1 MiB request bound.
+        marathon = web.Application(client_max_size=CONTROL_MAX_BODY_BYTES)
         add_marathon_routes(marathon, self)
         add_control_routes(marathon, self)
         for name, app, listen in (("mesos", mesos_app(self), self.mesos_listen),
