@@ -60,7 +60,10 @@ def main(log_level: str) -> None:
 @click.option("--poll-interval", default=2.0, show_default=True, help="Seconds between polls of /master/state.")
 @click.option("--resync-interval", default=180.0, show_default=True, help="Seconds between full Marathon resyncs.")
 @click.option("--silence-timeout", default=60.0, show_default=True, help="Reopen a Marathon stream silent this long.")
-def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, poll_interval, resync_interval, silence_timeout):
+@click.option("--max-document-mb", default=256, show_default=True, type=click.IntRange(1),
+              help="Refuse a /master/state or /v2/apps reply (and a RecordIO frame) larger than this.")
+def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, poll_interval, resync_interval, silence_timeout,
+            max_document_mb):
     """Publish Mesos and Marathon state changes into Kafka (differences only)."""
     from producers.run import ProducerOptions, Producers
 
@@ -76,6 +79,8 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
         mesos_poll_interval=poll_interval,
         marathon_resync_interval=resync_interval,
         marathon_silence_timeout=silence_timeout,
+        max_document_bytes=max_document_mb * 1024 * 1024,
+        max_record_bytes=max_document_mb * 1024 * 1024,
     )
     run_until_signal(Producers(options).run)
 
