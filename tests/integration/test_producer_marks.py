@@ -67,9 +67,10 @@ async def test_marks_carry_the_table_end_offsets_flip_on_a_lost_stream_and_keep_
         assert resynced.positions["tasks"] == await end_offsets(pipeline, "tasks")
         assert sum(resynced.positions["tasks"].values()) > sum(first.positions["tasks"].values())
 
-        await asyncio.sleep(HEARTBEAT_S + 1)
+        quiet_from = time.time()
+        await asyncio.sleep(HEARTBEAT_S + 1)  # nothing changes meanwhile, yet the mark is rewritten
         beat = await latest_mark(pipeline, "producer/mesos")
-        assert beat.heartbeat_at > resynced.heartbeat_at + HEARTBEAT_S * 0.8
+        assert quiet_from <= beat.heartbeat_at <= time.time()
         assert (beat.in_sync, beat.synced_at, beat.positions) == (True, resynced.synced_at, resynced.positions)
         assert beat.heartbeat_at > started
 
