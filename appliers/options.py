@@ -27,3 +27,8 @@ class NodeOptions:
     forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
     mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
     allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
+    # DNS over TCP (appliers/dns/tcp.py): past a limit, the heaviest client's longest-idle
+    # connection gives way, so one client cannot take TCP from the others.
+    tcp_connections_per_client: int = 32
+    max_tcp_connections: int = 1024
+    tcp_idle_timeout: float = 10.0  # seconds to wait for the next query on a connection

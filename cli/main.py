@@ -135,8 +135,15 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
               help="Forward the mesos zone to the masters' Mesos-DNS instead of serving it from the dns topic (repeatable).")
 @click.option("--allow-recursion", "allow_recursion", multiple=True, metavar="CIDR",
               help="Networks allowed to resolve outside names through this node (default: loopback and the node's own networks).")
+@click.option("--dns-tcp-per-client", default=32, show_default=True, type=click.IntRange(1),
+              help="DNS over TCP: connections one client address may hold (past it, its longest-idle one closes).")
+@click.option("--dns-tcp-max", default=1024, show_default=True, type=click.IntRange(1),
+              help="DNS over TCP: connections in all (past it, the heaviest client's longest-idle one closes).")
+@click.option("--dns-tcp-idle", default=10.0, show_default=True, type=click.FloatRange(0.1),
+              help="DNS over TCP: seconds a connection may wait idle for its next query.")
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
-         dns_http, upstreams, forward_zones, mesos_dns, allow_recursion):
+         dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
+         dns_tcp_idle):
     """Run this node's roles: apply the derived topics to the kernel and serve DNS."""
     from appliers.node import Node, NodeOptions
 
@@ -146,7 +153,8 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         resync_interval=resync_interval, dns_listen=_host_port(dns_listen),
         dns_http=_host_port(dns_http) if dns_http else None, upstreams=upstreams,
         forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
-        allow_recursion=allow_recursion or None,
+        allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
+        max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle,
     )
     try:
         running = Node(options)

@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-import msgspec
 from confluent_kafka import KafkaError, KafkaException
 
 from processors.readiness import is_ready, previous_epoch, processor_mark
@@ -154,7 +153,6 @@ class Publisher:
         mark = processor_mark(instance=self.instance, started_at=self.started_at, now=now, epoch=self.epoch,
                               positions=positions, lag=lag, ready=self.ready, synced_at=self.synced_at)
         topic = self.catalog.topic("status")
-        # msgspec, not codec.encode: orjson refuses the mark's integer partition keys.
-        value = msgspec.json.encode(mark)
+        value = codec.encode(mark)
         self.writer.publish(topic.name, PROCESSOR_KEY, value, Observation.now().headers(topic.schema_id))
         self.last_mark_at = time.monotonic()

@@ -22,6 +22,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from runtime.kafka.reader import partitions_of, watermarks
 from runtime.kafka.writer import KafkaSink
+from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation
 from schemas.status import HEARTBEAT_S, Mark, Positions, producer_key
@@ -113,6 +114,4 @@ class ProducerMarks:
 
     def _write(self) -> None:
         headers = Observation.now().headers(self._status.schema_id)
-        # msgspec, not codec.encode: orjson refuses the integer partition keys of ``positions``
-        # (JSON object keys are strings; msgspec writes "0" and reads it back as 0).
-        self._sink.publish(self._status.name, self.key, msgspec.json.encode(self.mark), headers)
+        self._sink.publish(self._status.name, self.key, codec.encode(self.mark), headers)

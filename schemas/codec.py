@@ -11,8 +11,9 @@ T = TypeVar("T")
 
 
 def encode(entity: msgspec.Struct) -> bytes:
-    """The record value of an entity: compact JSON, fields in declaration order."""
-    return orjson.dumps(msgspec.to_builtins(entity))
+    """The record value of an entity: compact JSON, fields in declaration order. Integer
+    mapping keys (partition numbers in readiness marks) become strings, as JSON needs."""
+    return orjson.dumps(msgspec.to_builtins(entity, str_keys=True))
 
 
 def decode(data: bytes, value_type: type[T]) -> T:

@@ -228,7 +228,11 @@ class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
         allowed = self.options.allow_recursion
         acl = RecursionAcl(allowed) if allowed is not None else RecursionAcl.for_node(
             await asyncio.to_thread(own_networks))
-        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *self.options.dns_listen)
+        options = self.options
+        self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *options.dns_listen,
+                                tcp_connections_per_client=options.tcp_connections_per_client,
+                                max_tcp_connections=options.max_tcp_connections,
+                                tcp_idle_timeout=options.tcp_idle_timeout)
         await self.server.start()
         log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until ready)", *self.server.address[:2])
 

@@ -21,3 +21,10 @@ def test_node_refuses_a_malformed_forward_zone_and_a_host_name_upstream():
     assert zone.exit_code == 2 and "expected ZONE=IP[:PORT][,IP[:PORT]...], got 'corp.example'" in zone.output
     upstream = run(*common, "--upstream", "dns.example.com")
     assert upstream.exit_code == 2 and "dns.example.com" in upstream.output
+
+
+def test_node_refuses_dns_tcp_limits_below_one():
+    common = ("node", "--bootstrap", "127.0.0.1:1", "--node-id", "n", "--agent-ip", "10.0.0.1", "--roles", "dns")
+    result = CliRunner().invoke(main, [*common, "--dns-tcp-per-client", "0"])
+    assert result.exit_code == 2
+    assert "--dns-tcp-per-client" in result.output and "0 is not in the range x>=1" in result.output
