@@ -23,11 +23,19 @@ pytestmark = pytest.mark.kafka
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 NOW = time.time()
-MARKS = {
-    "producer/mesos": Mark("producer", "host-a/101/x1", NOW - 600, NOW - 1, True, synced_at=1_800_000_000.0),
-    "processor": Mark("processor", "host-b/202/y2", NOW - 600, NOW - 100, True, synced_at=1_800_000_010.0,
-                      ready=True, lag=12, epoch=3),
-}
+
+
+def marks_as_of(now: float) -> dict[str, Mark]:
+    """A fresh producer mark and a processor mark 100 s old, as seen at `now` (the suite may
+    run this test minutes after it imported the module)."""
+    return {
+        "producer/mesos": Mark("producer", "host-a/101/x1", now - 600, now - 1, True, synced_at=1_800_000_000.0),
+        "processor": Mark("processor", "host-b/202/y2", now - 600, now - 100, True, synced_at=1_800_000_010.0,
+                          ready=True, lag=12, epoch=3),
+    }
+
+
+MARKS = marks_as_of(NOW)
 
 
 async def wayfinder(*args: str) -> str:
@@ -43,7 +51,7 @@ async def test_status_shows_each_mark_and_stale_ones(kafka_bootstrap):
     await asyncio.to_thread(ensure_topics, kafka_bootstrap, catalog)
     topic = catalog.topic("status")
     sink = KafkaSink(kafka_bootstrap)
-    for key, mark in MARKS.items():
+    for key, mark in marks_as_of(time.time()).items():
         sink.publish(topic.name, key, codec.encode(mark), Observation.now().headers(topic.schema_id))
     sink.close()
     common = ("--bootstrap", kafka_bootstrap, "--namespace", catalog.namespace)
