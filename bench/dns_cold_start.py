@@ -40,6 +40,7 @@ from runtime.kafka.writer import KafkaSink  # noqa: E402
 from schemas import codec  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import Observation  # noqa: E402
+from schemas.status import PROCESSOR_KEY, Mark  # noqa: E402
 from schemas.mesos import Agent, Cluster, Discovery, DiscoveryPort, Framework, Master, PortRange, Task, TaskStatus  # noqa: E402
 
 from bench.broker import bench_kafka  # noqa: E402
@@ -78,13 +79,19 @@ def cluster_tables(tasks: int) -> DnsTable:
 
 
 def publish(bootstrap: str, catalog: Catalog, table: DnsTable) -> int:
-    topic = catalog.topic("dns")
+    """The record sets, then a ready processor mark that reflects them: the node answers
+    cluster names only past such a mark (README: readiness is a chain)."""
+    topic, status = catalog.topic("dns"), catalog.topic("status")
     headers = Observation.now().headers(topic.schema_id)
     sink = KafkaSink(bootstrap, client_id="bench-dns-cold-start")
     try:
         for key, record_set in table.records.items():
             sink.publish(topic.name, key, codec.encode(record_set), headers)
         sink.flush(120)
+        now = time.time()
+        mark = Mark("processor", "bench-dns-cold-start", now, now, True, synced_at=now, ready=True)
+        sink.publish(status.name, PROCESSOR_KEY, codec.encode(mark), Observation.now().headers(status.schema_id))
+        sink.flush(30)
     finally:
         sink.close()
     return len(table.records)

@@ -38,6 +38,7 @@ from processors.dns.config import DnsConfig
 from processors.l4lb.agent import L4Stage
 from processors.readiness import producers_of
 from processors.stage import SourceRecord, Stage
+from runtime.blocking import run_until_stopped
 from runtime.kafka.election import Election
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
 from runtime.kafka.topics import ensure_topics
@@ -79,17 +80,9 @@ class Processor:
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         """Until `stop`; `started` is set once the tables are rebuilt and the election joined."""
         loop = asyncio.get_running_loop()
-        halt = threading.Event()
         await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
-        work = asyncio.create_task(asyncio.to_thread(
-            self._work, halt, lambda: started and loop.call_soon_threadsafe(started.set)))
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            halt.set()
-            stopping.cancel()
-            await work  # raises what ended the work, if it ended by itself
+        await run_until_stopped(stop, lambda halt: self._work(
+            halt, lambda: started and loop.call_soon_threadsafe(started.set)))
 
     # -- the work thread ------------------------------------------------------------------
     def _work(self, halt: threading.Event, started: Callable[[], None]) -> None:

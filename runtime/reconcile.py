@@ -229,10 +229,13 @@ class ReconcileLoop(Generic[Entry]):
         """In the follower's thread: the whole table into `desired`, decoded as it comes."""
 
         def each(record: ConsumedRecord) -> None:
-            self._take([(record, self._decode(record))])
+            # Neither dirty keys nor records to measure: the pass after the load covers the
+            # whole table anyway, and holding every record until then would hold every
+            # value's bytes at once (hundreds of MB for a large table).
+            self._take([(record, self._decode(record))], loading=True)
 
         self.follower.catch_up(self.catch_up_timeout, self.progress, each)
-        self._unmeasured.clear()  # convergence is measured for changes, not for the start-up load
+        self._full = True
 
     def _poll(self) -> tuple[list[tuple[ConsumedRecord, object]], bool]:
         """In the follower's thread: the next records, decoded, and whether the table has been
@@ -253,7 +256,7 @@ class ReconcileLoop(Generic[Entry]):
         except ValueError as error:
             return _Refused(str(error))
 
-    def _take(self, decoded: list[tuple[ConsumedRecord, object]]) -> None:
+    def _take(self, decoded: list[tuple[ConsumedRecord, object]], loading: bool = False) -> None:
         for record, entry in decoded:
             key = record.key
             if key is None:
@@ -266,8 +269,9 @@ class ReconcileLoop(Generic[Entry]):
                 self.desired.pop(key, None)
             else:
                 self.desired[key] = entry
-            self._changed.add(key)
-            self._unmeasured.append(record)
+            if not loading:
+                self._changed.add(key)
+                self._unmeasured.append(record)
 
     async def _pass(self, loop: asyncio.AbstractEventLoop, target: ThreadPoolExecutor | None) -> bool:
         """One observe-plan-apply pass over everything dirty."""

@@ -14,6 +14,7 @@ import threading
 
 import msgspec
 
+from runtime.blocking import run_until_stopped
 from runtime.kafka.reader import ConsumedRecord, follow, read_table
 from schemas import codec
 from schemas.status import PROCESSOR_KEY, Mark
@@ -62,17 +63,8 @@ class StatusWatch:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the topic from its beginning until `stop`."""
-        halt = threading.Event()
-
-        def follow_marks() -> None:
+        def follow_marks(halt: threading.Event) -> None:
             for record in follow(self.bootstrap, self.topic, from_beginning=True, stop=halt):
                 self.take(record)
 
-        reading = asyncio.create_task(asyncio.to_thread(follow_marks))
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({reading, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            halt.set()
-            stopping.cancel()
-            await reading  # raises what stopped the reader, if it failed
+        await run_until_stopped(stop, follow_marks)

@@ -1,0 +1,22 @@
+"""Blocking work (a Kafka client's loop) inside an asyncio program, stopped by its event."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+
+async def run_until_stopped(stop: asyncio.Event, work: Callable[[threading.Event], None]) -> None:
+    """Run ``work(halt)`` in a thread until it returns by itself or ``stop`` is set; then set
+    ``halt`` (the work must check it often and return) and wait for the thread. Re-raises what
+    the work raised, so a worker that dies is not mistaken for one that was stopped."""
+    halt = threading.Event()
+    working = asyncio.create_task(asyncio.to_thread(work, halt))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({working, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        halt.set()
+        stopping.cancel()
+        await working
