@@ -96,7 +96,7 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
 @click.option("--dns-no-legacy-names", is_flag=True,
               help="Do not also publish names under the raw DiscoveryInfo name (Mesos-DNS does).")
 @click.option("--dns-ttl", default=60, show_default=True, help="TTL of the Mesos-DNS records.")
-@click.option("--session-timeout-ms", default=6000, show_default=True, type=click.IntRange(min=100),
+@click.option("--session-timeout-ms", default=6000, show_default=True, type=click.IntRange(min=100, max=300_000),
               help="How long a silent active processor keeps the role before a standby takes over (the "
                    "election group's session timeout; the broker's group.min.session.timeout.ms is the floor).")
 def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_no_legacy_names, dns_ttl,
@@ -113,7 +113,12 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
                                   legacy_discovery_names=not dns_no_legacy_names, ttl=dns_ttl)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
-    run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms).run)
+    from runtime.kafka.election import ElectionFailed
+
+    try:
+        run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms).run)
+    except ElectionFailed as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

@@ -39,7 +39,7 @@ from processors.l4lb.agent import L4Stage
 from processors.readiness import producers_of
 from processors.stage import SourceRecord, Stage
 from runtime.blocking import run_until_stopped
-from runtime.kafka.election import Election
+from runtime.kafka.election import Election, ElectionFailed
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
 from runtime.kafka.topics import ensure_topics
 from schemas import codec
@@ -134,6 +134,8 @@ class Processor:
             for stage in self.stages:
                 stage.apply(batch)
             rejections = self._take_rejections()
+            if self.election.failure:
+                raise ElectionFailed(f"this processor cannot be elected: {self.election.failure}")
             leading, term = self.election.leading.is_set(), self.election.term
             if not leading and self.publisher.active:
                 self.publisher.step_down("the election moved the role")

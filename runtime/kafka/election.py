@@ -20,9 +20,13 @@ import logging
 import threading
 from collections.abc import Callable
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 log = logging.getLogger(__name__)
+
+
+class ElectionFailed(RuntimeError):
+    """This candidate can never be elected (the broker refuses its membership)."""
 
 
 class Election:
@@ -35,6 +39,11 @@ class Election:
         self.group, self.topic = group, topic
         self.leading = threading.Event()
         self.term = 0
+        self.session_timeout_ms = session_timeout_ms
+        # Why the election cannot go on (the broker refused to let this member in), or None;
+        # a candidate that can never be elected must say so and stop, not wait forever.
+        self.failure: str | None = None
+        self._logged: set[int] = set()
         self._on_change = on_change
         self._stop = threading.Event()
         self._consumer = Consumer({
@@ -66,10 +75,19 @@ class Election:
             while not self._stop.is_set():
                 message = self._consumer.poll(0.1)
                 if message is not None and message.error():
-                    if message.error().fatal():
-                        log.error("election: fatal consumer error: %s", message.error())
+                    error = message.error()
+                    if error.code() == KafkaError.INVALID_SESSION_TIMEOUT:
+                        self.failure = (f"the broker refuses a group session of {self.session_timeout_ms} ms "
+                                        "(outside its group.min/max.session.timeout.ms); choose another "
+                                        "--session-timeout-ms")
+                    elif error.fatal():
+                        self.failure = f"fatal consumer error: {error}"
+                    if self.failure:
+                        log.error("election: %s", self.failure)
                         break
-                    log.debug("election: %s", message.error())
+                    if error.code() not in self._logged:  # once per kind: a broker outage repeats it
+                        self._logged.add(error.code())
+                        log.warning("election: %s", error)
         finally:
             self._set(False)
             try:
