@@ -70,8 +70,9 @@ class Role(Generic[Entry, Actual, PlanT]):
     # observe, plan and apply run on a thread of their own (kernel calls block); False: on the
     # event loop (the DNS zones, which the event loop also serves queries from).
     threaded: bool = False
-    # The first catch-up makes many long-lived objects and no cycles: the collector waits
-    # while it runs, and what it made is frozen out of the collector's sight afterwards.
+    # The start-up load (the catch-up and the first pass that applies it) makes many
+    # long-lived objects and no cycles: the collector waits while it runs, and what it made is
+    # frozen out of the collector's sight afterwards.
     freeze_after_load: bool = False
 
     def decode(self, key: str, value: bytes) -> Entry:
@@ -89,6 +90,10 @@ class Role(Generic[Entry, Actual, PlanT]):
 
     async def open(self) -> None:
         """Before the catch-up (the DNS role starts listening: SERVFAIL until ready)."""
+
+    def loaded(self) -> None:
+        """Once, after the start-up catch-up (before the first pass applies it): drop what
+        only reading the whole table needed."""
 
     async def close(self) -> None:
         """After the loop, also when it failed."""
@@ -176,10 +181,7 @@ class ReconcileLoop(Generic[Entry]):
         target = ThreadPoolExecutor(1, f"{name}-apply") if self.role.threaded else None
         try:
             await self.role.open()
-            started = time.monotonic()
-            await self._load(loop, kafka)
-            log.info("%s: caught up on %d entries in %.1fs", name, len(self.desired), time.monotonic() - started)
-            await self._pass(loop, target)
+            await self._load(loop, kafka, target)
             self.caught_up.set()
             next_resync = self._next_resync()
             while not stop.is_set():
@@ -211,13 +213,25 @@ class ReconcileLoop(Generic[Entry]):
     def _waited_for(self) -> bool:
         return all(other.ready.is_set() for other in self.waits_for)
 
-    async def _load(self, loop: asyncio.AbstractEventLoop, kafka: ThreadPoolExecutor) -> None:
+    async def _load(self, loop: asyncio.AbstractEventLoop, kafka: ThreadPoolExecutor,
+                    target: ThreadPoolExecutor | None) -> None:
+        """The start-up load: the whole table read, then applied by a first full pass."""
+        name = self.role.name
         freeze = self.role.freeze_after_load
         collecting = freeze and gc.isenabled()
         if collecting:
             gc.disable()
         try:
-            await loop.run_in_executor(kafka, self._catch_up)
+            started = time.monotonic()
+            reached = await loop.run_in_executor(kafka, self._catch_up)
+            log.info("%s: caught up on %d entries in %.1fs", name, len(self.desired), time.monotonic() - started)
+            self.role.loaded()
+            if reached:
+                # A ready mark was seen and the table read past it already: this first pass
+                # may remove too, and no second full pass follows for completeness.
+                self.complete = True
+                log.info("%s: complete (a ready processor mark and every record it reflects)", name)
+            await self._pass(loop, target)
         finally:
             if collecting:
                 gc.enable()
@@ -225,28 +239,35 @@ class ReconcileLoop(Generic[Entry]):
             gc.collect()
             gc.freeze()
 
-    def _catch_up(self) -> None:
-        """In the follower's thread: the whole table into `desired`, decoded as it comes."""
+    def _catch_up(self) -> bool:
+        """In the follower's thread: the whole table into `desired`, decoded as it comes;
+        whether that already reaches what a ready processor mark reflects."""
 
         def each(record: ConsumedRecord) -> None:
             # Neither dirty keys nor records to measure: the pass after the load covers the
             # whole table anyway, and holding every record until then would hold every
             # value's bytes at once (hundreds of MB for a large table).
-            self._take([(record, self._decode(record))], loading=True)
+            self._take_one(record, self._decode(record), False)
 
         self.follower.catch_up(self.catch_up_timeout, self.progress, each)
         self._full = True
+        return self._reached()
 
     def _poll(self) -> tuple[list[tuple[ConsumedRecord, object]], bool]:
         """In the follower's thread: the next records, decoded, and whether the table has been
         read up to the end offsets taken after a ready processor mark was seen."""
         records = self.follower.changes(self.poll_interval)
         decoded = [(record, self._decode(record)) for record in records]
+        return decoded, self._reached()
+
+    def _reached(self) -> bool:
+        """In the follower's thread: whether the table has been read up to the end offsets
+        taken after a ready processor mark was seen."""
         if self.complete:
-            return decoded, True
+            return True
         if self._ready_ends is None and self.gate.processor_ready:
             self._ready_ends = self.follower.end_offsets()
-        return decoded, self._ready_ends is not None and self.follower.reached(self._ready_ends)
+        return self._ready_ends is not None and self.follower.reached(self._ready_ends)
 
     def _decode(self, record: ConsumedRecord) -> object:
         if record.key is None or record.value is None:
@@ -256,22 +277,25 @@ class ReconcileLoop(Generic[Entry]):
         except ValueError as error:
             return _Refused(str(error))
 
-    def _take(self, decoded: list[tuple[ConsumedRecord, object]], loading: bool = False) -> None:
+    def _take(self, decoded: list[tuple[ConsumedRecord, object]]) -> None:
         for record, entry in decoded:
-            key = record.key
-            if key is None:
-                continue
-            if isinstance(entry, _Refused):
-                self.refused += 1
-                log.error("%s: record %s refused, keeping its last good value: %s", self.role.name, key, entry.why)
-                continue
-            if entry is None:
-                self.desired.pop(key, None)
-            else:
-                self.desired[key] = entry
-            if not loading:
-                self._changed.add(key)
-                self._unmeasured.append(record)
+            self._take_one(record, entry, True)
+
+    def _take_one(self, record: ConsumedRecord, entry: object, dirty: bool) -> None:
+        key = record.key
+        if key is None:
+            return
+        if isinstance(entry, _Refused):
+            self.refused += 1
+            log.error("%s: record %s refused, keeping its last good value: %s", self.role.name, key, entry.why)
+            return
+        if entry is None:
+            self.desired.pop(key, None)
+        else:
+            self.desired[key] = entry
+        if dirty:
+            self._changed.add(key)
+            self._unmeasured.append(record)
 
     async def _pass(self, loop: asyncio.AbstractEventLoop, target: ThreadPoolExecutor | None) -> bool:
         """One observe-plan-apply pass over everything dirty."""

@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, Union
 
 import msgspec
 
@@ -67,11 +67,26 @@ _served_decoder = msgspec.json.Decoder(_Served)
 
 
 class Wanted(NamedTuple):
-    """One desired record set: its RRset (None: a valid set with no value, served as absent),
-    and the topic's bytes when the Mesos-DNS HTTP API needs them (else None)."""
+    """One desired record set that is more than an RRset: its RRset (None: a valid set with
+    no value, served as absent), and the topic's bytes when the Mesos-DNS HTTP API needs them
+    (else None)."""
 
     rrset: RRset | None
     raw: bytes | None = None
+
+
+# A desired entry: the RRset alone when that is all there is to keep (nearly every one: a
+# tuple around each would cost a large table over 10 MB), else a Wanted.
+Entry = Union[RRset, Wanted]
+_NO_VALUE = Wanted(None)
+
+
+def rrset_in(entry: Entry) -> RRset | None:
+    return entry.rrset if type(entry) is Wanted else entry
+
+
+def raw_in(entry: Entry) -> bytes | None:
+    return entry.raw if type(entry) is Wanted else None
 
 
 def rrset_of(record_set: RecordSet | _Served, builder: RecordBuilder | None = None) -> RRset | None:
@@ -109,17 +124,17 @@ class DecodedSets(Mapping[str, RecordSet]):
     """The desired table's record sets, decoded from the topic's bytes when read (for the
     Mesos-DNS HTTP API, which is all that keeps those bytes)."""
 
-    def __init__(self, desired: Mapping[str, Wanted]) -> None:
+    def __init__(self, desired: Mapping[str, Entry]) -> None:
         self._desired = desired
 
     def __getitem__(self, key: str) -> RecordSet:
-        raw = self._desired[key].raw
+        raw = raw_in(self._desired[key])
         if raw is None:
             raise KeyError(key)
         return _decoder.decode(raw)
 
     def __iter__(self) -> Iterator[str]:
-        return (key for key, wanted in list(self._desired.items()) if wanted.raw is not None)
+        return (key for key, entry in list(self._desired.items()) if raw_in(entry) is not None)
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
@@ -127,11 +142,11 @@ class DecodedSets(Mapping[str, RecordSet]):
 
 @dataclass
 class DnsPlan:
-    """One change of the zones. `swap`: the whole fed content, replaced at once (a full pass);
-    else `upserts` (RRsets to set) and `deletes` ((name, type) to drop: keys gone from the
-    table, only once removals are allowed)."""
+    """One change of the zones. `swap`: the whole fed content, RRsets each (name, type) once,
+    replaced at once (a full pass); else `upserts` (RRsets to set) and `deletes` ((name, type)
+    to drop: keys gone from the table, only once removals are allowed)."""
 
-    swap: list[tuple[tuple[str, str], RRset]] | None = None
+    swap: list[RRset] | None = None
     upserts: list[RRset] = field(default_factory=list)
     deletes: list[tuple[str, str]] = field(default_factory=list)
 
@@ -139,32 +154,78 @@ class DnsPlan:
         return self.swap is not None or bool(self.upserts) or bool(self.deletes)
 
 
-def plan_zones(desired: Mapping[str, Wanted], actual: Mapping[tuple[str, str], RRset], scope: Scope,
+def plan_zones(desired: Mapping[str, Entry], actual: Mapping[tuple[str, str], RRset], scope: Scope,
                own: Mapping[tuple[str, str], RRset]) -> DnsPlan:
     """Desired record sets (plus `own`: the node's own names) against what the zones serve.
     Pure. Before `scope.may_remove`, whatever the zones serve stays, even if no longer wanted."""
     if scope.keys is None:
-        target = dict(actual) if not scope.may_remove else {}
-        target.update(own)
-        for key, wanted in desired.items():
-            if wanted.rrset is not None:
-                target[zone_key(key)] = wanted.rrset
-        if target == dict(actual):
-            return DnsPlan()
-        return DnsPlan(swap=list(target.items()))
+        return _plan_all(desired, actual, scope.may_remove, own)
     out = DnsPlan()
     for key in sorted(scope.keys):
         where = zone_key(key)
-        wanted, have = desired.get(key), actual.get(where)
-        if wanted is not None and wanted.rrset is not None:
-            if have != wanted.rrset:
-                out.upserts.append(wanted.rrset)
+        entry, have = desired.get(key), actual.get(where)
+        wanted = rrset_in(entry) if entry is not None else None
+        if wanted is not None:
+            if have != wanted:
+                out.upserts.append(wanted)
         elif have is not None and scope.may_remove and where not in own:
             out.deletes.append(where)
     return out
 
 
-class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
+def _plan_all(desired: Mapping[str, Entry], actual: Mapping[tuple[str, str], RRset], may_remove: bool,
+              own: Mapping[tuple[str, str], RRset]) -> DnsPlan:
+    """A full pass: the target is `own` and every desired RRset (over what the zones serve,
+    before `may_remove`), swapped in whole when it differs from what they serve. A large
+    table makes this the start-up load, so the common cases copy nothing per RRset: when no
+    two entries share a (name, type), the zones are checked against desired in place, and
+    a target that is desired alone is swapped in as the RRsets themselves."""
+    if not _sharing(desired, own):
+        if actual and _serving(desired, actual, may_remove, own):
+            return DnsPlan()
+        if may_remove or not actual:
+            wanted = (entry if type(entry) is not Wanted else entry.rrset for entry in desired.values())
+            return DnsPlan(swap=[*own.values(), *(rrset for rrset in wanted if rrset is not None)])
+    target = dict(actual.items()) if not may_remove else {}
+    target.update(own)
+    for key, entry in desired.items():
+        wanted = rrset_in(entry)
+        if wanted is not None:
+            target[zone_key(key)] = wanted
+    if len(target) == len(actual) and all(_same(actual.get(where), rrset) for where, rrset in target.items()):
+        return DnsPlan()
+    return DnsPlan(swap=list(target.values()))
+
+
+def _sharing(desired: Mapping[str, Entry], own: Mapping[tuple[str, str], RRset]) -> bool:
+    """Whether two entries of the target could share a (name, type): only a fed VIP name or
+    an own name can meet another entry's (a table key is its set's name/type)."""
+    others = [zone_key(key) for key in desired if key.startswith(VIP_KEY_PREFIX)] + list(own)
+    return len(set(others)) < len(others) or any(record_set_key(name, kind) in desired for name, kind in others)
+
+
+def _serving(desired: Mapping[str, Entry], actual: Mapping[tuple[str, str], RRset], may_remove: bool,
+             own: Mapping[tuple[str, str], RRset]) -> bool:
+    """Whether the zones serve exactly the target already (no two entries sharing a (name,
+    type)): every wanted RRset as it is, and, once removals are allowed, nothing else."""
+    for where, rrset in own.items():
+        if not _same(actual.get(where), rrset):
+            return False
+    count = len(own)
+    for key, entry in desired.items():
+        wanted = entry if type(entry) is not Wanted else entry.rrset
+        if wanted is not None:
+            if not _same(actual.get(zone_key(key)), wanted):
+                return False
+            count += 1
+    return not may_remove or count == len(actual)
+
+
+def _same(have: RRset | None, rrset: RRset) -> bool:
+    return have is rrset or have == rrset  # the zones hold desired's own RRsets after a swap
+
+
+class DnsRole(Role[Entry, Mapping[tuple[str, str], RRset], DnsPlan]):
     name = "dns"
     freeze_after_load = True  # a large table makes millions of objects and no cycles
 
@@ -180,13 +241,13 @@ class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
         self.http: MesosDnsHttpServer | None = None
         self.own = {(r.name, r.type): RRset.of([r]) for r in thisnode_records(options.agent_ip)}
         self._keep_raw = options.dns_http is not None
-        self._builder = RecordBuilder()
-        self._desired: Mapping[str, Wanted] = {}
+        self._builder: RecordBuilder | None = RecordBuilder()  # for the start-up load only
+        self._desired: Mapping[str, Entry] = {}
         self._vip_keys: set[str] = set()
 
     # -- the four steps ---------------------------------------------------------------------
 
-    def decode(self, key: str, value: bytes) -> Wanted:
+    def decode(self, key: str, value: bytes) -> Entry:
         """A record set of the topic, or ValueError when it is not one, when its key is not its
         own name and type (a tombstone of that key could not find it), or when a value is
         invalid."""
@@ -194,11 +255,20 @@ class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
         if key != record_set_key(record_set.name, record_set.type):
             raise ValueError(f"the key of {record_set.name} {record_set.type} must be "
                              f"{record_set_key(record_set.name, record_set.type)!r}")
-        return Wanted(rrset_of(record_set, self._builder), value if self._keep_raw else None)
+        rrset = rrset_of(record_set, self._builder)
+        if self._keep_raw:
+            return Wanted(rrset, value)
+        return rrset if rrset is not None else _NO_VALUE
 
-    def observe(self, scope: Scope) -> dict[tuple[str, str], RRset]:
+    def loaded(self) -> None:
+        # The builder shares canonical values while the whole table loads; kept, it would
+        # hold every value ever seen (records.RecordBuilder). Changes build their own.
+        self._builder = None
+
+    def observe(self, scope: Scope) -> Mapping[tuple[str, str], RRset]:
         if scope.keys is None:
-            return dict(self.zones.rrsets())
+            # Read in place: plan and apply follow on the event loop with no await between.
+            return self.zones.fed()
         found = {}
         for key in scope.keys:
             where = zone_key(key)
@@ -207,13 +277,13 @@ class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
                 found[where] = rrset
         return found
 
-    def plan(self, desired: Mapping[str, Wanted], actual: dict[tuple[str, str], RRset], scope: Scope) -> DnsPlan:
+    def plan(self, desired: Mapping[str, Entry], actual: Mapping[tuple[str, str], RRset], scope: Scope) -> DnsPlan:
         self._desired = desired
         return plan_zones(desired, actual, scope, self.own)
 
     def apply(self, plan: DnsPlan) -> None:
         if plan.swap is not None:
-            self.zones.replace_rrsets(plan.swap)  # ValueError: the old copy keeps serving
+            self.zones.replace_sets(plan.swap)  # ValueError: the old copy keeps serving
             return
         for rrset in plan.upserts:
             self.zones.upsert(rrset.name, rrset.type, rrset)
@@ -253,15 +323,15 @@ class DnsRole(Role[Wanted, dict[tuple[str, str], RRset], DnsPlan]):
 
     # -- what the node and the HTTP API use ---------------------------------------------------
 
-    def vip_names(self, in_kernel: Mapping[str, Vip]) -> dict[str, Wanted | None]:
+    def vip_names(self, in_kernel: Mapping[str, Vip]) -> dict[str, Entry | None]:
         """The desired entries for the names of the VIPs the l4lb role's kernel holds (None:
         a name to drop), to feed the loop after each l4lb pass."""
         names = vip_records(in_kernel.values())
-        entries: dict[str, Wanted | None] = {
-            f"{VIP_KEY_PREFIX}{name}/{kind}": Wanted(RRset.of(records)) for (name, kind), records in names.items()}
+        entries: dict[str, Entry | None] = {
+            f"{VIP_KEY_PREFIX}{name}/{kind}": RRset.of(records) for (name, kind), records in names.items()}
         for gone in self._vip_keys - entries.keys():
             entries[gone] = None
-        self._vip_keys = set(entries) - {key for key, wanted in entries.items() if wanted is None}
+        self._vip_keys = set(entries) - {key for key, entry in entries.items() if entry is None}
         return entries
 
     @property

@@ -21,6 +21,7 @@ method awaits, so a lookup never sees half an update.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -136,6 +137,12 @@ class ZoneSet:
                 if type not in MANAGED_TYPES and (name, type) not in self._fixed:
                     yield (name, type), rrset
 
+    def fed(self) -> Mapping[tuple[str, str], RRset]:
+        """`rrsets` as a read-only mapping that reads the zones when asked, copying nothing:
+        a node serves hundreds of thousands of RRsets, and a copy of them all is tens of MB.
+        It follows later changes, so read it before making any."""
+        return _Fed(self)
+
     def lookup(self, qname: str, qtype: str) -> Answer | None:
         """The authoritative answer for (qname, qtype), or None when no origin of ours encloses
         qname (the answerer then refuses or forwards). qname in any case, dot optional."""
@@ -185,6 +192,11 @@ class ZoneSet:
         for r in records:
             grouped.setdefault((r.name, r.type), []).append(r)
         return self.replace_rrsets(grouped.items())
+
+    def replace_sets(self, rrsets: Iterable[RRset]) -> bool:
+        """`replace_rrsets` for RRsets that carry their canonical name and type, each (name,
+        type) once: no pairs made nor kept (a node loads a million records this way)."""
+        return self.replace_rrsets(((rrset.name, rrset.type), rrset) for rrset in rrsets)
 
     def replace_rrsets(self, rrsets: Iterable[tuple[tuple[str, str], Sequence[Record]]]) -> bool:
         """`replace` for callers that already hold whole RRsets, ((name, type), records) with
@@ -309,6 +321,38 @@ class ZoneSet:
     def _soa(self, origin: str) -> Record:
         return record(origin, "SOA", SOA_TTL, f"{SOA_MNAME} {SOA_RNAME} {self.serial} "
                       f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}")
+
+
+class _Fed(Mapping):
+    """What `ZoneSet.fed` returns: (name, type) -> RRset, for what callers fed in."""
+
+    __slots__ = ("_zones",)
+
+    def __init__(self, zones: ZoneSet) -> None:
+        self._zones = zones
+
+    def __getitem__(self, where: tuple[str, str]) -> RRset:
+        name, type = where
+        rrset = None if type in MANAGED_TYPES or where in self._zones._fixed else self._zones.rrset(name, type)
+        if rrset is None:
+            raise KeyError(where)
+        return rrset
+
+    def get(self, where: tuple[str, str], default: RRset | None = None) -> RRset | None:
+        try:
+            return self[where]
+        except KeyError:
+            return default
+
+    def __contains__(self, where: object) -> bool:
+        return self.get(where) is not None  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return (where for where, _ in self._zones.rrsets())
+
+    def __len__(self) -> int:
+        zones = self._zones  # every apex holds SOA and NS, and every fixed name is there
+        return sum(map(len, zones._names.values())) - 2 * len(zones.origins) - len(zones._fixed)
 
 
 def _check_cname(name: str, node: Node | dict[str, RRset]) -> None:
