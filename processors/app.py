@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SESSION_TIMEOUT_MS = 6000  # the lowest a stock broker accepts (group.min.session.timeout.ms)
 BATCH_RECORDS = 5000
-BATCH_LINGER_S = 0.005  # after a batch's first record, how long to wait for more
+BATCH_LINGER_S = 0.001  # after a batch's first record, how long to wait for more (a commit takes longer, and what arrives meanwhile makes the next batch)
 IDLE_POLL_S = 0.05  # also how soon a change of role is noticed
 HELD_REJECTIONS = 10_000
 
