@@ -10,9 +10,7 @@ import pytest
 
 from runtime.kafka import cluster
 from tests.chaos.answers import expected_answers, wrong_answers
-from tests.chaos.stack import Stack
-from tests.chaos.test_chaos import AGENTS, _apps, _assert_converged, _await_churn, _kernel_available
-from tests.scenarios.mesos_fixtures import FIXTURES
+from tests.chaos.cluster import assert_converged, await_churn, start_with_apps
 
 pytestmark = pytest.mark.kafka
 
@@ -24,22 +22,19 @@ OUTAGE_S = 20.0
 def test_a_kafka_outage_keeps_the_last_good_state_and_converges_after(tmp_path):
     kafka_dir = tmp_path / "kafka"
     bootstrap = cluster.up(kafka_dir, base_port=BASE_PORT)
-    stack = Stack(bootstrap, tmp_path, FIXTURES / "mesos-state" / "empty.json", processors=2,
-                  with_kernel=_kernel_available())
     try:
-        stack.start()
-        stack.await_simulator()
-        for agent_id, ip in AGENTS.items():
-            stack.control("POST", "/sim/agents", {"hostname": ip, "id": agent_id, "port_ranges": [[20000, 20999]]})
-        for app in _apps():
-            stack.control("POST", "/sim/apps", app)
-        _assert_converged(stack, "before the outage")
+        stack = start_with_apps(bootstrap, tmp_path)
+    except BaseException:
+        cluster.down(kafka_dir)
+        raise
+    try:
+        assert_converged(stack, "before the outage")
         before = expected_answers(stack.table("dns"))
 
         cluster.kill_broker(kafka_dir, 1)
         # While Kafka is gone: random churn, and one change that surely shows (app0 grows to 5).
         churn = stack.control("POST", "/sim/churn", {"rate": 5, "seconds": 4})
-        _await_churn(stack, churn["id"])
+        await_churn(stack, churn["id"])
         stack.control("PUT", "/sim/apps/chaos/app0/instances/5")
         deadline = time.monotonic() + OUTAGE_S
         while time.monotonic() < deadline:
@@ -48,7 +43,7 @@ def test_a_kafka_outage_keeps_the_last_good_state_and_converges_after(tmp_path):
         assert {name: p.pid is not None for name, p in stack.processes.items()} == dict.fromkeys(stack.processes, True)
 
         cluster.start_broker(kafka_dir, 1)
-        _assert_converged(stack, "after the outage")
+        assert_converged(stack, "after the outage")
         after = expected_answers(stack.table("dns"))
         assert len(after[("app0.chaos.marathon.mesos.", "A")]) >= 1
         assert len([key for key in after if key[0].startswith("app0-chaos-") and key[1] == "A"
