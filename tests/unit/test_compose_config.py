@@ -43,7 +43,8 @@ def _config(compose: list[str], *args: str) -> str:
 
 
 def test_compose_file_is_valid_and_has_the_services(compose):
-    assert sorted(_config(compose, "--services").split()) == ["kafka", "node", "processor", "producer", "simulator"]
+    assert sorted(_config(compose, "--services").split()) == [
+        "kafka", "node", "processor", "processor-standby", "producer", "simulator"]
 
 
 def test_resolved_config_wires_wayfinder_to_kafka_4_0_2(compose):
@@ -53,9 +54,12 @@ def test_resolved_config_wires_wayfinder_to_kafka_4_0_2(compose):
     # The producer reaches the broker's in-network listener and waits for both dependencies.
     assert "--bootstrap=kafka:9092" in resolved
     assert "INTERNAL://kafka:9092" in resolved
-    assert resolved.count("condition: service_healthy") == 4  # producer (2), processor, node
+    assert resolved.count("condition: service_healthy") == 5  # producer (2), both processors, node
     # The node reaches Kafka from the host's network, through the loopback listener.
     assert "--bootstrap=127.0.0.1:9094" in resolved and "network_mode: host" in resolved
     assert "- NET_ADMIN" in resolved
     # Every Wayfinder service builds the one image from compose/Dockerfile.
-    assert resolved.count("dockerfile: compose/Dockerfile") == 4
+    assert resolved.count("dockerfile: compose/Dockerfile") == 5
+    # Two processors, one election: a session the compose broker accepts (its minimum is 1 s).
+    assert resolved.count("--session-timeout-ms=3000") == 2
+    assert "KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS: '1000'" in resolved or "KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS: 1000" in resolved
