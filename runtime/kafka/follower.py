@@ -25,6 +25,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, watermarks
 
+log = logging.getLogger(__name__)
+
 # partition -> offset (the next one to read)
 Offsets = dict[int, int]
 
@@ -55,6 +57,7 @@ class TableFollower:
         self.topic = topic
         self._partitions: list[int] = []
         self._eof: Offsets = {}  # partition -> the end offset its last EOF event reported
+        self._logged: set[int] = set()  # error codes already logged
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -141,11 +144,19 @@ class TableFollower:
         messages = [first] + self._consumer.consume(limit - 1, 0)  # what is already buffered, no waiting
         records = []
         for message in messages:
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
                     self._eof[message.partition()] = message.offset()
                     continue
-                raise RuntimeError(f"reading {self.topic}: {message.error()}")
+                if error.fatal():
+                    raise RuntimeError(f"reading {self.topic}: {error}")
+                # A broker away, or a new topic's leader not elected yet: the client retries by
+                # itself, and a node keeps serving meanwhile. Said once per kind.
+                if error.code() not in self._logged:
+                    self._logged.add(error.code())
+                    log.warning("reading %s: %s (the client retries)", self.topic, error)
+                continue
             records.append(record_of(message))
         return records
 

@@ -141,22 +141,45 @@ def read_table(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[str, b
 
 
 def follow(
-    bootstrap: str, topic: str, from_beginning: bool, deadline: float | None = None, stop: threading.Event | None = None
+    bootstrap: str, topic: str, from_beginning: bool, deadline: float | None = None, stop: threading.Event | None = None,
+    wait_for_topic: bool = False,
 ) -> Iterator[ConsumedRecord]:
-    """Records of every partition as they arrive, until the monotonic ``deadline`` or ``stop``."""
+    """Records of every partition as they arrive, until the monotonic ``deadline`` or ``stop``.
+    A missing topic raises LookupError after 10 s, unless ``wait_for_topic`` (a node started
+    before anyone created it waits as long as it runs). Errors the client recovers from by
+    itself (a broker away, a new topic's leader not elected yet) are logged, once per kind."""
+
+    def running() -> bool:
+        return (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set())
+
     consumer = _consumer(bootstrap)
     try:
+        while True:
+            try:
+                partitions = partitions_of(consumer, topic, 10.0)
+                break
+            except LookupError:
+                if not wait_for_topic or not running():
+                    raise
+                log.warning("waiting for topic %s to be created", topic)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
-        consumer.assign([TopicPartition(topic, p, start) for p in partitions_of(consumer, topic, 10.0)])
-        while (deadline is None or time.monotonic() < deadline) and not (stop and stop.is_set()):
+        consumer.assign([TopicPartition(topic, p, start) for p in partitions])
+        logged: set[int] = set()
+        while running():
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
             message = consumer.poll(wait)
             if message is None:
                 continue
-            if message.error():
-                if message.error().code() == KafkaError._PARTITION_EOF:
+            error = message.error()
+            if error:
+                if error.code() == KafkaError._PARTITION_EOF:
                     continue
-                raise RuntimeError(f"reading {topic}: {message.error()}")
+                if error.fatal():
+                    raise RuntimeError(f"reading {topic}: {error}")
+                if error.code() not in logged:
+                    logged.add(error.code())
+                    log.warning("reading %s: %s (the client retries)", topic, error)
+                continue
             yield record_of(message)
     finally:
         consumer.close()

@@ -64,7 +64,7 @@ class StatusWatch:
     async def run(self, stop: asyncio.Event) -> None:
         """Follow the topic from its beginning until `stop`."""
         def follow_marks(halt: threading.Event) -> None:
-            for record in follow(self.bootstrap, self.topic, from_beginning=True, stop=halt):
+            for record in follow(self.bootstrap, self.topic, from_beginning=True, stop=halt, wait_for_topic=True):
                 self.take(record)
 
         await run_until_stopped(stop, follow_marks)
