@@ -16,7 +16,6 @@ import pytest
 
 from appliers.node import Node
 from appliers.options import NodeOptions
-from tests.integration.processor_mark import ensure_processor_mark
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 from tests.unit.dns_derive.scenarios import expected_zone, records_of_zone
@@ -85,7 +84,6 @@ async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_boot
                                       lambda t: without_leader_port(zone_of(t)) == without_leader_port(published),
                                       timeout=40)
 
-            await ensure_processor_mark(kafka_bootstrap, pipeline.catalog)
             role = Node(NodeOptions(kafka_bootstrap, pipeline.catalog, "e2e", "10.0.0.9", roles=("dns",),
                                     dns_listen=("127.0.0.1", 0), upstreams=(upstream,)))
             stop = asyncio.Event()

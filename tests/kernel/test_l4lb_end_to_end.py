@@ -19,7 +19,6 @@ import dns.message
 
 from appliers.node import Node, NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
-from tests.integration.processor_mark import ensure_processor_mark
 from simulator.hosts import BACKENDS, TCP_PORT
 from tests.scenarios.mesos_fixtures import FIXTURES
 
@@ -44,7 +43,6 @@ class RunningNode:
     async def __aenter__(self):
         self.task = asyncio.create_task(self.node.run(self.stop))
         await asyncio.wait_for(self.role.caught_up.wait(), 60)
-        await ensure_processor_mark(self.pipeline.bootstrap, self.pipeline.catalog)
         await asyncio.wait_for(self.node.dns.ready.wait(), 60)
         return self
 
