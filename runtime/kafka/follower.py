@@ -23,9 +23,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, watermarks
-
-log = logging.getLogger(__name__)
+from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, recoverable, watermarks
 
 # partition -> offset (the next one to read)
 Offsets = dict[int, int]
@@ -148,14 +146,7 @@ class TableFollower:
             if error:
                 if error.code() == KafkaError._PARTITION_EOF:
                     self._eof[message.partition()] = message.offset()
-                    continue
-                if error.fatal():
-                    raise RuntimeError(f"reading {self.topic}: {error}")
-                # A broker away, or a new topic's leader not elected yet: the client retries by
-                # itself, and a node keeps serving meanwhile. Said once per kind.
-                if error.code() not in self._logged:
-                    self._logged.add(error.code())
-                    log.warning("reading %s: %s (the client retries)", self.topic, error)
+                recoverable(error, self.topic, self._logged)  # a node keeps serving meanwhile
                 continue
             records.append(record_of(message))
         return records

@@ -69,6 +69,21 @@ def record_of(message) -> ConsumedRecord:
     )
 
 
+def recoverable(error: KafkaError, topic: str, logged: set[int]) -> bool:
+    """Whether a reader may go on past this consumer error (True), or must stop (a fatal one
+    raises RuntimeError). End-of-partition events pass silently; anything else the client
+    recovers from by itself (a broker away, a new topic's leader not elected yet) is logged
+    once per kind, since an outage repeats it on every poll."""
+    if error.code() == KafkaError._PARTITION_EOF:
+        return True
+    if error.fatal():
+        raise RuntimeError(f"reading {topic}: {error}")
+    if error.code() not in logged:
+        logged.add(error.code())
+        log.warning("reading %s: %s (the client retries)", topic, error)
+    return True
+
+
 # Errors of a partition whose leader is being elected or announced (a new topic, or a
 # broker that just died): asking again shortly succeeds.
 _SETTLING = (
@@ -170,15 +185,7 @@ def follow(
             message = consumer.poll(wait)
             if message is None:
                 continue
-            error = message.error()
-            if error:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal():
-                    raise RuntimeError(f"reading {topic}: {error}")
-                if error.code() not in logged:
-                    logged.add(error.code())
-                    log.warning("reading %s: %s (the client retries)", topic, error)
+            if message.error() and recoverable(message.error(), topic, logged):
                 continue
             yield record_of(message)
     finally:
@@ -196,6 +203,7 @@ class PartitionsFollower:
 
     def __init__(self, bootstrap: str, topics: list[str], timeout: float = 30.0):
         self.topics = list(topics)
+        self._logged: set[int] = set()  # error codes already logged
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -248,14 +256,7 @@ class PartitionsFollower:
         messages = [first] + self._consumer.consume(limit - 1, linger) if first is not None else []
         records = []
         for message in messages:
-            error = message.error()
-            if error:
-                # A broker going away or a leader moving is reported here too, and the client
-                # recovers by itself; only a fatal error ends the follower.
-                if error.fatal():
-                    raise RuntimeError(f"reading {message.topic()}: {error}")
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("reading %s: %s", message.topic(), error)
+            if message.error() and recoverable(message.error(), message.topic(), self._logged):
                 continue
             records.append(record_of(message))
         # Positions, not record offsets: they also step over transaction markers.
