@@ -30,23 +30,22 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-import msgspec
 
 from processors.active import Publisher, State
 from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
 from processors.l4lb.agent import L4Stage
-from processors.readiness import producers_of
+from processors.readiness import producers_of, reaches
 from processors.stage import SourceRecord, Stage
 from runtime.blocking import run_until_stopped
 from runtime.kafka.election import Election, ElectionFailed
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
+from runtime.kafka.status import decode_mark
 from runtime.kafka.topics import ensure_topics
-from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation, RecordMeta
 from schemas.rejections import Rejection
-from schemas.status import Mark, Positions
+from schemas.status import PROCESSOR_KEY, Mark, Positions
 
 log = logging.getLogger(__name__)
 
@@ -115,10 +114,8 @@ class Processor:
         while not self.follower.reached(ends):
             for record in self.follower.poll(100_000, 0.2):
                 if (alias := self._source_of(record)) is not None:
-                    latest[(alias, record.key)] = _source_record(alias, record)
-        batch: dict[str, list[SourceRecord]] = {}
-        for (alias, _), record in latest.items():
-            batch.setdefault(alias, []).append(record)
+                    latest[(alias, record.key or "")] = _source_record(alias, record)
+        batch = _by_alias(latest)
         del latest
         for stage in self.stages:
             stage.apply(batch)
@@ -154,13 +151,10 @@ class Processor:
         """The record's source alias; a status record updates the marks instead (None)."""
         alias = self._alias_of.get(record.topic)
         if alias is None and record.key is not None:
-            try:
-                if record.value is None:
-                    self.marks.pop(record.key, None)
-                else:
-                    self.marks[record.key] = codec.decode(record.value, Mark)
-            except msgspec.ValidationError as error:
-                log.warning("status record %s ignored: %s", record.key, error)
+            if record.value is None:
+                self.marks.pop(record.key, None)
+            elif (mark := decode_mark(record.key, record.value)) is not None:
+                self.marks[record.key] = mark
         return alias
 
     def _batch_of(self, records: list[ConsumedRecord]) -> dict[str, list[SourceRecord]]:
@@ -169,10 +163,7 @@ class Processor:
         for record in records:
             if (alias := self._source_of(record)) is not None:
                 latest[(alias, record.key or "")] = _source_record(alias, record)
-        batch: dict[str, list[SourceRecord]] = {}
-        for (alias, _), record in latest.items():
-            batch.setdefault(alias, []).append(record)
-        return batch
+        return _by_alias(latest)
 
     def _state(self) -> State:
         positions = {alias: dict(self.follower.positions[topic]) for topic, alias in self._alias_of.items()}
@@ -190,16 +181,19 @@ class Processor:
 
     def _unreported(self) -> list[Rejection]:
         """The held rejections the previous active's last mark does not cover."""
-        previous = self.marks.get("processor")
+        previous = self.marks.get(PROCESSOR_KEY)
         covered = previous.positions if previous is not None else {}
-        found = [rejection for positions, rejection in self._held if not _covers(covered, positions)]
+        found = [rejection for positions, rejection in self._held if not reaches(covered, positions)]
         self._held.clear()
         return found
 
 
-def _covers(covered: Positions, positions: Positions) -> bool:
-    return all(covered.get(alias, {}).get(partition, 0) >= offset
-               for alias, partitions in positions.items() for partition, offset in partitions.items())
+def _by_alias(latest: dict[tuple[str, str], SourceRecord]) -> dict[str, list[SourceRecord]]:
+    """The newest record of each (alias, key), grouped by alias: one batch for the stages."""
+    batch: dict[str, list[SourceRecord]] = {}
+    for (alias, _), record in latest.items():
+        batch.setdefault(alias, []).append(record)
+    return batch
 
 
 def _source_record(alias: str, record: ConsumedRecord) -> SourceRecord:

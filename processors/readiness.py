@@ -28,15 +28,19 @@ def producers_of(catalog: Catalog, aliases: Iterable[str]) -> dict[str, list[str
     return found
 
 
-def reflects(positions: Positions, producer: Mark, aliases: Iterable[str]) -> bool:
-    """Whether `positions` reach the producer's synced positions on every one of `aliases`."""
-    if producer.synced_at is None:
-        return False
-    for alias in aliases:
-        for partition, offset in producer.positions.get(alias, {}).items():
+def reaches(positions: Positions, target: Positions, aliases: Iterable[str] | None = None) -> bool:
+    """Whether `positions` are at or past `target` on every partition of `aliases` (default:
+    every alias of `target`); a partition missing from `positions` is at 0."""
+    for alias in target if aliases is None else aliases:
+        for partition, offset in target.get(alias, {}).items():
             if positions.get(alias, {}).get(partition, 0) < offset:
                 return False
     return True
+
+
+def reflects(positions: Positions, producer: Mark, aliases: Iterable[str]) -> bool:
+    """Whether `positions` reach the producer's synced positions on every one of `aliases`."""
+    return producer.synced_at is not None and reaches(positions, producer.positions, aliases)
 
 
 def is_ready(positions: Positions, marks: Mapping[str, Mark], producers: Mapping[str, list[str]]) -> bool:
