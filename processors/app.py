@@ -22,9 +22,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from collections import deque
@@ -45,7 +42,7 @@ from runtime.kafka.topics import ensure_topics
 from schemas.catalog import Catalog
 from schemas.headers import Observation, RecordMeta
 from schemas.rejections import Rejection
-from schemas.status import PROCESSOR_KEY, Mark, Positions
+from schemas.status import PROCESSOR_KEY, Mark, Positions, instance_name
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +60,7 @@ class Processor:
         self.catalog = catalog
         self.session_timeout_ms = session_timeout_ms
         self.stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
-        self.instance = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.instance = instance_name()
         aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
         self._alias_of = {catalog.topic(alias).name: alias for alias in aliases}
         self._status_topic = catalog.topic("status").name

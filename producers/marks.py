@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 import uuid
 
 import msgspec
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
-from runtime.kafka.reader import partitions_of, watermarks
+from runtime.kafka.reader import end_offsets, partitions_of
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
 from schemas.catalog import Catalog
@@ -30,11 +28,6 @@ from schemas.status import HEARTBEAT_S, Mark, Positions, producer_key
 log = logging.getLogger(__name__)
 
 FLUSH_TIMEOUT_S = 30.0
-
-
-def process_instance() -> str:
-    """``host:pid:random``: tells two runs of a producer apart, even with a reused pid."""
-    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class EndOffsets:
@@ -49,7 +42,7 @@ class EndOffsets:
 
     def of(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
         deadline = time.monotonic() + timeout
-        return {p: watermarks(self._consumer, TopicPartition(topic, p), deadline)[1] for p in partitions_of(self._consumer, topic, timeout)}
+        return end_offsets(self._consumer, topic, partitions_of(self._consumer, topic, timeout), deadline)
 
     def close(self) -> None:
         self._consumer.close()

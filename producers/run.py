@@ -23,7 +23,7 @@ from producers.marathon.client import MarathonClient
 from producers.marathon.loop import MarathonLoop
 from producers.marathon.observer import MarathonObserver
 from producers.marathon.sse import MAX_EVENT_BYTES, MAX_LINE_BYTES
-from producers.marks import EndOffsets, ProducerMarks, process_instance
+from producers.marks import EndOffsets, ProducerMarks
 from producers.mesos.client import MesosClient
 from producers.mesos.loop import MesosLoop
 from producers.mesos.normalize import master_of
@@ -36,7 +36,7 @@ from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
 from schemas.catalog import DEFAULT_CATALOG, Catalog
-from schemas.status import Mark, producer_key
+from schemas.status import Mark, instance_name, producer_key
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class Producers:
         self.publishers: list[Publisher] = []
         self.marks: list[ProducerMarks] = []
         self.started_at = time.time()
-        self.instance = process_instance()
+        self.instance = instance_name()
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         options = self.options

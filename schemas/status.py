@@ -10,6 +10,9 @@ heartbeat, so a reader can also tell a silent upstream from a quiet cluster.
 
 from __future__ import annotations
 
+import os
+import socket
+
 from msgspec import Struct
 
 # How often a writer rewrites its mark when nothing else changed, and how old a mark may get
@@ -27,6 +30,12 @@ def producer_key(source: str) -> str:
 
 
 PROCESSOR_KEY = "processor"
+
+
+def instance_name() -> str:
+    """A mark's ``instance``: ``host:pid:random``, which tells two runs apart even when a pid
+    is reused."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class Mark(Struct, frozen=True):

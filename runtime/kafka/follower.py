@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from runtime.kafka.reader import ConsumedRecord, partitions_of, record_of, recoverable, watermarks
+from runtime.kafka.reader import ConsumedRecord, end_offsets, partitions_of, record_of, recoverable, watermarks
 
 # partition -> offset (the next one to read)
 Offsets = dict[int, int]
@@ -82,7 +82,7 @@ class TableFollower:
         deadline = time.monotonic() + timeout
         if not self._partitions:
             self._partitions = partitions_of(self._consumer, self.topic, timeout)
-        return {p: watermarks(self._consumer, TopicPartition(self.topic, p), deadline)[1] for p in self._partitions}
+        return end_offsets(self._consumer, self.topic, self._partitions, deadline)
 
     def reached(self, ends: Offsets) -> bool:
         """True once every partition has been read up to `ends` (control records and aborted

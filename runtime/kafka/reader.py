@@ -108,6 +108,11 @@ def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -
             time.sleep(0.05)
 
 
+def end_offsets(consumer: Consumer, topic: str, partitions: list[int], deadline: float) -> dict[int, int]:
+    """Each partition's end offset now (the last stable offset, under read_committed)."""
+    return {p: watermarks(consumer, TopicPartition(topic, p), deadline)[1] for p in partitions}
+
+
 def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumedRecord]:
     """Every record of ``topic`` from offset 0 to the end offsets seen at the start."""
     consumer = _consumer(bootstrap)
@@ -231,7 +236,7 @@ class PartitionsFollower:
     def end_offsets(self, timeout: float = 10.0) -> dict[str, dict[int, int]]:
         """The end offset of every partition now (asks the brokers)."""
         deadline = time.monotonic() + timeout
-        return {topic: {p: watermarks(self._consumer, TopicPartition(topic, p), deadline)[1] for p in partitions}
+        return {topic: end_offsets(self._consumer, topic, list(partitions), deadline)
                 for topic, partitions in self.positions.items()}
 
     def reached(self, ends: dict[str, dict[int, int]]) -> bool:
