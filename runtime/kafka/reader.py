@@ -93,6 +93,9 @@ _SETTLING = (
     KafkaError._TIMED_OUT,
     KafkaError._TRANSPORT,
     KafkaError._DESTROY_BROKER,
+    # A new leader answers this until its high watermark has caught up with the followers'
+    # (right after a broker of three died or came back).
+    KafkaError.OFFSET_NOT_AVAILABLE,
 )
 
 
