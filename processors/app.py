@@ -164,7 +164,8 @@ class Processor:
 
     def _state(self) -> State:
         positions = {alias: dict(self.follower.positions[topic]) for topic, alias in self._alias_of.items()}
-        lag = self.follower.lag()  # status records included: a handful at most
+        # Sources only: the status topic always trails by the marks this processor just wrote.
+        lag = self.follower.lag(self._alias_of)
         return positions, lag, dict(self.marks)
 
     # -- rejections -----------------------------------------------------------------------

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
@@ -246,10 +246,14 @@ class PartitionsFollower:
     def reached(self, ends: dict[str, dict[int, int]]) -> bool:
         return all(self.positions[t][p] >= end for t, by_partition in ends.items() for p, end in by_partition.items())
 
-    def lag(self) -> int:
-        """Records not read yet, by the end offsets the last fetches reported (no request)."""
+    def lag(self, topics: Iterable[str] | None = None) -> int:
+        """Records not read yet in ``topics`` (default all), by the end offsets the last fetches
+        reported (no request)."""
         behind = 0
+        chosen = self.positions.keys() if topics is None else set(topics)
         for topic, partitions in self.positions.items():
+            if topic not in chosen:
+                continue
             for partition, position in partitions.items():
                 try:
                     high = self._consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)[1]
