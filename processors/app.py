@@ -33,7 +33,7 @@ from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
 from processors.l4lb.agent import L4Stage
 from processors.readiness import producers_of, reaches
-from processors.stage import SourceRecord, Stage
+from processors.stage import SourceRecord, Stage, Update, decode_batch
 from runtime.blocking import run_until_stopped
 from runtime.kafka.election import Election, ElectionFailed
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
@@ -62,9 +62,13 @@ class Processor:
         self.stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
         self.instance = instance_name()
         aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
+        self._sources = {alias: source for stage in self.stages for alias, source in stage.sources.items()}
+        assert all(self._sources[alias].entity is source.entity
+                   for stage in self.stages for alias, source in stage.sources.items()), "one entity type per source"
         self._alias_of = {catalog.topic(alias).name: alias for alias in aliases}
         self._status_topic = catalog.topic("status").name
         self.marks: dict[str, Mark] = {}
+        self._undecodable: list[Rejection] = []  # source records that match no schema, not yet handed on
         self.follower: PartitionsFollower | None = None
         self.election: Election | None = None
         self.publisher = Publisher(bootstrap, catalog, self.stages, producers_of(catalog, aliases), self.instance,
@@ -112,10 +116,10 @@ class Processor:
             for record in self.follower.poll(100_000, 0.2):
                 if (alias := self._source_of(record)) is not None:
                     latest[(alias, record.key or "")] = _source_record(alias, record)
-        batch = _by_alias(latest)
+        updates = self._decoded(_by_alias(latest))
         del latest
         for stage in self.stages:
-            stage.apply(batch)
+            stage.apply_updates(updates)
             stage.pending.clear()  # a takeover publishes every difference anyway
         self._hold(self._take_rejections())
         log.info("processor %s rebuilt in %.2fs: %s", self.instance, time.monotonic() - started,
@@ -125,8 +129,9 @@ class Processor:
         while not halt.is_set():
             records = self.follower.poll(BATCH_RECORDS, IDLE_POLL_S, BATCH_LINGER_S)
             batch = self._batch_of(records)
+            updates = self._decoded(batch)
             for stage in self.stages:
-                stage.apply(batch)
+                stage.apply_updates(updates)
             rejections = self._take_rejections()
             if self.election.failure:
                 raise ElectionFailed(f"this processor cannot be elected: {self.election.failure}")
@@ -162,6 +167,12 @@ class Processor:
                 latest[(alias, record.key or "")] = _source_record(alias, record)
         return _by_alias(latest)
 
+    def _decoded(self, batch: dict[str, list[SourceRecord]]) -> dict[str, list[Update]]:
+        """The batch decoded once for every stage; what does not decode is rejected once."""
+        updates, rejections = decode_batch(self._sources, batch, "processor")
+        self._undecodable.extend(rejections)
+        return updates
+
     def _state(self) -> State:
         positions = {alias: dict(self.follower.positions[topic]) for topic, alias in self._alias_of.items()}
         # Sources only: the status topic always trails by the marks this processor just wrote.
@@ -170,7 +181,8 @@ class Processor:
 
     # -- rejections -----------------------------------------------------------------------
     def _take_rejections(self) -> list[Rejection]:
-        return [rejection for stage in self.stages for rejection in stage.take_rejections()]
+        taken, self._undecodable = self._undecodable, []
+        return taken + [rejection for stage in self.stages for rejection in stage.take_rejections()]
 
     def _hold(self, rejections: list[Rejection]) -> None:
         if rejections:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from itertools import islice
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,20 +40,22 @@ PENDING_LIMIT = 100_000
 
 
 class DerivedTable(Protocol):
-    """A pure table: ``records`` is the whole output."""
+    """A pure table: ``records`` is the whole output. ``apply_batch`` takes ``(kind, key,
+    entity or None)`` updates and returns the changed output keys with their new values (None:
+    gone), and for each changed key the index of the newest update behind it."""
 
     records: dict[str, msgspec.Struct]
+
+    def apply_batch(self, updates: list[tuple[str, str, Any]]) -> tuple[Changes, dict[str, int]]: ...
 
 
 @dataclass(frozen=True)
 class Source:
-    """One input of a stage: the entity type its records decode to, and the table method that
-    takes one entity (``put(table, key, entity or None) -> Changes``). ``kind`` names the
-    entity in the table's batch method (``DnsTable.put_many``), where it has one."""
+    """One input of a stage: the entity type its records decode to, and the name of that kind
+    of entity in the table's ``apply_batch``."""
 
     entity: type[msgspec.Struct]
-    put: Callable[[Any, str, Any], Changes]
-    kind: str = ""
+    kind: str
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,30 @@ class Update:
     key: str
     entity: msgspec.Struct | None
     obs: Observation
+
+
+def decode_batch(sources: Mapping[str, Source], batch: Mapping[str, Iterable[SourceRecord]],
+                 rejected_by: str) -> tuple[dict[str, list[Update]], list[Rejection]]:
+    """Each record of the given sources decoded once (None for a tombstone); a record that
+    does not match its schema is left out and reported as rejected by `rejected_by`."""
+    updates: dict[str, list[Update]] = {}
+    rejections: list[Rejection] = []
+    for alias, source in sources.items():
+        decoded = updates[alias] = []
+        for record in batch.get(alias, ()):
+            try:
+                entity = codec.decode(record.value, source.entity) if record.value is not None else None
+            except msgspec.ValidationError as error:
+                rejections.append(rejection(rejected_by, f"{alias} record {record.key}",
+                                            f"does not match its schema: {error}", record.value))
+                continue
+            decoded.append(Update(alias, record.key, entity, record.obs))
+    return updates, rejections
+
+
+def rejection(source: str, what: str, why: str, raw: object) -> Rejection:
+    log.warning("%s: rejected %s: %s", source, what, why)
+    return Rejection(source=source, what=what, why=why, excerpt=str(raw)[:200], observed_at=time.time())
 
 
 class RecordSink(Protocol):
@@ -95,8 +122,8 @@ class Stage:
     def new_table(self, published: Mapping[str, bytes]) -> DerivedTable:
         raise NotImplementedError
 
-    def rejected(self, alias: str, key: str) -> Iterable[tuple[str, str, object]]:
-        """(what, why, raw value) for each new problem the last put of `key` found."""
+    def rejected(self, updates: list[Update], changes: Changes) -> Iterable[tuple[str, str, object]]:
+        """(what, why, raw value) for each new problem the batch's updates found."""
         return ()
 
     def start(self, published: Mapping[str, bytes]) -> None:
@@ -110,44 +137,39 @@ class Stage:
 
     # -- applying -------------------------------------------------------------------------
     def apply(self, batch: Mapping[str, Iterable[SourceRecord]]) -> None:
-        """One batch of source records (alias -> newest record per key), in source order."""
-        updates = []
-        for alias in self.sources:
-            for record in batch.get(alias, ()):
-                decoded, entity = self._decode(alias, record.key, record.value)
-                if decoded:
-                    updates.append(Update(alias, record.key, entity, record.obs))
-        if updates:
-            self.put_updates(updates)
+        """One batch of source records (alias -> newest record per key), decoded here."""
+        updates, rejections = decode_batch(self.sources, batch, self.name)
+        self.rejections.extend(rejections)
+        self.apply_updates(updates)
+
+    def apply_updates(self, updates: Mapping[str, list[Update]]) -> None:
+        """One batch of decoded source records (alias -> updates): the processor decodes each
+        record once for all its stages."""
+        mine = [update for alias in self.sources for update in updates.get(alias, ())]
+        if mine:
+            self.put_updates(mine)
 
     def put_updates(self, updates: list[Update]) -> None:
-        """One entity at a time; a table with a batch path overrides this."""
-        for update in updates:
-            changes = self.sources[update.alias].put(self.table, update.key, update.entity)
-            self.changed(changes, update.obs)
-            for what, why, raw in self.rejected(update.alias, update.key):
-                self.reject(what, why, raw)
+        """The whole batch in one step: each touched output key is derived once, and remembered
+        with the observation of the newest update that changed it."""
+        updates.sort(key=lambda update: update.obs.observed_ns)  # a later index: a newer observation
+        changes, causes = self.table.apply_batch([(self.sources[u.alias].kind, u.key, u.entity) for u in updates])
+        self.changed({key: updates[index].obs for key, index in causes.items()})
+        for what, why, raw in self.rejected(updates, changes):
+            self.reject(what, why, raw)
 
-    def changed(self, keys: Iterable[str], obs: Observation) -> None:
+    def changed(self, observed: Mapping[str, Observation]) -> None:
+        """Remember changed output keys with their observations (the newer one where a key is
+        already pending); beyond ``PENDING_LIMIT`` the oldest are forgotten, in one step."""
         pending = self.pending
-        for key in keys:
+        for key, obs in observed.items():
             known = pending.pop(key, None)  # re-inserted: the dict stays in order of change
             pending[key] = obs if known is None or obs.observed_ns >= known.observed_ns else known
-        while len(pending) > PENDING_LIMIT:
-            del pending[next(iter(pending))]
-
-    def _decode(self, alias: str, key: str, value: bytes | None) -> tuple[bool, msgspec.Struct | None]:
-        """(True, entity or None for a tombstone), or (False, None) when rejected."""
-        try:
-            return True, codec.decode(value, self.sources[alias].entity) if value is not None else None
-        except msgspec.ValidationError as error:
-            self.reject(f"{alias} record {key}", f"does not match its schema: {error}", value)
-            return False, None
+        if len(pending) > PENDING_LIMIT:
+            self.pending = dict(islice(pending.items(), len(pending) - PENDING_LIMIT, None))
 
     def reject(self, what: str, why: str, raw: object) -> None:
-        log.warning("%s: rejected %s: %s", self.name, what, why)
-        self.rejections.append(Rejection(source=self.name, what=what, why=why, excerpt=str(raw)[:200],
-                                         observed_at=time.time()))
+        self.rejections.append(rejection(self.name, what, why, raw))
 
     def take_rejections(self) -> list[Rejection]:
         taken, self.rejections = self.rejections, []

@@ -46,9 +46,15 @@ def record_set(
     key: str, rdata: Iterable[str], tasks: Iterable[str], frameworks: Iterable[str], config: DnsConfig
 ) -> RecordSet:
     """The published value of one name and type, from everything contributed to it."""
+    return sorted_record_set(key, sorted(rdata), sorted(tasks), min(frameworks, default=None), config)
+
+
+def sorted_record_set(key: str, rdata: list[str], tasks: list[str], framework: str | None,
+                      config: DnsConfig) -> RecordSet:
+    """``record_set`` from rdata and task ids already sorted and distinct (the lists are kept)."""
     name, rtype = key.rsplit("/", 1)
     ttl = config.dcos_ttl if is_dcos_name(name) else config.ttl
-    return RecordSet(name, rtype, ttl, sorted(rdata), min(frameworks, default=None), sorted(tasks))
+    return RecordSet(name, rtype, ttl, rdata, framework, tasks)
 
 
 def copy_of(value: RecordSet, config: DnsConfig) -> tuple[str, RecordSet | None] | None:

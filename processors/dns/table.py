@@ -33,16 +33,17 @@ from processors.dns.derive import (
     framework_records,
     task_records,
 )
-from processors.dns.sets import copy_of, record_set
+from processors.dns.sets import copy_of, record_set, sorted_record_set
+from processors.dns.shared import Share, SharedSet
 from schemas.dns import RecordSet
 from schemas.mesos import Agent, Cluster, Framework, Task
 
 # What one update changed: record-set key -> its new value, or None when it is gone.
 Changes = dict[str, RecordSet | None]
+# Record-set key -> the index (in its batch) of the newest update that changed it.
+Causes = dict[str, int]
 KINDS = ("task", "agent", "framework", "cluster")
 Source = tuple[str, str]  # (kind, key)
-# What one entity gave one record set: its rdata, the task id and the framework name behind it.
-Share = tuple[tuple[str, ...], str | None, str | None]
 
 
 BULK = 1000  # entities re-derived in one batch from which the cyclic GC is paused
@@ -95,6 +96,9 @@ class DnsTable:
         self.rejections: dict[Source, tuple[Rejection, ...]] = {}
         self._new_rejections: list[Rejection] = []
         self._shares: dict[str, dict[Source, Share]] = {}
+        # The counted union of each set several entities feed, built at its first commit and
+        # kept up to date from then on.
+        self._shared: dict[str, SharedSet] = {}
         self._derived: dict[Source, EntityRecords] = {}
         self._tasks_of_agent: dict[str, set[str]] = defaultdict(set)
         self._tasks_of_framework: dict[str, set[str]] = defaultdict(set)
@@ -117,13 +121,18 @@ class DnsTable:
 
         A batch re-derives each touched entity once and builds each touched record set once.
         """
-        stale: set[Source] = set()
-        for kind, key, value in updates:
-            stale |= self._store(kind, key, value)
+        return self.apply_batch(updates)[0]
+
+    def apply_batch(self, updates: Iterable[tuple[str, str, object]]) -> tuple[Changes, Causes]:
+        """``put_many``, and for each changed key the index of the newest update behind it."""
+        stale: dict[Source, int] = {}
+        for index, (kind, key, value) in enumerate(updates):
+            for source in self._store(kind, key, value):
+                stale[source] = index
         with _collector_paused(len(stale) >= BULK):
-            dirty: set[str] = set()
-            for source in stale:
-                self._rederive(source, dirty)
+            dirty: dict[str, int] = {}
+            for source, cause in stale.items():
+                self._rederive(source, dirty, cause)
             return self._commit(dirty)
 
     def take_rejections(self) -> list[Rejection]:
@@ -182,75 +191,90 @@ class DnsTable:
         cluster = self.clusters.get(key)
         return cluster_records(cluster, self.config) if cluster is not None else None
 
-    def _rederive(self, source: Source, dirty: set[str]) -> None:
+    def _rederive(self, source: Source, dirty: dict[str, int], cause: int) -> None:
         old = self._derived.pop(source, None)
         new = self._derive(source)
         if old is not None and new is not None and old == new:
             self._derived[source] = new
             return
         if old is not None:
-            self._apply(source, old, dirty, adding=False)
+            self._apply(source, old, dirty, cause, adding=False)
         self.rejections.pop(source, None)
         if new is None:
             return
         self._derived[source] = new
-        self._apply(source, new, dirty, adding=True)
+        self._apply(source, new, dirty, cause, adding=True)
         if new.rejections:
             before = set(old.rejections) if old is not None else set()
             self._new_rejections.extend(r for r in new.rejections if r not in before)
             self.rejections[source] = new.rejections
 
-    def _apply(self, source: Source, found: EntityRecords, dirty: set[str], adding: bool) -> None:
+    def _apply(self, source: Source, found: EntityRecords, dirty: dict[str, int], cause: int, adding: bool) -> None:
         """Add or take back one entity's share of each record set it feeds."""
         shares = self._shares
         share_of = (found.task, found.framework)
         for key, values in found.contributions:
-            dirty.add(key)
+            if dirty.get(key, -1) < cause:
+                dirty[key] = cause
             by_source = shares.get(key)
             if adding:
+                share = (values, *share_of)
                 if by_source is None:
-                    by_source = shares[key] = {}
-                by_source[source] = (values, *share_of)
+                    shares[key] = {source: share}
+                    continue
+                by_source[source] = share
+                shared = self._shared.get(key)
+                if shared is not None:
+                    shared.add(*share)
+                # else: a second share (or an unbuilt set): built from every share at the commit
             else:
                 del by_source[source]
-                if not by_source:
-                    del shares[key]
+                if len(by_source) > 1:
+                    if (shared := self._shared.get(key)) is not None:
+                        shared.remove(values, *share_of)
+                else:
+                    self._shared.pop(key, None)
+                    if not by_source:
+                        del shares[key]
 
-    def _commit(self, dirty: set[str]) -> Changes:
+    def _commit(self, dirty: dict[str, int]) -> tuple[Changes, Causes]:
         """Rebuild the touched record sets (and their copies); keep only real changes."""
         changes: Changes = {}
-        for key in dirty:
-            by_source = self._shares.get(key)
-            if by_source is None:
-                self._drop(key, changes)
-                continue
-            if len(by_source) == 1:
-                ((rdata, task, framework),) = by_source.values()
-                value = record_set(key, rdata, (task,) if task else (), (framework,) if framework else (), self.config)
-            else:
-                rdata_all: set[str] = set()
-                tasks: set[str] = set()
-                frameworks: set[str] = set()
-                for rdata, task, framework in by_source.values():
-                    rdata_all.update(rdata)
-                    if task is not None:
-                        tasks.add(task)
-                    if framework is not None:
-                        frameworks.add(framework)
-                value = record_set(key, rdata_all, tasks, frameworks, self.config)
-            if self.records.get(key) == value:
-                continue
-            self.records[key] = value
-            changes[key] = value
-            copy = copy_of(value, self.config) if self.config.mesos_copy else None
-            if copy is not None:
-                copy_key, copied = copy
-                if copied is None:
-                    self._drop(copy_key, changes)
-                elif self.records.get(copy_key) != copied:
-                    self.records[copy_key] = copied
-                    changes[copy_key] = copied
-        return changes
+        causes: Causes = {}
+        for key, cause in dirty.items():
+            found: Changes = {}
+            self._rebuild_set(key, found)
+            for changed in found:
+                causes[changed] = cause
+            changes.update(found)
+        return changes, causes
+
+    def _rebuild_set(self, key: str, changes: Changes) -> None:
+        """One record set (and its copy) from what every entity contributes to it now."""
+        by_source = self._shares.get(key)
+        if by_source is None:
+            self._drop(key, changes)
+            return
+        if len(by_source) == 1:
+            ((rdata, task, framework),) = by_source.values()
+            value = record_set(key, rdata, (task,) if task else (), (framework,) if framework else (), self.config)
+        else:
+            shared = self._shared.get(key)
+            if shared is None:
+                shared = self._shared[key] = SharedSet.of(by_source.values())
+            value = sorted_record_set(key, list(shared.rdata), list(shared.tasks), shared.framework(), self.config)
+        if self.records.get(key) == value:
+            return
+        self.records[key] = value
+        changes[key] = value
+        copy = copy_of(value, self.config) if self.config.mesos_copy else None
+        if copy is not None:
+            copy_key, copied = copy
+            if copied is None:
+                self._drop(copy_key, changes)
+            elif self.records.get(copy_key) != copied:
+                self.records[copy_key] = copied
+                changes[copy_key] = copied
 
     def _drop(self, key: str, changes: Changes) -> None:
         """Remove a record set, and its copy, and say so."""

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from processors.l4lb.table import VipTable
-from processors.stage import Source, Stage
+from processors.stage import Source, Stage, Update
 from schemas import codec
 from schemas.l4lb import Vip
 from schemas.mesos import Agent, Framework, Task
 
 SOURCES = {
-    "agents": Source(Agent, VipTable.put_agent),
-    "frameworks": Source(Framework, VipTable.put_framework),
-    "tasks": Source(Task, VipTable.put_task),
+    "agents": Source(Agent, "agent"),
+    "frameworks": Source(Framework, "framework"),
+    "tasks": Source(Task, "task"),
 }
 
 
@@ -55,24 +55,25 @@ class L4Stage(Stage):
                for family, names in wanted.items() for name, ip in names.items()):
             return
         fresh = VipTable(wanted, table.ranges)
-        for agent_id, agent in table.agents.items():
-            fresh.put_agent(agent_id, agent)
-        for framework_id, framework in table.frameworks.items():
-            fresh.put_framework(framework_id, framework)
-        for task_id, task in table.tasks.items():
-            fresh.put_task(task_id, task)
+        fresh.put_many([*(("agent", key, agent) for key, agent in table.agents.items()),
+                        *(("framework", key, framework) for key, framework in table.frameworks.items()),
+                        *(("task", key, task) for key, task in table.tasks.items())])
         self.table = fresh
 
-    def rejected(self, alias: str, key: str) -> Iterable[tuple[str, str, object]]:
-        """A task's label problems, once per new set of problems (a repeat of the same task
-        record does not report them again)."""
-        if alias != "tasks":
-            return ()
-        now = self.table.rejections.get(key)
-        if now is None:
-            self._reported.pop(key, None)  # fixed: the same problems later are news again
-            return ()
-        if self._reported.get(key) == now:
-            return ()
-        self._reported[key] = now
-        return [(f"VIP label {r.label} of task {r.task_id}" if r.task_id else "VIP", r.why, r.value) for r in now]
+    def rejected(self, updates: list[Update], changes) -> Iterable[tuple[str, str, object]]:
+        """Each updated task's label problems, once per new set of problems (a repeat of the same
+        task record does not report them again)."""
+        found = []
+        for update in updates:
+            if update.alias != "tasks":
+                continue
+            now = self.table.rejections.get(update.key)
+            if now is None:
+                self._reported.pop(update.key, None)  # fixed: the same problems later are news again
+                continue
+            if self._reported.get(update.key) == now:
+                continue
+            self._reported[update.key] = now
+            found.extend((f"VIP label {r.label} of task {r.task_id}" if r.task_id else "VIP", r.why, r.value)
+                         for r in now)
+        return found

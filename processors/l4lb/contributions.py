@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from processors.l4lb.labels import Declaration, Rejection, VipRef, declarations_of
 from schemas.l4lb import Backend
@@ -64,8 +65,29 @@ def weight_of(task: Task) -> int | None:
     return 1 if task.healthy else 0
 
 
+# Parsed addresses are cached: the same agent and container IPs come back with every change of
+# their tasks, and parsing one costs more than the rest of a contribution.
+ADDRESS_CACHE = 1 << 16
+
+
+@lru_cache(maxsize=ADDRESS_CACHE)
+def address_order(ip: str) -> tuple[int, int]:
+    """(version, integer value) of a canonical IP: the order backends are listed in."""
+    address = ipaddress.ip_address(ip)
+    return address.version, int(address)
+
+
+@lru_cache(maxsize=ADDRESS_CACHE)
+def canonical_ip(text: str) -> str | None:
+    """The canonical form of an IP address as a task status reports it; None if it is none."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
 def family_of(ip: str) -> int:
-    return ipaddress.ip_address(ip).version
+    return address_order(ip)[0]
 
 
 def task_ips(task: Task) -> list[str]:
@@ -78,11 +100,8 @@ def task_ips(task: Task) -> list[str]:
         ips = []
         for info in status.network_infos:
             for text in info.ip_addresses:
-                try:
-                    ip = str(ipaddress.ip_address(text))
-                except ValueError:
-                    continue
-                if ip not in ips:
+                ip = canonical_ip(text)
+                if ip is not None and ip not in ips:
                     ips.append(ip)
         if ips:
             return ips
@@ -132,5 +151,5 @@ def contributions_of(task: Task, agent: Agent | None, framework: Framework | Non
 
 def contribution_order(contribution: Contribution) -> tuple:
     """A total order on contributions, so every output built from them is byte-identical."""
-    address = ipaddress.ip_address(contribution.ip)
-    return (contribution.vip, address.version, int(address), contribution.port, contribution.task_id, contribution.weight)
+    return (contribution.vip, *address_order(contribution.ip), contribution.port, contribution.task_id,
+            contribution.weight)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Literal
 
@@ -85,7 +86,24 @@ def is_vip_key(key: str) -> bool:
 
 
 def split_vip(value: str) -> tuple[str, bool, int]:
-    """``<name-or-ip>:<port>`` -> (canonical IP or name, named?, port). Raises BadVip.
+    """``<name-or-ip>:<port>`` -> (canonical IP or name, named?, port). Raises BadVip."""
+    found, why = _read_vip(value)
+    if found is None:
+        raise BadVip(why)
+    return found
+
+
+@lru_cache(maxsize=1 << 14)
+def _read_vip(value: str) -> tuple[tuple[str, bool, int] | None, str]:
+    """``_split_vip`` cached: every task of an app carries the same VIP values."""
+    try:
+        return _split_vip(value), ""
+    except BadVip as error:
+        return None, str(error)
+
+
+def _split_vip(value: str) -> tuple[str, bool, int]:
+    """``split_vip`` itself.
 
     The split is at the *last* ``:`` so IPv6 literals work bare (``fd01::1:80``) or bracketed
     (``[fd01::1]:80``). A name may not contain ``:``: that is how ``invalid-port::1234``

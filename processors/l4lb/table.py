@@ -12,22 +12,31 @@ addresses are counted as refs come and go, and a new name is placed next to the 
 already taken (``place``) instead of re-running ``allocate`` over every name. ``allocate``
 runs whole only the first time a family is allocated (the addresses of a previous run are
 its input) and when an IP VIP claims an address a name holds (that name moves).
+
+Nor may it grow with the VIP: each VIP keeps its backends per address family in published
+order (backends.py), so a task joining a VIP of 1,000 backends inserts one backend, and the
+record is rebuilt from that list once per batch.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from processors.l4lb.allocate import DEFAULT_RANGES, Network, VipName, allocate, blocked_offsets, offset_of, place
+from processors.l4lb.backends import VipBackends
 from processors.l4lb.contributions import Contribution, contributions_of, family_of
-from processors.l4lb.derive import Allocations, vips_of
+from processors.l4lb.derive import Allocations, vip_key
 from processors.l4lb.labels import Rejection, VipRef
+from processors.l4lb.names import vip_dns_name
 from schemas.l4lb import Vip
 from schemas.mesos import Agent, Framework, Task
 
 # What one update changed: VIP key -> its new record, or None when it is gone.
 Changes = dict[str, Vip | None]
+# Output key -> the index (in its batch) of the newest update that changed it.
+Causes = dict[str, int]
+KINDS = ("task", "agent", "framework")
 
 
 class VipTable:
@@ -41,7 +50,7 @@ class VipTable:
         self.records: dict[str, Vip] = {}
         self.rejections: dict[str, tuple[Rejection, ...]] = {}  # by task id
         self._contributions: dict[str, tuple[Contribution, ...]] = {}  # by task id
-        self._by_ref: dict[VipRef, dict[str, list[Contribution]]] = defaultdict(dict)
+        self._backends: dict[VipRef, dict[int, VipBackends]] = {}  # by VIP, then address family
         self._keys_of_ref: dict[VipRef, set[str]] = {}
         self._tasks_of_agent: dict[str, set[str]] = defaultdict(set)
         self._tasks_of_framework: dict[str, set[str]] = defaultdict(set)
@@ -54,38 +63,56 @@ class VipTable:
 
     # -- inputs ---------------------------------------------------------------------------
     def put_task(self, task_id: str, task: Task | None) -> Changes:
-        old = self.tasks.pop(task_id, None)
-        if old is not None:
-            self._tasks_of_agent[old.agent_id].discard(task_id)
-            self._tasks_of_framework[old.framework_id].discard(task_id)
-        if task is not None:
-            self.tasks[task_id] = task
-            self._tasks_of_agent[task.agent_id].add(task_id)
-            self._tasks_of_framework[task.framework_id].add(task_id)
-        return self._reevaluate({task_id})
+        return self.put_many([("task", task_id, task)])
 
     def put_agent(self, agent_id: str, agent: Agent | None) -> Changes:
-        self._put(self.agents, agent_id, agent)
-        return self._reevaluate(set(self._tasks_of_agent.get(agent_id, ())))
+        return self.put_many([("agent", agent_id, agent)])
 
     def put_framework(self, framework_id: str, framework: Framework | None) -> Changes:
-        self._put(self.frameworks, framework_id, framework)
-        return self._reevaluate(set(self._tasks_of_framework.get(framework_id, ())))
+        return self.put_many([("framework", framework_id, framework)])
 
-    @staticmethod
-    def _put(table: dict, key: str, value) -> None:
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
+    def put_many(self, updates: Iterable[tuple[str, str, object]]) -> Changes:
+        """Apply ``(kind, key, entity or None)`` updates, kind one of ``KINDS``; one Changes for all."""
+        return self.apply_batch(updates)[0]
+
+    def apply_batch(self, updates: Iterable[tuple[str, str, object]]) -> tuple[Changes, Causes]:
+        """``put_many``, and for each changed key the index of the newest update behind it.
+
+        Every task the batch touches is re-evaluated once, and every VIP it touches rebuilt once.
+        """
+        causes: dict[str, int] = {}  # task id -> index of the newest update that touched it
+        for index, (kind, key, value) in enumerate(updates):
+            for task_id in self._store(kind, key, value):
+                causes[task_id] = index
+        return self._reevaluate(causes)
+
+    def _store(self, kind: str, key: str, value) -> Iterable[str]:
+        """Store one entity; return the tasks whose contributions may have changed."""
+        if kind == "task":
+            old = self.tasks.pop(key, None)
+            if old is not None:
+                self._tasks_of_agent[old.agent_id].discard(key)
+                self._tasks_of_framework[old.framework_id].discard(key)
+            if value is not None:
+                self.tasks[key] = value
+                self._tasks_of_agent[value.agent_id].add(key)
+                self._tasks_of_framework[value.framework_id].add(key)
+            return (key,)
+        if kind == "agent":
+            _put(self.agents, key, value)
+            return list(self._tasks_of_agent.get(key, ()))
+        if kind == "framework":
+            _put(self.frameworks, key, value)
+            return list(self._tasks_of_framework.get(key, ()))
+        raise ValueError(f"unknown entity kind {kind!r}; expected one of {', '.join(KINDS)}")
 
     # -- derivation -----------------------------------------------------------------------
-    def _reevaluate(self, task_ids: set[str]) -> Changes:
-        touched: set[VipRef] = set()
-        for task_id in task_ids:
+    def _reevaluate(self, causes: dict[str, int]) -> tuple[Changes, Causes]:
+        touched: dict[VipRef, int] = {}
+        for task_id, cause in causes.items():
             for contribution in self._contributions.pop(task_id, ()):
-                touched.add(contribution.vip)
-                self._by_ref[contribution.vip].pop(task_id, None)
+                touched[contribution.vip] = max(cause, touched.get(contribution.vip, cause))
+                self._group(contribution).remove(contribution)
             self.rejections.pop(task_id, None)
             task = self.tasks.get(task_id)
             if task is None:
@@ -93,25 +120,44 @@ class VipTable:
             found = contributions_of(task, self.agents.get(task.agent_id), self.frameworks.get(task.framework_id))
             if found.rejections:
                 self.rejections[task_id] = found.rejections
-            self._contributions[task_id] = found.contributions
+            if found.contributions:
+                self._contributions[task_id] = found.contributions
             for contribution in found.contributions:
-                touched.add(contribution.vip)
-                self._by_ref[contribution.vip].setdefault(task_id, []).append(contribution)
-        for ref in [r for r in touched if not self._by_ref.get(r)]:
-            self._by_ref.pop(ref, None)
-        touched |= self._reallocate(touched, *self._count(touched))
+                touched[contribution.vip] = max(cause, touched.get(contribution.vip, cause))
+                self._group(contribution).add(contribution)
+        for ref in touched:
+            groups = self._backends.get(ref)
+            if groups is not None:
+                for family in [f for f, group in groups.items() if not group]:
+                    del groups[family]
+                if not groups:
+                    del self._backends[ref]
+        moved = self._reallocate(touched.keys(), *self._count(touched.keys()))
+        newest = max(causes.values(), default=0)
+        for ref in moved:
+            touched[ref] = newest
         return self._rederive(touched)
 
-    def _count(self, touched: set[VipRef]) -> tuple[dict[int, set[VipName]], dict[int, set[VipName]], set[str]]:
+    def _group(self, contribution: Contribution) -> VipBackends:
+        groups = self._backends.get(contribution.vip)
+        if groups is None:
+            groups = self._backends[contribution.vip] = {}
+        family = family_of(contribution.ip)
+        group = groups.get(family)
+        if group is None:
+            group = groups[family] = VipBackends()
+        return group
+
+    def _count(self, touched: Iterable[VipRef]) -> tuple[dict[int, set[VipName]], dict[int, set[VipName]], set[str]]:
         """Update the wanted-name and reserved-address counts for `touched` refs. Returns the
         names each family started and stopped wanting, and the newly reserved addresses."""
         added: dict[int, set[VipName]] = {family: set() for family in self.ranges}
         released: dict[int, set[VipName]] = {family: set() for family in self.ranges}
         reserved: set[str] = set()
         for ref in touched:
-            by_task = self._by_ref.get(ref, {})
+            groups = self._backends.get(ref, {})
             if not ref.named:
-                was, now = ref in self._families_of_ref, bool(by_task)
+                was, now = ref in self._families_of_ref, bool(groups)
                 if was != now:
                     count = self._reserved_count.get(ref.address, 0) + (1 if now else -1)
                     if now and count == 1:
@@ -127,7 +173,7 @@ class VipTable:
                 continue
             name = (ref.address, ref.framework)
             before = self._families_of_ref.pop(ref, frozenset())
-            after = frozenset(family_of(c.ip) for cs in by_task.values() for c in cs)
+            after = frozenset(groups)
             if after:
                 self._families_of_ref[ref] = after
             for family in before - after:
@@ -143,8 +189,8 @@ class VipTable:
                     added.setdefault(family, set()).add(name)
         return added, released, reserved
 
-    def _reallocate(self, touched: set[VipRef], added: dict[int, set[VipName]], released: dict[int, set[VipName]],
-                    reserved: set[str]) -> set[VipRef]:
+    def _reallocate(self, touched: Iterable[VipRef], added: dict[int, set[VipName]],
+                    released: dict[int, set[VipName]], reserved: set[str]) -> set[VipRef]:
         """Allocate or release named VIP addresses when the set of named VIPs changed.
 
         Returns the refs whose address moved (only possible when an IP VIP claims an address).
@@ -181,25 +227,55 @@ class VipTable:
         if wanted != set(current) or reserved & set(current.values()):
             updated = allocate(wanted, current, network, reserved)
             for name in {n for n in updated if current.get(n) != updated[n]} & set(current):
-                moved |= {ref for ref in self._by_ref if ref.named and (ref.address, ref.framework) == name}
+                moved |= {ref for ref in self._backends if ref.named and (ref.address, ref.framework) == name}
             self.allocations[family] = current = updated
         self._taken[family] = {o for ip in current.values() if (o := offset_of(ip, network)) is not None}
         self._unplaced[family] = wanted - set(current)
         return moved
 
-    def _rederive(self, refs: set[VipRef]) -> Changes:
+    def _rederive(self, refs: Mapping[VipRef, int]) -> tuple[Changes, Causes]:
         changes: Changes = {}
+        causes: Causes = {}
         for ref in sorted(refs):
             old_keys = self._keys_of_ref.pop(ref, set())
-            by_task = self._by_ref.get(ref, {})
-            records = vips_of(ref, [c for cs in by_task.values() for c in cs], self.allocations) if by_task else {}
+            records = self._records_of(ref)
             for key in old_keys - records.keys():
                 if self.records.pop(key, None) is not None:
                     changes[key] = None
+                    causes[key] = refs[ref]
             for key, vip in records.items():
                 if self.records.get(key) != vip:
                     self.records[key] = vip
                     changes[key] = vip
+                    causes[key] = refs[ref]
             if records:
                 self._keys_of_ref[ref] = set(records)
-        return changes
+        return changes, causes
+
+    def _records_of(self, ref: VipRef) -> dict[str, Vip]:
+        """What ``derive.vips_of`` makes of the ref's contributions, from the kept backends."""
+        groups = self._backends.get(ref)
+        if not groups:
+            return {}
+        if not ref.named:
+            group = groups.get(family_of(ref.address))
+            if not group:
+                return {}
+            return {vip_key(ref.protocol, ref.address, ref.port): Vip(ref.protocol, ref.address, ref.port,
+                                                                       list(group.backends))}
+        records = {}
+        dns = vip_dns_name(ref.address, ref.framework)
+        for family in sorted(groups):
+            ip = self.allocations.get(family, {}).get((ref.address, ref.framework))
+            if ip is not None:
+                records[vip_key(ref.protocol, ip, ref.port)] = Vip(
+                    ref.protocol, ip, ref.port, list(groups[family].backends), name=ref.address,
+                    framework=ref.framework, dns=dns)
+        return records
+
+
+def _put(table: dict, key: str, value) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value

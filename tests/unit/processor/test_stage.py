@@ -6,6 +6,8 @@ from __future__ import annotations
 import msgspec
 
 from processors.dns.agent import DnsStage
+from processors.dns.table import KINDS as DNS_KINDS
+from processors.l4lb.table import KINDS as L4_KINDS
 from processors.l4lb.agent import L4Stage
 from processors.readiness import is_ready, producers_of
 from processors.replay import fresh_outputs
@@ -29,11 +31,26 @@ def base_batch() -> dict[str, list[SourceRecord]]:
             "frameworks": [record("frameworks", FRAMEWORK.id, FRAMEWORK)]}
 
 
-def test_every_stage_declares_its_sources_with_a_table_method():
-    for stage in (L4Stage(CATALOG), DnsStage(CATALOG)):
+def test_every_stage_declares_its_sources_as_kinds_its_table_takes():
+    for stage, kinds in ((L4Stage(CATALOG), L4_KINDS), (DnsStage(CATALOG), DNS_KINDS)):
         assert set(stage.sources) <= {"agents", "frameworks", "cluster", "tasks"}
         for source in stage.sources.values():
-            assert callable(source.put) and issubclass(source.entity, msgspec.Struct)
+            assert source.kind in kinds and issubclass(source.entity, msgspec.Struct)
+
+
+def test_each_key_of_a_batch_carries_the_observation_of_its_own_newest_change():
+    stage = L4Stage(CATALOG)
+    stage.start({})
+    stage.apply(base_batch())
+    sink = MemorySink()
+    stage.publish_difference(sink, {})
+    one, other, later = app_task(0, 1), app_task(1, 1), app_task(0, 2)
+    stage.apply({"tasks": [record("tasks", later.id, later, 30), record("tasks", one.id, one, 10),
+                           record("tasks", other.id, other, 20)]})
+    stage.publish_pending(sink)
+    observed = {msgspec.json.decode(value)["name"]: dict(headers)["wf-observed-ns"]
+                for _, _, value, headers in sink.records}
+    assert observed == {"/app0": b"30", "/app1": b"20"}
 
 
 def test_a_batch_publishes_each_changed_key_once_with_the_newest_observation():
