@@ -6,6 +6,13 @@ DNS zones and server) and its follower, and declares which role waits for which
 (`DEPENDENCIES`): a waiting role becomes ready only after the other one is, and may take part
 of its desired state from the other one's applied state.
 
+With `--dns-workers N` (N > 1) the dns role runs in N worker processes sharing the DNS port
+(appliers/dns/workers.py), each with its own follower, zones and loop; this process runs the
+other roles and supervises the workers. A dependency's two halves (`export`, `take`) are apart
+for that: this process exports the l4lb role's VIPs in the kernel, and its readiness, to every
+worker, and each worker's dns loop takes them as it would here. VIP names thus still follow
+the kernel this process programs, and each worker's dns role is still ready only after l4lb.
+
 The node follows the status topic once for all roles: it is their readiness gate (a ready
 processor mark), and it says when the upstream goes stale, which the node logs once per
 transition while it keeps serving its last good state.
@@ -20,13 +27,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from appliers.dns.role import DnsRole
+from appliers.dns.workers import DnsWorkers
 from appliers.l4lb.kernel import Kernel
 from appliers.l4lb.role import L4lbRole
-from appliers.options import NodeOptions
+from appliers.options import NodeOptions, check_dns_workers
 from runtime.kafka.follower import TableFollower
 from runtime.kafka.status import StatusWatch
 from runtime.reconcile import ProcessorGate, ReconcileLoop
 from runtime.status import UpstreamLog
+from schemas.l4lb import Vip
 from schemas.status import HEARTBEAT_S
 
 log = logging.getLogger(__name__)
@@ -35,22 +44,31 @@ ROLES = ("l4lb", "dns")
 TOPICS = {"l4lb": "vips", "dns": "dns"}  # the derived table each role follows (catalog alias)
 
 
-def _vip_names(l4lb: ReconcileLoop, dns: ReconcileLoop) -> Mapping:
+def _vips_in_kernel(l4lb: ReconcileLoop) -> Mapping[str, Vip]:
+    """The VIPs the node's kernel holds, by topic key: the l4lb role's applied state."""
+    return l4lb.role.in_kernel(l4lb.desired)
+
+
+def _vip_names(dns: ReconcileLoop, in_kernel: Mapping[str, Vip]) -> Mapping:
     """A VIP's DNS name only once the node's kernel has the VIP (dcos-net's lesson)."""
-    return dns.role.vip_names(l4lb.role.in_kernel(l4lb.desired))
+    return dns.role.vip_names(in_kernel)
 
 
 @dataclass(frozen=True)
 class Dependency:
-    """`role` becomes ready only after `waits_for` is; `feed`, when set, turns the applied
-    state of `waits_for` into desired entries of `role` after each of its passes."""
+    """`role` becomes ready only after `waits_for` is. With `export` and `take`, after each
+    pass of `waits_for` its applied state (`export`: key -> `exported` value) becomes desired
+    entries of `role` (`take`). The two halves are apart so the state can cross processes:
+    DNS workers (appliers/dns/workers.py) take what the node's own process exports."""
 
     role: str
     waits_for: str
-    feed: Callable[[ReconcileLoop, ReconcileLoop], Mapping] | None = None
+    export: Callable[[ReconcileLoop], Mapping] | None = None
+    take: Callable[[ReconcileLoop, Mapping], Mapping] | None = None
+    exported: type | None = None  # the value type of `export`'s mapping
 
 
-DEPENDENCIES = (Dependency("dns", "l4lb", feed=_vip_names),)
+DEPENDENCIES = (Dependency("dns", "l4lb", export=_vips_in_kernel, take=_vip_names, exported=Vip),)
 
 
 def wire(loops: Mapping[str, ReconcileLoop]) -> None:
@@ -60,9 +78,9 @@ def wire(loops: Mapping[str, ReconcileLoop]) -> None:
         if waiting is None or other is None:
             continue
         waiting.waits_for += (other,)
-        if dependency.feed is not None:
-            other.after_apply(lambda feed=dependency.feed, waiting=waiting, other=other:
-                              waiting.feed(feed(other, waiting)))
+        if dependency.export is not None and dependency.take is not None:
+            other.after_apply(lambda d=dependency, waiting=waiting, other=other:
+                              waiting.feed(d.take(waiting, d.export(other))))
 
 
 class Node:
@@ -70,15 +88,25 @@ class Node:
         unknown = set(options.roles) - set(ROLES)
         if unknown:
             raise ValueError(f"unknown roles {sorted(unknown)}; this node knows {', '.join(ROLES)}")
+        check_dns_workers(options)
         self.options = options
         self.status = StatusWatch(options.bootstrap, options.catalog.topic("status").name)
         self.gate = gate if gate is not None else self.status
-        self.upstream = UpstreamLog(log, f"node {options.node_id}")
+        worker = options.dns_worker
+        self.upstream = UpstreamLog(log, f"node {options.node_id}" + (f" dns worker {worker}" if worker is not None else ""))
+        self.watch_upstream = not worker  # one process of a node says it, not every DNS worker
+        # DNS on several processes: this one supervises them and runs the other roles.
+        self.dns_workers: DnsWorkers | None = None
+        if options.dns_workers > 1 and worker is None:
+            self.dns_workers = DnsWorkers(options, shared=[d for d in DEPENDENCIES if d.role == "dns"
+                                                           and d.waits_for in options.roles])
         self.loops: dict[str, ReconcileLoop] = {}
         for name in ROLES:  # in dependency order
-            if name in options.roles:
+            if name in options.roles and not (name == "dns" and self.dns_workers is not None):
                 self.loops[name] = self._loop(name)
         wire(self.loops)
+        if self.dns_workers is not None:
+            self.dns_workers.wire(self.loops)
 
     def _loop(self, name: str) -> ReconcileLoop:
         options = self.options
@@ -104,6 +132,8 @@ class Node:
         status = asyncio.create_task(self.status.run(stop))
         health = asyncio.create_task(self._watch_upstream(stop))
         roles = [asyncio.create_task(loop.run(stop)) for loop in self.loops.values()]
+        if self.dns_workers is not None:
+            roles.append(asyncio.create_task(self.dns_workers.run(stop)))
         try:
             # One role failing stops the node: a half-running node would look healthy.
             await asyncio.wait([*roles, status], return_when=asyncio.FIRST_EXCEPTION)
@@ -116,7 +146,7 @@ class Node:
 
     async def _watch_upstream(self, stop: asyncio.Event) -> None:
         """Once a role is ready, say when the upstream goes stale and when it is back."""
-        while not stop.is_set():
+        while not stop.is_set() and self.watch_upstream:
             if any(loop.ready.is_set() for loop in self.loops.values()):
                 self.upstream.check(self.status.marks, time.time())
             try:

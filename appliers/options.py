@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from schemas.catalog import Catalog
@@ -32,3 +33,42 @@ class NodeOptions:
     tcp_connections_per_client: int = 32
     max_tcp_connections: int = 1024
     tcp_idle_timeout: float = 10.0  # seconds to wait for the next query on a connection
+    # DNS on every core (appliers/dns/workers.py): with more than one, that many processes
+    # serve the same port (SO_REUSEPORT), each following the dns topic itself.
+    dns_workers: int = 1
+    dns_worker: int | None = None  # set inside worker k; None: the node's own process
+
+
+MAX_DNS_WORKERS = 64
+
+
+def dns_workers_from(value: str | int, cpus: int | None = None) -> int:
+    """`--dns-workers`: an integer in 1..MAX_DNS_WORKERS, or ``auto`` (one per CPU, `cpus` or
+    os.cpu_count(), at most MAX_DNS_WORKERS). ValueError says what is wrong. Pure but for
+    the CPU count when `cpus` is not given."""
+    text = str(value).strip().lower()
+    if text == "auto":
+        count = cpus if cpus is not None else (os.cpu_count() or 1)
+        return max(1, min(count, MAX_DNS_WORKERS))
+    try:
+        count = int(text)
+    except ValueError:
+        count = None
+    if count is None or not 1 <= count <= MAX_DNS_WORKERS:
+        raise ValueError(f"--dns-workers must be 'auto' or a whole number from 1 to {MAX_DNS_WORKERS}, got {value!r}")
+    return count
+
+
+def check_dns_workers(options: NodeOptions) -> None:
+    """ValueError when `options.dns_workers` cannot work with the rest of the options."""
+    workers = options.dns_workers
+    if not 1 <= workers <= MAX_DNS_WORKERS:
+        raise ValueError(f"--dns-workers must be from 1 to {MAX_DNS_WORKERS}, got {workers}")
+    if workers == 1:
+        return
+    if "dns" not in options.roles:
+        raise ValueError("--dns-workers above 1 needs the dns role")
+    if options.dns_listen[1] == 0:
+        raise ValueError("--dns-workers above 1 needs a fixed --dns-listen port (workers share it), not 0")
+    if options.dns_http is not None and options.dns_http[1] == 0:
+        raise ValueError("--dns-workers above 1 needs a fixed --dns-http port (workers share it), not 0")

@@ -22,6 +22,16 @@ while N names a second change (each change invalidates only its name's cached an
 
 Ports 127.0.0.1:42201 (ours, UDP and TCP) and 42202 (dnsmasq) unless `--port`. Every process
 started here is stopped in a finally block, and the temp dir is removed.
+
+`--vs unbound`: DNS on all cores. Ours is the real node, `wayfinder node --roles dns
+--dns-workers N` (N = `--workers`, default one per CPU), its zones loaded from the `dns` topic
+of a Kafka (`--bootstrap`, else a broker of its own on port 47492) under a namespace of its
+own; against unbound with `num-threads: N` and `so-reuseport: yes`, the same names as
+`local-data` in a temp config. dnsperf runs with `--clients` sockets (default 8 per worker:
+SO_REUSEPORT spreads by source port, so one socket would reach one worker or thread only).
+Servers are pinned to CPUs 0..N-1 and dnsperf to the rest when there are more than N CPUs;
+otherwise nothing is pinned (`pinned` says which). CPU is the whole server: the node and its
+workers, or unbound's threads. Ports 43150 (ours) and 43151 (unbound) unless `--port`.
 """
 
 from __future__ import annotations
@@ -44,7 +54,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-DNSPERF, DNSMASQ = "/usr/bin/dnsperf", "/usr/sbin/dnsmasq"
+DNSPERF, DNSMASQ, UNBOUND = "/usr/bin/dnsperf", "/usr/sbin/dnsmasq", "/usr/sbin/unbound"
 SERVER_CPU, CLIENT_CPU = 0, 1
 START_TIMEOUT = 30.0  # seconds for a server to answer its first query
 TTL = 5
@@ -117,9 +127,10 @@ async def change(zones, count: int, per_second: int) -> None:
 
 # -- measuring -------------------------------------------------------------------------------
 
-def pin(cpu: int) -> list[str]:
-    """A taskset prefix when there is a second CPU to keep the load generator apart."""
-    if PINNING and os.cpu_count() and os.cpu_count() > 1 and shutil.which("taskset"):
+def pin(cpu: int | str, needed: int = 2) -> list[str]:
+    """A taskset prefix (`cpu`: a CPU or a taskset list) when there are `needed` CPUs, so the
+    load generator can be kept apart."""
+    if PINNING and os.cpu_count() and os.cpu_count() >= needed and shutil.which("taskset"):
         return ["taskset", "-c", str(cpu)]
     return []
 
@@ -150,9 +161,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def dnsperf(port: int, queryfile: Path, seconds: float, *, rate: int | None = None,
-            verbose: bool = False) -> str:
-    command = [*pin(CLIENT_CPU), DNSPERF, "-s", "127.0.0.1", "-p", str(port), "-d", str(queryfile),
-               "-l", str(seconds), "-c", "1", "-q", "100"]
+            verbose: bool = False, clients: int = 1, outstanding: int = 100,
+            prefix: list[str] | None = None) -> str:
+    prefix = pin(CLIENT_CPU) if prefix is None else prefix
+    command = [*prefix, DNSPERF, "-s", "127.0.0.1", "-p", str(port), "-d", str(queryfile),
+               "-l", str(seconds), "-c", str(clients), "-q", str(outstanding)]
     if rate:
         command += ["-Q", str(rate)]
     if verbose:
@@ -197,16 +210,31 @@ def percentiles(text: str) -> dict:
     return {"p50_ms": at(0.50), "p99_ms": at(0.99), "p999_ms": at(0.999), "samples": len(latencies)}
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of `pid` and of its children (a node's DNS workers), those alive now."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 def measure(name: str, process: subprocess.Popen, port: int, queryfile: Path, seconds: float,
-            latency_qps: int) -> dict:
+            latency_qps: int, *, clients: int = 1, outstanding: int = 100, client_pin: list[str] | None = None,
+            cpu=cpu_seconds) -> dict:
     wait_answering(port, process)
-    dnsperf(port, queryfile, 1)  # warm-up: caches filled, sockets settled
-    before, started = cpu_seconds(process.pid), time.monotonic()
-    saturation = summary(dnsperf(port, queryfile, seconds))
-    used = cpu_seconds(process.pid) - before
+    flags = {"clients": clients, "outstanding": outstanding, "prefix": client_pin}
+    dnsperf(port, queryfile, 1, **flags)  # warm-up: caches filled, sockets settled
+    before, started = cpu(process.pid), time.monotonic()
+    saturation = summary(dnsperf(port, queryfile, seconds, **flags))
+    used = cpu(process.pid) - before
     cpu = used / (time.monotonic() - started)
     latency_run = min(seconds, 5)
-    steady = dnsperf(port, queryfile, latency_run, rate=latency_qps, verbose=True)
+    steady = dnsperf(port, queryfile, latency_run, rate=latency_qps, verbose=True, **flags)
     return {"server": name, **saturation, "server_cpu_pct": round(cpu * 100),
             "server_cpu_us_per_query": round(used * 1e6 / max(1, saturation["completed"]), 2),
             **percentiles(steady), "latency_at_qps": latency_qps,
@@ -239,7 +267,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per server; medians reported")
     parser.add_argument("--no-pin", action="store_true",
                         help="let the scheduler place servers and dnsperf (busy shared boxes)")
-    parser.add_argument("--port", type=int, default=42201, help="ours; dnsmasq gets port + 1")
+    parser.add_argument("--port", type=int, default=None,
+                        help="ours; the reference gets port + 1 (default 42201, 43150 with --vs unbound)")
+    parser.add_argument("--vs", choices=["dnsmasq", "unbound"], default="dnsmasq",
+                        help="unbound: the node with --dns-workers against unbound with as many threads")
+    parser.add_argument("--workers", default="auto", help="--vs unbound: DNS workers and unbound threads (N or auto)")
+    parser.add_argument("--clients", type=int, default=None, help="--vs unbound: dnsperf sockets (default 8 per worker)")
+    parser.add_argument("--bootstrap", default=None, help="--vs unbound: the Kafka to use (default: start one)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -249,6 +283,18 @@ def main() -> None:
     if args.no_pin:
         global PINNING
         PINNING = False
+    if args.vs == "unbound":
+        if not 0 < args.names <= 1_000_000 or not 0 < args.rounds <= 20:
+            parser.error("--names must be in 1..1,000,000 and --rounds in 1..20")
+        from appliers.options import dns_workers_from
+
+        try:
+            workers = dns_workers_from(args.workers)
+        except ValueError as error:
+            parser.error(str(error))
+        cores_main(args, workers, args.port or 43150)
+        return
+    args.port = args.port or 42201
     if not 0 < args.names <= 1_000_000 or not 0 < args.rounds <= 20:
         parser.error("--names must be in 1..1,000,000 and --rounds in 1..20")
     for tool in (DNSPERF, DNSMASQ):
@@ -310,6 +356,121 @@ def main() -> None:
               "ratio": round(best[first]["qps"] / best["dnsmasq"]["qps"], 3),
               "qps_per_round": {key: [run["qps"] for run in runs] for key, runs in results.items()},
               "loops": {key[5:]: value for key, value in best.items() if key.startswith("ours_")}}
+    print(json.dumps(report, indent=2))
+
+
+# -- all cores: the node with DNS workers against unbound with as many threads ---------------
+
+def publish_names(bootstrap: str, namespace: str, count: int) -> None:
+    """The bench's names as the processor would write them into the dns topic, and a ready
+    processor mark (what makes a node ready)."""
+    from runtime.kafka.topics import ensure_topics
+    from runtime.kafka.writer import KafkaSink
+    from schemas import codec
+    from schemas.catalog import Catalog
+    from schemas.dns import RecordSet, record_set_key
+    from schemas.headers import Observation
+    from schemas.status import PROCESSOR_KEY, Mark
+
+    catalog = Catalog(namespace)
+    ensure_topics(bootstrap, catalog)
+    sink = KafkaSink(bootstrap)
+    try:
+        topic = catalog.topic("dns")
+        headers = Observation.now().headers(topic.schema_id)
+        for i, name in enumerate(names(count)):
+            sink.publish(topic.name, record_set_key(name, "A"),
+                         codec.encode(RecordSet(name, "A", TTL, [address(i)], "marathon", [f"svc{i}.1"])), headers)
+        now = time.time()
+        status = catalog.topic("status")
+        sink.publish(status.name, PROCESSOR_KEY,
+                     codec.encode(Mark("processor", "bench", now, now, True, synced_at=now, ready=True)),
+                     Observation.now().headers(status.schema_id))
+        sink.flush()
+    finally:
+        sink.close()
+
+
+def wait_every_worker(port: int, process: subprocess.Popen, spread: int = 64) -> None:
+    """Until `spread` probes, each from a new socket (so SO_REUSEPORT sends them to every
+    worker) and each waiting out SERVFAIL (bounded by START_TIMEOUT), got svc0's answer."""
+    for _ in range(spread):
+        wait_answering(port, process)
+
+
+def unbound_config(directory: Path, port: int, threads: int, count: int) -> Path:
+    conf = directory / "unbound.conf"
+    lines = ["server:", "  interface: 127.0.0.1", f"  port: {port}", f"  num-threads: {threads}",
+             "  so-reuseport: yes", "  do-daemonize: no", "  use-syslog: no", '  logfile: ""',
+             '  chroot: ""', '  username: ""', f'  directory: "{directory}"', '  pidfile: ""',
+             "  verbosity: 0", "  do-ip6: no", "  access-control: 127.0.0.0/8 allow",
+             '  local-zone: "marathon.mesos." static']
+    lines += [f'  local-data: "{name} {TTL} IN A {address(i)}"' for i, name in enumerate(names(count))]
+    lines += ["remote-control:", "  control-enable: no"]
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def cores_main(args, workers: int, port: int) -> None:
+    from bench.broker import bench_kafka
+
+    for tool in (DNSPERF, UNBOUND):
+        if not os.access(tool, os.X_OK):
+            sys.exit(f"{tool} is not installed (make setup installs it)")
+    clients = args.clients or 8 * workers
+    outstanding = 100 * workers
+    servers = ",".join(str(cpu) for cpu in range(workers))
+    client_cpus = f"{workers}-{os.cpu_count() - 1}" if (os.cpu_count() or 1) > workers else "0"
+    server_pin = pin(servers, workers + 1)
+    client_pin = pin(client_cpus, workers + 1)
+    load_before = os.getloadavg()[0]
+    scratch = Path(tempfile.mkdtemp(prefix="dnscores-bench-"))
+    results: dict[str, list[dict]] = {}
+    wayfinder = Path(sys.executable).with_name("wayfinder")
+    try:
+        queryfile = scratch / "queries.txt"
+        queryfile.write_text("".join(f"{name} A\n" for name in names(args.names)))
+        conf = unbound_config(scratch, port + 1, workers, args.names)
+        with bench_kafka(args.bootstrap, base_port=47492) as bootstrap:
+            namespace = f"bench{os.getpid()}x{int(time.time())}"
+            publish_names(bootstrap, namespace, args.names)
+            flags = {"clients": clients, "outstanding": outstanding, "client_pin": client_pin}
+            for _ in range(args.rounds):  # alternated, so drift in the box's load hits both alike
+                node = None
+                try:
+                    node = subprocess.Popen(
+                        [*server_pin, str(wayfinder), "--log-level", "warning", "node", "--bootstrap", bootstrap,
+                         "--namespace", namespace, "--node-id", "bench", "--agent-ip", "10.255.0.1",
+                         "--roles", "dns", "--dns-listen", f"127.0.0.1:{port}", "--dns-workers", str(workers)],
+                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+                    wait_every_worker(port, node)
+                    results.setdefault("ours", []).append(measure(
+                        f"wayfinder node --dns-workers {workers}", node, port, queryfile, args.seconds,
+                        args.latency_qps, cpu=tree_cpu_seconds, **flags))
+                finally:
+                    stop(node)
+                unbound = None
+                try:
+                    unbound = subprocess.Popen([*server_pin, UNBOUND, "-d", "-c", str(conf)],
+                                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                               stderr=subprocess.DEVNULL)
+                    results.setdefault("unbound", []).append(measure(
+                        f"unbound num-threads {workers}", unbound, port + 1, queryfile, args.seconds,
+                        args.latency_qps, **flags))
+                finally:
+                    stop(unbound)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    best = {key: median_run(runs) for key, runs in results.items()}
+    report = {"bench": "dns_throughput", "mode": "all cores vs unbound", "names": args.names,
+              "seconds": args.seconds, "rounds": args.rounds, "workers": workers, "unbound_threads": workers,
+              "dnsperf_clients": clients, "dnsperf_outstanding": outstanding,
+              "cpus": os.cpu_count(), "pinned": bool(server_pin),
+              "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+              "ours": best["ours"], "unbound": best["unbound"],
+              "ratio": round(best["ours"]["qps"] / best["unbound"]["qps"], 3),
+              "qps_per_round": {key: [run["qps"] for run in runs] for key, runs in results.items()}}
     print(json.dumps(report, indent=2))
 
 

@@ -121,6 +121,15 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
         raise click.ClickException(str(error)) from None
 
 
+def _dns_workers(ctx, param, value) -> int:
+    from appliers.options import dns_workers_from
+
+    try:
+        return dns_workers_from(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @main.command()
 @bootstrap_option
 @namespace_option
@@ -146,9 +155,12 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
               help="DNS over TCP: connections in all (past it, the heaviest client's longest-idle one closes).")
 @click.option("--dns-tcp-idle", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="DNS over TCP: seconds a connection may wait idle for its next query.")
+@click.option("--dns-workers", default="1", show_default=True, metavar="N|auto", callback=_dns_workers,
+              help="DNS server processes sharing the DNS port (SO_REUSEPORT), each following the dns topic; "
+                   "auto: one per CPU. 1 serves from the node's own process.")
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
          dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
-         dns_tcp_idle):
+         dns_tcp_idle, dns_workers):
     """Run this node's roles: apply the derived topics to the kernel and serve DNS."""
     from appliers.node import Node, NodeOptions
 
@@ -159,7 +171,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         dns_http=_host_port(dns_http) if dns_http else None, upstreams=upstreams,
         forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
-        max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle,
+        max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
     )
     try:
         running = Node(options)

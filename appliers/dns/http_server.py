@@ -60,7 +60,8 @@ class MesosDnsHttpServer:
     def __init__(self, records: Table | Callable[[], Table], host: str = "127.0.0.1", port: int = 8123, *,
                  config: MesosDnsConfig | None = None, enumeration: bool | None = None,
                  serial: Callable[[], int] | None = None, task_names: Mapping[str, str] | None = None,
-                 version: str | None = None):
+                 version: str | None = None, reuse_port: bool = False):
+        self.reuse_port = reuse_port  # DNS workers share one port (appliers/dns/workers.py)
         self._records: Callable[[], Table] = records if callable(records) else (lambda: records)
         self.host, self.port = host, port
         config = config or MesosDnsConfig()
@@ -92,7 +93,7 @@ class MesosDnsHttpServer:
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await self._runner.setup()
         try:
-            await web.TCPSite(self._runner, self.host, self.port).start()
+            await web.TCPSite(self._runner, self.host, self.port, reuse_port=self.reuse_port or None).start()
         except BaseException:
             await self.stop()
             raise

@@ -237,6 +237,12 @@ class DnsRole(Role[Entry, Mapping[tuple[str, str], RRset], DnsPlan]):
             forwarder = Forwarder.from_config(options.upstreams, options.forward_zones, options.mesos_dns)
         self.forwarder = forwarder
         self.listen = listen  # False: the zones only (unit tests ask them directly)
+        # With DNS workers (appliers/dns/workers.py) every worker binds the same port with
+        # SO_REUSEPORT; a restarted one binds only once ready (`listen_when_ready`), so its
+        # clients stay with the serving workers while it catches up, not on SERVFAIL.
+        self.reuse_port = options.dns_workers > 1
+        self.listen_when_ready = False
+        self.listening = asyncio.Event()  # the DNS server is bound
         self.server: DnsServer | None = None
         self.http: MesosDnsHttpServer | None = None
         self.own = {(r.name, r.type): RRset.of([r]) for r in thisnode_records(options.agent_ip)}
@@ -293,8 +299,11 @@ class DnsRole(Role[Entry, Mapping[tuple[str, str], RRset], DnsPlan]):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if not self.listen:
-            return
+        if self.listen and not self.listen_when_ready:
+            await self._listen()
+            log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until ready)", *self.server.address[:2])
+
+    async def _listen(self) -> None:
         allowed = self.options.allow_recursion
         acl = RecursionAcl(allowed) if allowed is not None else RecursionAcl.for_node(
             await asyncio.to_thread(own_networks))
@@ -302,15 +311,18 @@ class DnsRole(Role[Entry, Mapping[tuple[str, str], RRset], DnsPlan]):
         self.server = DnsServer(Answerer(self.zones, self.forwarder, recursion_acl=acl), *options.dns_listen,
                                 tcp_connections_per_client=options.tcp_connections_per_client,
                                 max_tcp_connections=options.max_tcp_connections,
-                                tcp_idle_timeout=options.tcp_idle_timeout)
+                                tcp_idle_timeout=options.tcp_idle_timeout, reuse_port=self.reuse_port)
         await self.server.start()
-        log.info("dns: listening on %s:%d (cluster names answer SERVFAIL until ready)", *self.server.address[:2])
+        self.listening.set()
 
     async def serve(self) -> None:
         self.zones.ready = True  # ready.spartan answers from now on
+        if self.listen and self.server is None:
+            await self._listen()
+            log.info("dns: listening on %s:%d (ready)", *self.server.address[:2])
         if self.listen and self.options.dns_http:  # like Mesos-DNS, HTTP only once there is something to serve
             self.http = MesosDnsHttpServer(self.record_sets, *self.options.dns_http, config=self._http_config(),
-                                           serial=lambda: self.zones.serial)
+                                           serial=lambda: self.zones.serial, reuse_port=self.reuse_port)
             await self.http.start()
 
     async def close(self) -> None:

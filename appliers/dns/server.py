@@ -77,8 +77,11 @@ class DnsServer:
     def __init__(self, answerer: Answerer, host: str = "127.0.0.1", port: int = 53, *,
                  tcp_idle_timeout: float = 10.0, tcp_message_timeout: float = 3.0,
                  max_tcp_connections: int = 1024, tcp_connections_per_client: int = 32,
-                 max_forwarding: int = 1024) -> None:
+                 max_forwarding: int = 1024, reuse_port: bool = False) -> None:
         self.answerer = answerer
+        # SO_REUSEPORT on both sockets: several processes serve one port, and the kernel
+        # spreads clients over them (appliers/dns/workers.py). Needs a fixed port.
+        self.reuse_port = reuse_port
         self.fastpath = FastPath(answerer)  # UDP: pre-encoded answers first, then the answerer
         self.host, self.port = host, port
         self.max_tcp_connections = max_tcp_connections
@@ -98,12 +101,13 @@ class DnsServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         for attempt in range(_BIND_ATTEMPTS):
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Udp(self), local_addr=(self.host, self.port), family=family)
+                lambda: _Udp(self), local_addr=(self.host, self.port), family=family,
+                reuse_port=self.reuse_port or None)
             port = udp.get_extra_info("sockname")[1]
             try:
                 self._tcp = await asyncio.start_server(
                     self.tcp.serve, self.host, port, family=family, reuse_address=True,
-                    backlog=self.max_tcp_connections)
+                    reuse_port=self.reuse_port or None, backlog=self.max_tcp_connections)
             except OSError:
                 udp.close()
                 if self.port or attempt == _BIND_ATTEMPTS - 1:
