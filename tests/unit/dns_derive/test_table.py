@@ -153,7 +153,11 @@ def test_incremental_equals_whole_derivation(batches, config):
     replica: dict = {}
     state: dict[str, dict] = {kind: {} for kind in POOLS}
     for batch in batches:
-        changes = table.put_many(batch) if len(batch) > 1 else getattr(table, f"put_{batch[0][0]}")(*batch[0][1:])
+        if len(batch) > 1:
+            changes, causes = table.apply_batch(batch)
+            assert set(causes) == set(changes) and all(0 <= index < len(batch) for index in causes.values())
+        else:
+            changes = getattr(table, f"put_{batch[0][0]}")(*batch[0][1:])
         for kind, key, value in batch:
             if value is None:
                 state[kind].pop(key, None)
