@@ -6,7 +6,10 @@
 Simulator, producer and processor run as their own processes; the node's dns role runs here.
 The cluster is loaded first, and the node starts once the dns topic holds every task and has
 been quiet for 3 s (the processor has finished the initial load), so the churn is measured on
-a node that caught up on the whole table. A launch counts when the first
+a node that caught up on the whole table. --rate counts task state changes (rate / 2 launches
+and kills a second, two states each); the bench waits for the churn to end however late it
+runs, then for the node to drain, and `churn` in the report says what the simulator really did
+(the achieved rate, and `kept_up` false when it fell behind). A launch counts when the first
 record set naming the task is in the node's zones (the server answers from them at once); a
 kill when the last one is gone. A sample of names is also asked over UDP at the end, to show
 the zones and the wire agree.
@@ -43,9 +46,10 @@ from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import RecordMeta  # noqa: E402
 
-from bench.l4lb_convergence import Processes, TopicSizes  # noqa: E402
+from bench.l4lb_convergence import (  # noqa: E402
+    CpuMeter, Processes, TopicSizes, churn_figures, drain, goal, measured_changes, producer_observed, run_churn)
 from bench.broker import bench_kafka  # noqa: E402
-from bench.producer_latency import free_port, http, percentile, wait_http  # noqa: E402
+from bench.producer_latency import free_port, percentile, wait_http  # noqa: E402
 
 AGENTS, PER_APP = 50, 3
 
@@ -165,10 +169,13 @@ async def measure(args, bootstrap: str) -> dict:
         node_started = time.monotonic()
         await asyncio.wait_for(role.caught_up.wait(), 600)
         caught_up = time.monotonic() - node_started
-        churn = await asyncio.to_thread(http, "POST", f"{marathon_url}/sim/churn",
-                                        {"rate": args.rate / 2, "seconds": args.seconds})
-        await asyncio.sleep(args.seconds + 3)
-        report = await asyncio.to_thread(http, "GET", f"{marathon_url}/sim/churn/{churn['id']}")
+        cpu = CpuMeter(processes, bootstrap)
+        cpu.start()
+        report = await run_churn(marathon_url, args.rate, args.seconds, processes)
+        churn_cpu = cpu.stop()
+        wanted = measured_changes(report, {"TASK_RUNNING": True, "TASK_KILLED": False})
+        drained_s = await drain(lambda: sum(change not in presence.changed for change in wanted), processes)
+        observed = await asyncio.to_thread(producer_observed, bootstrap, catalog, report["posted_at"])
         # The server answers once the role is ready: a ready processor mark in the status topic.
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(role.ready.wait(), 30)
@@ -191,11 +198,14 @@ async def measure(args, bootstrap: str) -> dict:
             latencies.append((at - change["at"]) * 1000)
             windows.setdefault(int((change["at"] - first) // 5) * 5, []).append(latencies[-1])
     convergence = [s * 1000 for s in role.convergence_s]
+    churn = churn_figures(report, args.rate, args.seconds, drained_s, observed)
     return {
         "benchmark": "dns convergence",
-        "goal": "p99 <= 100 ms at 100 changes/s with 10,000 running tasks",
+        "goal": goal(args.rate, "p99 <= 100 ms at 100 changes/s with 10,000 running tasks"),
         "tasks": args.tasks,
         "rate_changes_per_second": args.rate,
+        "achieved_task_state_changes_per_second": churn["achieved_task_state_changes_per_second"],
+        "churn": churn,
         "load_to_dns_topic_s": round(loaded, 2),
         "node_catch_up_s": round(caught_up, 2),
         "record_sets_at_start": len(table),
@@ -211,6 +221,7 @@ async def measure(args, bootstrap: str) -> dict:
                      "processor_write_to_node": {"p50": _round(percentile(presence.to_node_ms, 50)),
                                                  "p99": _round(percentile(presence.to_node_ms, 99))}},
         "wire_sample": wire,
+        "cpu_during_churn": churn_cpu,
         "first_batches": [(round(at - first, 3), n, round((at - oldest) * 1000, 1)) for at, n, oldest in presence.batches[:15]],
     }
 
@@ -234,7 +245,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", default=os.environ.get("WAYFINDER_BOOTSTRAP"))
     parser.add_argument("--tasks", type=int, default=10_000)
-    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--rate", type=float, default=100.0,
+                        help="task state changes per second (rate/2 launches and kills a second; at most 20,000)")
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     with bench_kafka(args.bootstrap, base_port=47392) as bootstrap:
