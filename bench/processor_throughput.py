@@ -399,11 +399,13 @@ def verdicts(cells: list[dict]) -> dict:
 
 
 def version(source: Path | None) -> dict:
+    """Which processor code runs: read at the start (the checkout may move during a long run).
+    A --source copy without git history (git archive) has no commit to report."""
     where = source or REPO
     found = {"source": str(where)}
     try:
-        found["commit"] = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                         text=True, timeout=10).stdout.strip()
+        found["commit"] = subprocess.run(["git", "-C", str(where), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                         text=True, timeout=10).stdout.strip() or "unknown (not a git checkout)"
         if source is None:
             dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "processors", "runtime",
                                     "schemas"], capture_output=True, text=True, timeout=10).stdout.split("\n")
@@ -428,6 +430,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.source:
         args.source = args.source.resolve()
+    processor = version(args.source)
     logs = Path(tempfile.mkdtemp(prefix="wayfinder-bench-throughput-"))
     say(f"processor logs: {logs}")
     cells, failed = [], False
@@ -444,7 +447,7 @@ def main() -> None:
         "benchmark": "processor throughput",
         "goals": {"streaming": ">= 5,000 task changes/s at every app size (2 vCPUs)",
                   "rebuild": "<= 5 s for 100,000 tasks", "rss": "< 1 GB at 100,000 tasks"},
-        "processor": version(args.source),
+        "processor": processor,
         "cpus": os.cpu_count(),
         "cells": cells,
         "goals_met": verdicts(cells),
