@@ -125,8 +125,6 @@ class Publisher:
         self.writer.close()
         self.writer = None
         self.ready = False
-        for stage in self.stages:
-            stage.stop_publishing()
         log.warning("processor %s stepped down: %s", self.instance, why)
 
     def _failed(self, term: int, doing: str, error: Exception) -> None:

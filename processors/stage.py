@@ -117,7 +117,6 @@ class Stage:
         self.table: DerivedTable | None = None
         self.pending: dict[str, Observation] = {}
         self.rejections: list[Rejection] = []  # found, not yet handed to the processor
-        self._published: dict[str, bytes] = {}  # what the output topic holds, while publishing
 
     def new_table(self, published: Mapping[str, bytes]) -> DerivedTable:
         raise NotImplementedError
@@ -176,38 +175,42 @@ class Stage:
         return taken
 
     # -- publishing -----------------------------------------------------------------------
+    # Nothing of the output is kept encoded: at a takeover the topic's content is compared
+    # once, and from then on the table itself reports only real changes (a key whose value
+    # went back to what it was within a batch is not among them). A copy of every published
+    # value would double the processor's memory (a million record sets at 100,000 tasks).
     def publish_difference(self, sink: RecordSink, published: Mapping[str, bytes]) -> int:
         """Everything the output topic (`published`) lacks or holds wrongly; returns the count.
         From here on the stage assumes the topic holds its table (see `publish_pending`)."""
-        self._published = dict(published)
         now = Observation.now()
-        keys = list(self.table.records) + [key for key in published if key not in self.table.records]
-        written = sum(self._write(sink, key, self.pending.get(key, now)) for key in keys)
+        records = self.table.records
+        written = 0
+        for key, value in records.items():
+            encoded = codec.encode(value)
+            if encoded != published.get(key):
+                self._send(sink, key, encoded, self.pending.get(key, now))
+                written += 1
+        for key in published:
+            if key not in records:
+                self._send(sink, key, None, self.pending.get(key, now))
+                written += 1
         self.pending.clear()
         return written
 
     def publish_pending(self, sink: RecordSink) -> int:
-        """The output keys changed since the last publication, where they really changed."""
-        written = sum(self._write(sink, key, obs) for key, obs in self.pending.items())
+        """The output keys changed since the last publication, each once, with its newest
+        observation."""
+        records = self.table.records
+        for key, obs in self.pending.items():
+            value = records.get(key)
+            self._send(sink, key, codec.encode(value) if value is not None else None, obs)
+        written = len(self.pending)
         self.pending.clear()
         return written
 
-    def stop_publishing(self) -> None:
-        """A processor that steps down: what the topic holds is read again at the next takeover."""
-        self._published = {}
-
-    def _write(self, sink: RecordSink, key: str, obs: Observation) -> bool:
-        value = self.table.records.get(key)
-        encoded = codec.encode(value) if value is not None else None
-        if encoded == self._published.get(key):
-            return False
+    def _send(self, sink: RecordSink, key: str, encoded: bytes | None, obs: Observation) -> None:
         topic = self.catalog.topic(self.output)
         sink.publish(topic.name, key, encoded, obs.headers(topic.schema_id))
-        if encoded is None:
-            del self._published[key]
-        else:
-            self._published[key] = encoded
-        return True
 
     def encoded_records(self) -> dict[str, bytes]:
         """The whole output table as the topic would hold it."""

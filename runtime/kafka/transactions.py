@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # message.timeout.ms <= transaction.timeout.ms; a delivery that fails within it aborts the
 # transaction, and the processor then re-publishes from its tables (nothing is lost).
 TRANSACTION_TIMEOUT_MS = 30_000
+QUEUE_MESSAGES = 2_000_000
 
 
 class TransactionalWriter:
@@ -45,6 +46,10 @@ class TransactionalWriter:
             "transactional.id": transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
             "message.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            # A takeover publishes a whole table in one transaction (over a million record sets
+            # at 100,000 tasks): with librdkafka's default queue of 100,000 messages the writer
+            # would wait on the queue again and again instead of handing records on.
+            "queue.buffering.max.messages": QUEUE_MESSAGES,
         })
         self.in_transaction = False
 
