@@ -37,6 +37,7 @@ Changes = dict[str, msgspec.Struct | None]  # output key -> new value, None: del
 # standby collects them for as long as it follows; beyond this many, the oldest give way
 # (a takeover publishes every difference anyway, only with a fresh observation).
 PENDING_LIMIT = 100_000
+HEADERS_CACHE = 1024  # observations whose encoded headers are kept, for the keys that share them
 
 
 class DerivedTable(Protocol):
@@ -114,6 +115,9 @@ class Stage:
 
     def __init__(self, catalog: Catalog):
         self.catalog = catalog
+        output = catalog.topic(self.output)
+        self._topic_name, self._schema_id = output.name, output.schema_id
+        self._headers: dict[Observation, list[tuple[str, bytes]]] = {}
         self.table: DerivedTable | None = None
         self.pending: dict[str, Observation] = {}
         self.rejections: list[Rejection] = []  # found, not yet handed to the processor
@@ -209,8 +213,13 @@ class Stage:
         return written
 
     def _send(self, sink: RecordSink, key: str, encoded: bytes | None, obs: Observation) -> None:
-        topic = self.catalog.topic(self.output)
-        sink.publish(topic.name, key, encoded, obs.headers(topic.schema_id))
+        # The keys of one batch mostly share a few observations: their headers are built once.
+        headers = self._headers.get(obs)
+        if headers is None:
+            if len(self._headers) >= HEADERS_CACHE:
+                self._headers.clear()
+            headers = self._headers[obs] = obs.headers(self._schema_id)
+        sink.publish(self._topic_name, key, encoded, headers)
 
     def encoded_records(self) -> dict[str, bytes]:
         """The whole output table as the topic would hold it."""

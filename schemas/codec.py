@@ -1,19 +1,22 @@
-"""JSON encoding of entity values: orjson out, typed and validated msgspec decoding in."""
+"""JSON encoding of entity values: compact msgspec JSON out, typed and validated msgspec decoding in."""
 
 from __future__ import annotations
 
 from typing import TypeVar
 
 import msgspec
-import orjson
 
 T = TypeVar("T")
+
+# One encoder for the process: it encodes a struct in one pass (a third of the time of going
+# through plain Python values), which the processor does for every record it publishes.
+_ENCODER = msgspec.json.Encoder()
 
 
 def encode(entity: msgspec.Struct) -> bytes:
     """The record value of an entity: compact JSON, fields in declaration order. Integer
     mapping keys (partition numbers in readiness marks) become strings, as JSON needs."""
-    return orjson.dumps(msgspec.to_builtins(entity, str_keys=True))
+    return _ENCODER.encode(entity)
 
 
 def decode(data: bytes, value_type: type[T]) -> T:

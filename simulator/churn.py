@@ -37,6 +37,8 @@ class Churn:
         self.changes: list[dict] = []
         self.error: str | None = None
         self.task: asyncio.Task | None = None
+        self._app_ids: list[str] = []  # model.apps sorted (the random choice must not depend on dict order)
+        self._app_set: set[str] = set()
 
     @classmethod
     def from_request(cls, sim: "Simulator", body: Any) -> "Churn":
@@ -79,9 +81,9 @@ class Churn:
         start = loop.time()
         total = int(self.rate * self.seconds)
         for n in range(total):
-            delay = start + n / self.rate - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            # Always yield, even when behind: the event streams to the producer are written by
+            # this same loop, and a churn that never yields holds every event back until it ends.
+            await asyncio.sleep(max(0.0, start + n / self.rate - loop.time()))
             try:
                 self._step()
             except OperationError as problem:
@@ -93,11 +95,20 @@ class Churn:
                 return
             self.operations += 1
 
+    def _sorted_apps(self) -> list[str]:
+        """The app ids in order, sorted again only when the set of apps changed (sorting 10,000
+        ids on every operation cost more than the operation)."""
+        apps = self.sim.model.apps
+        if self._app_set != apps.keys():  # a C-level comparison, far cheaper than the sort
+            self._app_set = set(apps)
+            self._app_ids = sorted(self._app_set)
+        return self._app_ids
+
     def _step(self) -> None:
         model = self.sim.model
         source = {"client_ip": "127.0.0.1", "uri": "/v2/apps"}
         changes = []
-        app_id = self.app_id or (model.rng.choice(sorted(model.apps)) if model.apps else None)
+        app_id = self.app_id or (model.rng.choice(self._sorted_apps()) if model.apps else None)
         if app_id is None or app_id not in model.apps:
             app_id = app_id or CHURN_APP
             changes += operations.put_app(model, {"id": app_id, "instances": 0, "cmd": "sleep 3600",
