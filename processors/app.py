@@ -35,6 +35,7 @@ from processors.l4lb.agent import L4Stage
 from processors.readiness import producers_of, reaches
 from processors.stage import SourceRecord, Stage, Update, decode_batch
 from runtime.blocking import run_until_stopped
+from runtime.memory import release_free_memory
 from runtime.kafka.election import Election, ElectionFailed
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
 from runtime.kafka.status import decode_mark
@@ -93,6 +94,7 @@ class Processor:
             # walking their millions of objects again, a pause that would land on some batch.
             gc.collect()
             gc.freeze()
+            release_free_memory()  # the records read for the rebuild are gone
             self.election = Election(self.bootstrap, f"{self.catalog.namespace}.processor", self._status_topic,
                                      self.session_timeout_ms, member=self.instance)
             self.election.start()
@@ -142,6 +144,7 @@ class Processor:
                 self._hold(rejections)
                 rejections = []
                 self.publisher.take_over(term, self._state, self._unreported(), self.election.leading.is_set)
+                release_free_memory()  # the output topics read for the comparison are gone
                 continue
             if self.publisher.active:
                 self.publisher.publish(term, self._state(), rejections, bool(batch))

@@ -34,7 +34,7 @@ def canonical_name(text: str) -> str:
     raise ValueError(f"bad name {text!r}")
 
 
-class RecordSet(Struct, frozen=True):
+class RecordSet(Struct, frozen=True, gc=False):
     """Every record of one name and type. Key: ``<name>/<type>`` (``web.marathon.mesos./A``).
 
     ``name`` is canonical: lower case and absolute (trailing dot). ``rdata`` holds each value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from msgspec import Struct
 
 
-class Backend(Struct, frozen=True):
+class Backend(Struct, frozen=True, gc=False):
     """One endpoint behind a VIP. Weight 0 drains it: no new connections, existing ones go on."""
 
     ip: str
@@ -15,7 +15,7 @@ class Backend(Struct, frozen=True):
     agent_ip: str | None = None
 
 
-class Vip(Struct, frozen=True):
+class Vip(Struct, frozen=True, gc=False):
     """One VIP on one protocol and port. Key: ``<protocol>/<ip>/<port>`` (``tcp/11.0.0.5/80``).
 
     ``name`` is the name as the label wrote it (``/prod/web/frontend``) for named VIPs, whose

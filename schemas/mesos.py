@@ -2,6 +2,9 @@
 
 The values are normalised from either shape Mesos speaks (the v1 operator API and the
 legacy ``/master/state`` document), so consumers never see raw Mesos JSON.
+
+Entities are immutable trees (``gc=False``): the cyclic garbage collector need not track the
+millions of them a processor holds at 100,000 tasks.
 """
 
 from __future__ import annotations
@@ -23,14 +26,14 @@ TERMINAL_STATES = frozenset(
 )
 
 
-class PortRange(Struct, frozen=True):
+class PortRange(Struct, frozen=True, gc=False):
     """An inclusive range of host ports, as in a Mesos ``ports`` resource."""
 
     begin: int
     end: int
 
 
-class PortMapping(Struct, frozen=True):
+class PortMapping(Struct, frozen=True, gc=False):
     """A container port published on a host port (Docker bridge or a CNI port mapper)."""
 
     host_port: int
@@ -38,7 +41,7 @@ class PortMapping(Struct, frozen=True):
     protocol: str = "tcp"
 
 
-class NetworkInfo(Struct, frozen=True):
+class NetworkInfo(Struct, frozen=True, gc=False):
     """One container network of a task status: its name and the addresses it received."""
 
     name: str | None = None
@@ -46,7 +49,7 @@ class NetworkInfo(Struct, frozen=True):
     port_mappings: list[PortMapping] = []
 
 
-class TaskStatus(Struct, frozen=True):
+class TaskStatus(Struct, frozen=True, gc=False):
     """The newest status Mesos reported for one task state."""
 
     state: str
@@ -56,7 +59,7 @@ class TaskStatus(Struct, frozen=True):
     labels: dict[str, str] = {}
 
 
-class DiscoveryPort(Struct, frozen=True):
+class DiscoveryPort(Struct, frozen=True, gc=False):
     """A DiscoveryInfo port: where VIP labels and named SRV ports come from."""
 
     number: int
@@ -65,7 +68,7 @@ class DiscoveryPort(Struct, frozen=True):
     labels: dict[str, str] = {}
 
 
-class Discovery(Struct, frozen=True):
+class Discovery(Struct, frozen=True, gc=False):
     """A task's DiscoveryInfo. ``name`` overrides the task name for DNS."""
 
     visibility: str = "FRAMEWORK"
@@ -74,7 +77,7 @@ class Discovery(Struct, frozen=True):
     labels: dict[str, str] = {}
 
 
-class Container(Struct, frozen=True):
+class Container(Struct, frozen=True, gc=False):
     """How the task runs: ``DOCKER`` or ``MESOS``, the Docker network mode and port mappings."""
 
     type: str | None = None
@@ -83,7 +86,7 @@ class Container(Struct, frozen=True):
     network_names: list[str] = []
 
 
-class Task(Struct, frozen=True):
+class Task(Struct, frozen=True, gc=False):
     """A Mesos task. Key: the task id.
 
     ``statuses`` keeps the newest status of each state, oldest first; ``healthy`` is the
@@ -105,7 +108,7 @@ class Task(Struct, frozen=True):
     container: Container | None = None
 
 
-class Agent(Struct, frozen=True):
+class Agent(Struct, frozen=True, gc=False):
     """A Mesos agent. Key: the agent id. ``ip`` is taken from the agent PID."""
 
     id: str
@@ -117,7 +120,7 @@ class Agent(Struct, frozen=True):
     attributes: dict[str, str] = {}
 
 
-class Framework(Struct, frozen=True):
+class Framework(Struct, frozen=True, gc=False):
     """A Mesos framework. Key: the framework id."""
 
     id: str
@@ -129,7 +132,7 @@ class Framework(Struct, frozen=True):
     webui_url: str | None = None
 
 
-class Master(Struct, frozen=True):
+class Master(Struct, frozen=True, gc=False):
     """One Mesos master, as HOST:PORT and its IP."""
 
     hostname: str
@@ -137,7 +140,7 @@ class Master(Struct, frozen=True):
     port: int = 5050
 
 
-class Cluster(Struct, frozen=True):
+class Cluster(Struct, frozen=True, gc=False):
     """The Mesos cluster: the leading master and every known master. Key: ``cluster``."""
 
     leader: Master
