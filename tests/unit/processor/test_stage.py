@@ -4,6 +4,8 @@ differences published, the L4 re-seed that keeps published named-VIP addresses, 
 from __future__ import annotations
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from processors.dns.agent import DnsStage
 from processors.dns.table import KINDS as DNS_KINDS
@@ -115,3 +117,48 @@ def test_ready_once_the_positions_reach_a_synced_producer_of_every_source():
     assert not is_ready(positions, {"producer/mesos": mark(False, {"tasks": {0: 1}})}, producers)
     assert not is_ready(positions, {"producer/mesos": mark(True, {"tasks": {0: 11}})}, producers)
     assert is_ready(positions, {"producer/mesos": mark(True, {"tasks": {0: 10, 1: 4}, "apps": {0: 99}})}, producers)
+
+
+# One history of source records: tasks of three apps come and go (some ids twice), agents
+# vanish and return. Each step is (alias, key, entity or None).
+_TASK_STEPS = st.builds(lambda app, serial, alive: ("tasks", app_task(app, serial).id, app_task(app, serial) if alive else None),
+                        st.integers(0, 2), st.integers(0, 7), st.booleans())
+_AGENT_STEPS = st.builds(lambda n, alive: ("agents", agent(n).id, agent(n) if alive else None),
+                         st.integers(0, AGENTS - 1), st.booleans())
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.one_of(_TASK_STEPS, _TASK_STEPS, _AGENT_STEPS), min_size=1, max_size=50),
+       st.lists(st.integers(1, 10), min_size=1, max_size=10))
+def test_coalesced_batches_publish_what_the_whole_derivation_gives(history, cuts):
+    """However the history is cut into batches, and with only the newest record of each key
+    kept per batch (as the processor coalesces), what the stages publish is the table that a
+    fresh derivation of the final sources gives."""
+    stages = [L4Stage(CATALOG), DnsStage(CATALOG)]
+    sink = MemorySink()
+    for stage in stages:
+        stage.start({})
+        stage.apply(base_batch())
+        stage.publish_difference(sink, {})
+    sources = {"agents": {agent(n).id: codec.encode(agent(n)) for n in range(AGENTS)},
+               "frameworks": {FRAMEWORK.id: codec.encode(FRAMEWORK)}, "tasks": {}}
+    start, step = 0, 0
+    while start < len(history):
+        size = cuts[step % len(cuts)]
+        newest: dict[tuple[str, str], SourceRecord] = {}
+        for n, (alias, key, entity) in enumerate(history[start:start + size]):
+            newest[(alias, key)] = record(alias, key, entity, start + n + 1)
+            if entity is None:
+                sources[alias].pop(key, None)
+            else:
+                sources[alias][key] = codec.encode(entity)
+        batch: dict[str, list[SourceRecord]] = {}
+        for (alias, _), source_record in newest.items():
+            batch.setdefault(alias, []).append(source_record)
+        for stage in stages:
+            stage.apply(batch)
+            stage.publish_pending(sink)
+        start, step = start + size, step + 1
+    expected = fresh_outputs(CATALOG, sources, {})
+    assert sink.table(CATALOG.topic("vips").name) == expected["vips"]
+    assert sink.table(CATALOG.topic("dns").name) == expected["dns"]
