@@ -38,6 +38,11 @@ Changes = dict[str, msgspec.Struct | None]  # output key -> new value, None: del
 # (a takeover publishes every difference anyway, only with a fresh observation).
 PENDING_LIMIT = 100_000
 HEADERS_CACHE = 1024  # observations whose encoded headers are kept, for the keys that share them
+# A Kafka record may hold about 1 MB (librdkafka's message.max.bytes, the broker's
+# max.message.bytes), key and headers included. A bigger output value (a VIP of some 10,000
+# backends) is rejected rather than sent: sending it would fail the whole transaction again
+# and again, and stop every other change.
+MAX_VALUE_BYTES = 950_000
 
 
 class DerivedTable(Protocol):
@@ -192,12 +197,10 @@ class Stage:
         for key, value in records.items():
             encoded = codec.encode(value)
             if encoded != published.get(key):
-                self._send(sink, key, encoded, self.pending.get(key, now))
-                written += 1
+                written += self._send(sink, key, encoded, self.pending.get(key, now))
         for key in published:
             if key not in records:
-                self._send(sink, key, None, self.pending.get(key, now))
-                written += 1
+                written += self._send(sink, key, None, self.pending.get(key, now))
         self.pending.clear()
         return written
 
@@ -205,14 +208,19 @@ class Stage:
         """The output keys changed since the last publication, each once, with its newest
         observation."""
         records = self.table.records
+        written = 0
         for key, obs in self.pending.items():
             value = records.get(key)
-            self._send(sink, key, codec.encode(value) if value is not None else None, obs)
-        written = len(self.pending)
+            written += self._send(sink, key, codec.encode(value) if value is not None else None, obs)
         self.pending.clear()
         return written
 
-    def _send(self, sink: RecordSink, key: str, encoded: bytes | None, obs: Observation) -> None:
+    def _send(self, sink: RecordSink, key: str, encoded: bytes | None, obs: Observation) -> bool:
+        if encoded is not None and len(encoded) > MAX_VALUE_BYTES:
+            self.reject(f"{self.output} record {key}",
+                        f"its value is {len(encoded):,} bytes, over the {MAX_VALUE_BYTES:,} a Kafka record may hold: "
+                        f"not published (the topic keeps its previous value)", encoded[:200])
+            return False
         # The keys of one batch mostly share a few observations: their headers are built once.
         headers = self._headers.get(obs)
         if headers is None:
@@ -220,6 +228,7 @@ class Stage:
                 self._headers.clear()
             headers = self._headers[obs] = obs.headers(self._schema_id)
         sink.publish(self._topic_name, key, encoded, headers)
+        return True
 
     def encoded_records(self) -> dict[str, bytes]:
         """The whole output table as the topic would hold it."""

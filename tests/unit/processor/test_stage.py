@@ -162,3 +162,32 @@ def test_coalesced_batches_publish_what_the_whole_derivation_gives(history, cuts
     expected = fresh_outputs(CATALOG, sources, {})
     assert sink.table(CATALOG.topic("vips").name) == expected["vips"]
     assert sink.table(CATALOG.topic("dns").name) == expected["dns"]
+
+
+def _in_app(task, task_id: str, app: str):
+    """The same task under another id, in app `app` behind the named VIP /<app>:80."""
+    port = msgspec.structs.replace(task.discovery.ports[0], labels={"VIP_0": f"/{app}:80", "network-scope": "host"})
+    return msgspec.structs.replace(task, id=task_id, name=app,
+                                   discovery=msgspec.structs.replace(task.discovery, name=app, ports=[port]))
+
+
+def test_an_output_record_too_big_for_kafka_is_rejected_and_the_others_published():
+    """A VIP of 12,000 backends encodes to over 1 MB, more than a Kafka record may hold: it is
+    reported in rejections and left out, and a small app's VIP in the same batch goes out."""
+    from bench.workload import Workload
+
+    huge, small = Workload(12_000, 12_000), Workload(3, 3)
+    stage = L4Stage(CATALOG)
+    stage.start({})
+    entities = ([record("agents", key, value) for key, value in huge.agents().items()]
+                + [record("frameworks", key, value) for key, value in huge.frameworks().items()])
+    tasks = [record("tasks", key, task) for key, task in huge.initial()]
+    tasks += [record("tasks", f"small-{key}", _in_app(task, f"small-{key}", "small")) for key, task in small.initial()]
+    stage.apply({"agents": entities[:-1], "frameworks": entities[-1:], "tasks": tasks})
+    sink = MemorySink()
+    assert stage.publish_difference(sink, {}) == 1
+    (published,) = sink.table(CATALOG.topic("vips").name).values()
+    assert msgspec.json.decode(published)["name"] == "/small"
+    (rejected,) = stage.take_rejections()
+    assert rejected.source == "l4lb" and rejected.what.startswith("vips record tcp/")
+    assert "over the 950,000 a Kafka record may hold" in rejected.why
