@@ -37,26 +37,50 @@ def without_leader_port(lines: list[str]) -> list[str]:
             for line in lines]
 
 
+def _free_udp_and_tcp_port() -> int:
+    """A loopback port free for both UDP and TCP now (dnsmasq binds both; a port free for UDP
+    may be some client's ephemeral TCP port)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no loopback port free for both UDP and TCP")
+
+
 @contextlib.asynccontextmanager
 async def dnsmasq_upstream():
-    """dnsmasq on a free loopback port, answering www.outside.test with 192.0.2.80."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = await asyncio.create_subprocess_exec(
-        DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--port={port}",
-        "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--log-facility=-",
-        "--address=/www.outside.test/192.0.2.80", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
+    """dnsmasq on a free loopback port, answering www.outside.test with 192.0.2.80. A port can
+    still be taken between the probe and dnsmasq's bind: then dnsmasq exits, and another port
+    is tried (bounded)."""
+    for _ in range(5):
+        port = _free_udp_and_tcp_port()
+        process = await asyncio.create_subprocess_exec(
+            DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--port={port}",
+            "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--log-facility=-",
+            "--address=/www.outside.test/192.0.2.80", stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         for _ in range(100):  # bounded: up to 5 s for dnsmasq to bind
+            if process.returncode is not None:
+                break
             try:
                 await dns.asyncquery.udp(dns.message.make_query("www.outside.test.", "A"), "127.0.0.1", port=port, timeout=0.05)
                 break
             except Exception:
                 await asyncio.sleep(0.05)
+        if process.returncode is None:
+            break
+        await process.wait()
+    else:
+        raise RuntimeError("dnsmasq did not start on any of 5 ports")
+    try:
         yield f"127.0.0.1:{port}"
     finally:
-        process.terminate()
+        if process.returncode is None:
+            process.terminate()
         await asyncio.wait_for(process.wait(), 10)
 
 
