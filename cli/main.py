@@ -55,7 +55,8 @@ def main(log_level: str) -> None:
 @namespace_option
 @click.option("--mesos", "mesos_url", help="Mesos master URL, e.g. http://127.0.0.1:5050")
 @click.option("--marathon", "marathon_url", help="Marathon URL, e.g. http://127.0.0.1:8080")
-@click.option("--masters", default="", help="Every master as HOST:PORT,HOST:PORT (the state names only the leader).")
+@click.option("--masters", default="", callback=lambda ctx, param, value: _masters(value),
+              help="Every master as HOST:PORT or [IPv6]:PORT, comma-separated (the state names only the leader).")
 @click.option("--mesos-poll", is_flag=True, help="Poll /master/state instead of subscribing to the event stream.")
 @click.option("--poll-interval", default=2.0, show_default=True, help="Seconds between polls of /master/state.")
 @click.option("--resync-interval", default=180.0, show_default=True, help="Seconds between full Marathon resyncs.")
@@ -74,7 +75,7 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
         catalog=Catalog(namespace),
         mesos_url=mesos_url,
         marathon_url=marathon_url,
-        masters=[m for m in masters.split(",") if m],
+        masters=masters,
         mesos_poll_only=mesos_poll,
         mesos_poll_interval=poll_interval,
         marathon_resync_interval=resync_interval,
@@ -119,6 +120,16 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
         run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms).run)
     except ElectionFailed as error:
         raise click.ClickException(str(error)) from None
+
+
+def _masters(value: str) -> list[str]:
+    from schemas.addresses import parse_host_port
+
+    masters = [m.strip() for m in value.split(",") if m.strip()]
+    for master in masters:
+        if parse_host_port(master) is None:
+            raise click.BadParameter(f"{master!r} is not HOST:PORT or [IPv6]:PORT")
+    return masters
 
 
 def _dns_workers(ctx, param, value) -> int:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from schemas.addresses import parse_pid
+
 DEFAULT_AGENT_PORT = 5051
 
 
@@ -231,11 +233,8 @@ def task_to_legacy(task: dict) -> dict:
 # -- identities and times ---------------------------------------------------------
 
 def pid_address(pid: str | None) -> tuple[str | None, int | None]:
-    """'slave(1)@10.0.0.1:5051' -> ('10.0.0.1', 5051)."""
-    match = re.search(r"@([^:]+):(\d+)$", pid or "")
-    if not match:
-        return None, None
-    return match.group(1), int(match.group(2))
+    """'slave(1)@10.0.0.1:5051' -> ('10.0.0.1', 5051); 'master@[fd00::1]:5050' -> ('fd00::1', 5050)."""
+    return parse_pid(pid) or (None, None)
 
 
 def seconds_to_time(seconds: float | None) -> dict:

@@ -14,6 +14,7 @@ import re
 import msgspec
 
 from producers.problems import InputRejected, Problems
+from schemas.addresses import parse_host_port, parse_pid
 from schemas.mesos import (
     Agent,
     Container,
@@ -29,7 +30,6 @@ from schemas.mesos import (
 )
 
 
-_PID = re.compile(r"^[^@]*@(?P<host>[^:]+):(?P<port>\d+)$")
 _RANGE = re.compile(r"(\d+)-(\d+)")
 
 
@@ -38,12 +38,6 @@ def value_of(field: object) -> str | None:
     if isinstance(field, dict):
         field = field.get("value")
     return field if isinstance(field, str) else None
-
-
-def parse_pid(pid: object) -> tuple[str, int] | None:
-    """``slave(1)@10.0.0.1:5051`` -> ("10.0.0.1", 5051)."""
-    match = _PID.match(pid) if isinstance(pid, str) else None
-    return (match["host"], int(match["port"])) if match else None
 
 
 def ip_or_none(host: str | None) -> str | None:
@@ -284,8 +278,8 @@ def framework_of(raw: object) -> Framework:
 
 
 def master_of(host_port: str) -> Master:
-    """``10.0.0.1:5050`` or ``master@10.0.0.1:5050`` -> Master."""
-    pid = parse_pid(host_port if "@" in host_port else f"master@{host_port}")
+    """``10.0.0.1:5050``, ``[fd00::1]:5050`` or ``master@10.0.0.1:5050`` -> Master."""
+    pid = parse_pid(host_port) if "@" in host_port else parse_host_port(host_port)
     if not pid:
-        raise InputRejected("master", f"expected HOST:PORT, got {host_port!r}", host_port)
+        raise InputRejected("master", f"expected HOST:PORT or [IPv6]:PORT, got {host_port!r}", host_port)
     return Master(hostname=pid[0], ip=ip_or_none(pid[0]), port=pid[1])

@@ -1,0 +1,43 @@
+"""How Mesos writes an endpoint, read in one place (pure): libprocess PIDs and ``host:port``.
+
+A PID is ``<id>@<host>:<port>``: ``slave(1)@10.0.0.1:5051``, ``master@[fd00::1]:5050``,
+``scheduler(1)@[2001:db8::1]:25501``. An IPv6 host is always in brackets (the last ``:``
+then separates the port); a bare host is an IPv4 address or a name, and holds no ``:``.
+The producer, the simulator and the command line all read endpoints through these functions.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+MAX_PORT = 65535
+
+_HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\[\]]+)\]|(?P<host>[^:\[\]@]+)):(?P<port>[0-9]{1,5})")
+
+
+def parse_host_port(text: object) -> tuple[str, int] | None:
+    """``10.0.0.1:5050`` / ``master.example:5050`` / ``[fd00::1]:5050`` -> (host, port), the
+    host without brackets; None for anything else (a bracketed host that is no IPv6 address,
+    a port over 65535, an unbracketed IPv6 address)."""
+    match = _HOST_PORT.fullmatch(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    port = int(match["port"])
+    if port > MAX_PORT:
+        return None
+    if match["v6"] is not None:
+        try:
+            address = ipaddress.ip_address(match["v6"])
+        except ValueError:
+            return None
+        return (str(address), port) if address.version == 6 else None
+    return match["host"], port
+
+
+def parse_pid(pid: object) -> tuple[str, int] | None:
+    """``slave(1)@10.0.0.1:5051`` -> ("10.0.0.1", 5051); ``master@[fd00::1]:5050`` ->
+    ("fd00::1", 5050); None when it is no PID."""
+    if not isinstance(pid, str) or "@" not in pid:
+        return None
+    return parse_host_port(pid.partition("@")[2])
