@@ -172,12 +172,18 @@ def _container(raw: object) -> Container | None:
 
 
 def task_of(raw: object, problems: Problems, framework_id: str | None = None) -> Task:
-    """A Task from a v1 ``Task`` or a legacy state task. Raises InputRejected if it has no identity."""
+    """A Task from a v1 ``Task`` or a legacy state task (``framework_id``: the framework it is
+    listed under). Raises InputRejected if it has no identity."""
     if not isinstance(raw, dict):
         raise InputRejected("task", "a task must be a JSON object", raw)
     task_id = value_of(raw.get("task_id")) or value_of(raw.get("id"))
     agent_id = value_of(raw.get("agent_id")) or value_of(raw.get("slave_id"))
-    framework_id = value_of(raw.get("framework_id")) or framework_id
+    own = value_of(raw.get("framework_id"))
+    if framework_id and own and own != framework_id:
+        # A legacy state lists each task under its framework; Mesos-DNS goes by that nesting.
+        problems.add("task", f"task {task_id}: its framework_id {own!r} is not the framework {framework_id!r} "
+                             "it is listed under; the listing is followed", raw)
+    framework_id = framework_id or own
     state = raw.get("state")
     if not (task_id and agent_id and framework_id and isinstance(state, str)):
         raise InputRejected("task", "a task needs an id, an agent id, a framework id and a state", raw)
