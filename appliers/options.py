@@ -28,6 +28,8 @@ class NodeOptions:
     forward_zones: dict[str, list[str]] = field(default_factory=dict)  # zone -> IP[:PORT] list
     mesos_dns: tuple[str, ...] = ()  # when set, the mesos zone is forwarded there, not served
     allow_recursion: tuple[str, ...] | None = None  # CIDRs; None: loopback and our networks
+    dns_soa_mname: str = "ns1.mesos"  # the mesos zone's SOA, as Mesos-DNS's SOAMname/SOARname
+    dns_soa_rname: str = "root.ns1.mesos"
     # DNS over TCP (appliers/dns/tcp.py): past a limit, the heaviest client's longest-idle
     # connection gives way, so one client cannot take TCP from the others.
     tcp_connections_per_client: int = 32

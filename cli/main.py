@@ -166,12 +166,16 @@ def _dns_workers(ctx, param, value) -> int:
               help="DNS over TCP: connections in all (past it, the heaviest client's longest-idle one closes).")
 @click.option("--dns-tcp-idle", default=10.0, show_default=True, type=click.FloatRange(0.1),
               help="DNS over TCP: seconds a connection may wait idle for its next query.")
+@click.option("--dns-soa-mname", default="ns1.mesos", show_default=True,
+              help="The mesos zone's SOA MNAME (and NS), as Mesos-DNS's SOAMname.")
+@click.option("--dns-soa-rname", default="root.ns1.mesos", show_default=True,
+              help="The mesos zone's SOA RNAME, as Mesos-DNS's SOARname (root@ns1.mesos also works).")
 @click.option("--dns-workers", default="1", show_default=True, metavar="N|auto", callback=_dns_workers,
               help="DNS server processes sharing the DNS port (SO_REUSEPORT), each following the dns topic; "
                    "auto: one per CPU. 1 serves from the node's own process.")
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
          dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
-         dns_tcp_idle, dns_workers):
+         dns_tcp_idle, dns_soa_mname, dns_soa_rname, dns_workers):
     """Run this node's roles: apply the derived topics to the kernel and serve DNS."""
     from appliers.node import Node, NodeOptions
 
@@ -183,6 +187,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
         max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
+        dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname,
     )
     try:
         running = Node(options)

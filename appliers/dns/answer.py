@@ -45,7 +45,7 @@ from dnslib import AAAA, CLASS, CNAME, NS, QTYPE, RR, SOA, SRV, A, DNSHeader, DN
 from appliers.dns.acl import RecursionAcl
 from appliers.dns.records import Record, srv_target
 from appliers.dns.routing import MESOS_COPY_TTL, Rename, rename
-from appliers.dns.zone import ZoneSet
+from appliers.dns.zone import DCOS_SOA, ZoneSet
 
 FORMERR, SERVFAIL, NOTIMP, REFUSED, BADVERS = 1, 2, 4, 5, 16
 UDP_MIN = 512  # RFC 1035 without EDNS; RFC 6891 §6.2.5: smaller advertised sizes mean 512
@@ -188,7 +188,11 @@ def _renamed_back(r: Record, renamed: Rename) -> Record:
         rdata = f"{numbers} {back(srv_target(rdata))}"
     elif r.type == "SOA":
         mname, rname, numbers = rdata.split(" ", 2)
-        rdata = f"{back(mname)} {back(rname)} {numbers}"
+        if renamed.mesos_copy:  # the copy is a dcos-dns zone: dcos-dns's SOA, the zone's serial
+            soa = DCOS_SOA
+            rdata = f"{soa.mname} {soa.rname} {numbers.split(' ')[0]} {soa.refresh} {soa.retry} {soa.expire} {soa.minimum}"
+        else:
+            rdata = f"{back(mname)} {back(rname)} {numbers}"
     ttl = min(r.ttl, MESOS_COPY_TTL) if renamed.mesos_copy else r.ttl
     return r._replace(name=back(r.name), ttl=ttl, rdata=rdata)
 

@@ -21,6 +21,7 @@ appears only once the kernel has the VIP.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -35,11 +36,10 @@ from appliers.dns.answer import Answerer
 from appliers.dns.http_server import MesosDnsHttpServer
 from appliers.dns.l4lb_names import vip_records
 from appliers.dns.mesos_api import MesosDnsConfig
-from appliers.dns.records import Record, RecordBuilder, RRset, record
+from appliers.dns.records import Record, RecordBuilder, RRset, canonical_name, record
 from appliers.dns.resolver import Forwarder
 from appliers.dns.server import DnsServer
-from appliers.dns.zone import (DEFAULT_ORIGINS, RECORD_TTL, SOA_EXPIRE, SOA_MINIMUM, SOA_MNAME, SOA_REFRESH, SOA_RETRY,
-                               SOA_RNAME, ZoneSet)
+from appliers.dns.zone import DEFAULT_ORIGINS, MESOS_DNS_SOA, MESOS_ORIGIN, RECORD_TTL, Soa, ZoneSet
 from appliers.options import NodeOptions
 from runtime.reconcile import Role, Scope
 from schemas.dns import RecordSet, record_set_key
@@ -101,11 +101,24 @@ def thisnode_records(agent_ip: str) -> list[Record]:
     return [record(THISNODE, kind, RECORD_TTL, agent_ip)]
 
 
+def mesos_soa(options: NodeOptions) -> Soa:
+    """The ``mesos`` zone's SOA: Mesos-DNS's, with ``--dns-soa-mname``/``--dns-soa-rname`` as
+    its SOAMname/SOARname (relative names are under the root; an rname may be written as an
+    address, ``root@ns1.mesos``). ValueError when either is no DNS name."""
+    names = []
+    for option, value in (("--dns-soa-mname", options.dns_soa_mname), ("--dns-soa-rname", options.dns_soa_rname)):
+        try:
+            names.append(canonical_name(value.replace("@", ".") if option == "--dns-soa-rname" else value))
+        except ValueError as error:
+            raise ValueError(f"{option} {value!r} is not a DNS name: {error}") from None
+    return dataclasses.replace(MESOS_DNS_SOA, mname=names[0], rname=names[1])
+
+
 def zones_for(options: NodeOptions) -> ZoneSet:
     """Our zones: all of dcos-dns' and Mesos-DNS's, except ``mesos`` when it is forwarded to
     the masters' Mesos-DNS (running side by side with it while migrating)."""
-    skip = {"mesos."} if options.mesos_dns else set()
-    return ZoneSet([origin for origin in DEFAULT_ORIGINS if origin not in skip])
+    skip = {MESOS_ORIGIN} if options.mesos_dns else set()
+    return ZoneSet([origin for origin in DEFAULT_ORIGINS if origin not in skip], soas={MESOS_ORIGIN: mesos_soa(options)})
 
 
 def own_networks() -> list[str]:
@@ -352,9 +365,10 @@ class DnsRole(Role[Entry, Mapping[tuple[str, str], RRset], DnsPlan]):
 
     def _http_config(self) -> MesosDnsConfig:
         """What /v1/config reports: where this node listens, its resolvers, and the SOA its
-        zones really serve (dcos-dns values, not Mesos-DNS's)."""
+        ``mesos`` zone really serves."""
         host, port = self.server.address[:2]
+        soa = mesos_soa(self.options)
         return MesosDnsConfig(port=port, listener=host, resolvers=self.options.upstreams,
-                              ip_sources=("host", "netinfo"),
-                              soa_mname=SOA_MNAME, soa_rname=SOA_RNAME, soa_refresh=SOA_REFRESH,
-                              soa_retry=SOA_RETRY, soa_expire=SOA_EXPIRE, soa_minttl=SOA_MINIMUM)
+                              ip_sources=("host", "netinfo"), soa_mname=soa.mname, soa_rname=soa.rname,
+                              soa_refresh=soa.refresh, soa_retry=soa.retry, soa_expire=soa.expire,
+                              soa_minttl=soa.minimum)

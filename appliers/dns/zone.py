@@ -6,9 +6,10 @@ CNAMEs may point from one origin into another. What it serves:
 - the records the node applier feeds in (A, AAAA, SRV, CNAME) through `replace` (a whole new
   copy: built and validated aside, then swapped in one assignment, so a bad copy leaves the
   last good one serving) or `upsert` / `remove` (one RRset at a time);
-- what the zone itself owns and callers may not touch: SOA and NS at every apex with the
-  dcos-dns values (reference/dcos-networking.md §2.3), and the fixed dcos-dns names
-  `ready.spartan`, `ns.spartan`, `localhost`.
+- what the zone itself owns and callers may not touch: SOA and NS at every apex, and the
+  fixed dcos-dns names `ready.spartan`, `ns.spartan`, `localhost`. Each zone answers with the
+  SOA of the system it replaces: `mesos.` with Mesos-DNS's (`ns1.mesos.`, `root.ns1.mesos.`,
+  reference/dcos-networking.md §1.7), the others with dcos-dns's (§2.3).
 
 Until the node sets `ready` (it has caught up on the DNS table), every name under our origins
 gets SERVFAIL: "try elsewhere", never an NXDOMAIN that resolvers would cache, and
@@ -31,10 +32,28 @@ NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 
 DEFAULT_ORIGINS = ("thisdcos.directory.", "mesos.", "spartan.", "zk.", "localhost.")
 
-# dcos-dns values (reference §2.3), so tools written against DC/OS see the same SOA.
-SOA_MNAME, SOA_RNAME = "ns.spartan.", "support.mesosphere.com."
-SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, SOA_MINIMUM = 60, 180, 86400, 1
 SOA_TTL, NS_TTL, RECORD_TTL = 5, 3600, 5
+
+
+@dataclass(frozen=True)
+class Soa:
+    """An apex's SOA fields but the serial (the zone set's own); `mname` is also its NS."""
+
+    mname: str
+    rname: str
+    refresh: int
+    retry: int
+    expire: int
+    minimum: int
+
+
+# dcos-dns values (reference §2.3), so tools written against DC/OS see the same SOA.
+DCOS_SOA = Soa("ns.spartan.", "support.mesosphere.com.", 60, 180, 86400, 1)
+# Mesos-DNS's (reference §1.7: SOAMname, SOARname, SOARefresh, SOARetry, SOAExpire) for the zone
+# it served, but for MINIMUM: Mesos-DNS sends its record TTL (60 s) there, which lets resolvers
+# cache "no such task" for a minute; a node that converges in milliseconds keeps dcos-dns's 1 s.
+MESOS_DNS_SOA = Soa("ns1.mesos.", "root.ns1.mesos.", 60, 600, 86400, 1)
+MESOS_ORIGIN = "mesos."
 
 FIXED = (
     record("ready.spartan.", "A", RECORD_TTL, "127.0.0.1"),
@@ -92,8 +111,11 @@ _NOT_READY = Answer(SERVFAIL, aa=False)
 
 class ZoneSet:
     def __init__(self, origins: Iterable[str] = DEFAULT_ORIGINS, *, ready: bool = False,
-                 serial: int = 1) -> None:
+                 serial: int = 1, soas: Mapping[str, Soa] | None = None) -> None:
+        """`soas`: origin -> its SOA; by default Mesos-DNS's for ``mesos.``, dcos-dns's elsewhere."""
         self.origins = tuple(canonical_name(origin) for origin in origins)
+        chosen = {MESOS_ORIGIN: MESOS_DNS_SOA} if soas is None else {canonical_name(o): soa for o, soa in soas.items()}
+        self._soas = {origin: chosen.get(origin, DCOS_SOA) for origin in self.origins}
         if "." in self.origins:
             raise ValueError("the root cannot be an origin: everything would be ours")
         self._origin_set = frozenset(self.origins)
@@ -292,7 +314,7 @@ class ZoneSet:
             put(name, self.origin_of(name), RRset.of((fixed,)))
         for origin in self.origins:  # the SOA is a placeholder until _stamp_soa
             put(origin, origin, RRset.of((self._soa(origin),)))
-            put(origin, origin, RRset.of((record(origin, "NS", NS_TTL, SOA_MNAME),)))
+            put(origin, origin, RRset.of((record(origin, "NS", NS_TTL, self._soas[origin].mname),)))
         for name, node in names.items():
             _check_cname(name, node)
         return names, ents
@@ -319,8 +341,9 @@ class ZoneSet:
             self._negative[origin] = soa._replace(ttl=min(soa.ttl, soa_minimum(soa.rdata)))
 
     def _soa(self, origin: str) -> Record:
-        return record(origin, "SOA", SOA_TTL, f"{SOA_MNAME} {SOA_RNAME} {self.serial} "
-                      f"{SOA_REFRESH} {SOA_RETRY} {SOA_EXPIRE} {SOA_MINIMUM}")
+        soa = self._soas[origin]
+        return record(origin, "SOA", SOA_TTL, f"{soa.mname} {soa.rname} {self.serial} "
+                      f"{soa.refresh} {soa.retry} {soa.expire} {soa.minimum}")
 
 
 class _Fed(Mapping):

@@ -35,8 +35,8 @@ async def test_srv(dig_path, dns_server):
 
 
 async def test_nxdomain_and_nodata_with_soa(dig_path, dns_server):
-    soa = ["mesos.", "1", "IN", "SOA", "ns.spartan.", "support.mesosphere.com.", "2", "60", "180",
-           "86400", "1"]
+    # Mesos-DNS's SOA names and timers for the zone it served (MINIMUM stays 1: see appliers/dns/zone.py).
+    soa = ["mesos.", "1", "IN", "SOA", "ns1.mesos.", "root.ns1.mesos.", "2", "60", "600", "86400", "1"]
     out = await dig(dig_path, dns_server, "nope.marathon.mesos.", "A")
     assert status(out) == "NXDOMAIN" and "aa" in flags(out)
     assert section(out, "AUTHORITY") == [soa]
@@ -77,5 +77,9 @@ async def test_ready_spartan_before_and_after_ready(dig_path):
 async def test_apex_soa_ns_and_refused_outside(dig_path, dns_server):
     out = await dig(dig_path, dns_server, "thisdcos.directory.", "NS")
     assert section(out, "ANSWER") == [["thisdcos.directory.", "3600", "IN", "NS", "ns.spartan."]]
+    out = await dig(dig_path, dns_server, "mesos.", "NS")
+    assert section(out, "ANSWER") == [["mesos.", "3600", "IN", "NS", "ns1.mesos."]]
+    out = await dig(dig_path, dns_server, "mesos.thisdcos.directory.", "SOA")  # the copy is dcos-dns's zone
+    assert [record[4:6] for record in section(out, "ANSWER")] == [["ns.spartan.", "support.mesosphere.com."]]
     out = await dig(dig_path, dns_server, "www.example.com.", "A")
     assert status(out) == "REFUSED"

@@ -8,12 +8,14 @@ from appliers.dns.zone import NOERROR, NXDOMAIN, SERVFAIL, ZoneSet
 
 from .conftest import ZONE, from_zone, lines
 
+# Each zone's SOA is that of the system it replaces: Mesos-DNS for mesos., dcos-dns elsewhere.
 SOA = "ns.spartan. support.mesosphere.com. {serial} 60 180 86400 1"
+MESOS_SOA = "ns1.mesos. root.ns1.mesos. {serial} 60 600 86400 1"
 
 
 def soa(origin: str, ttl: int = 1, serial: int = 2) -> str:
     """The SOA line; TTL 1 in negative answers (min of TTL 5 and MINIMUM 1, RFC 2308)."""
-    return f"{origin} {ttl} IN SOA {SOA.format(serial=serial)}"
+    return f"{origin} {ttl} IN SOA {(MESOS_SOA if origin == 'mesos.' else SOA).format(serial=serial)}"
 
 
 LOOKUPS = [
