@@ -3,12 +3,14 @@ differences, reject.
 
 A stage turns source records (tasks, agents, ...) into one derived, compacted topic. The pure
 table (VipTable, DnsTable) does the deriving; the stage
-- declares its sources explicitly: alias -> ``Source(entity type, table method)``;
-- applies a batch of source records to the table (the newest record of each key only), and
-  remembers which output keys changed, with the trace and observed time of the newest source
-  record that changed each, so a node can measure end-to-end convergence;
-- publishes, when asked, only what differs from what the output topic holds: the changed keys
-  after a batch, or every key when a processor takes over;
+- declares its sources explicitly: alias -> ``Source(entity type, entity kind)``;
+- applies a batch of source records to the table in one step (the newest record of each key
+  only; the table's result does not depend on their order), and remembers which output keys
+  changed, each with the trace and observed time of the newest source record that changed
+  it, so a node can measure end-to-end convergence;
+- publishes, when asked, the output keys changed since the last publication (the table
+  reports only real changes), or, when a processor takes over, whatever the output topic
+  holds differently from the table;
 - collects what it cannot use for ``rejections``.
 
 The stage does no I/O: the processor hands it records and a sink (processors/app.py).
@@ -112,7 +114,7 @@ class RecordSink(Protocol):
 
 class Stage:
     """Subclasses set `name` (the rejections source), `output` (the output topic alias) and
-    `sources` (alias -> Source, in the order a batch applies them), and build their table."""
+    `sources` (alias -> Source), and build their table."""
 
     name: str
     output: str
