@@ -25,6 +25,7 @@ import dns.query
 import dns.rcode
 import pytest
 
+from appliers.dns.workers import WORKER_MODULE
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
@@ -38,7 +39,6 @@ pytestmark = pytest.mark.kafka
 WAYFINDER = Path(sys.executable).with_name("wayfinder")
 HOST = "127.0.0.1"
 SPREAD = 40  # queries from as many source ports: every worker is asked (odds of not: 2^-39)
-WORKER_MODULE = "appliers.dns.workers"
 
 
 def web(*addresses: str) -> RecordSet:

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from appliers.dns.role import DnsRole
-from appliers.dns.workers import (RESTART_MAX_S, DnsWorkers, RemoteRole, Update, changes, frame,
-                                  restart_delay)
+from appliers.dns.worker_process import RemoteRole
+from appliers.dns.workers import RESTART_MAX_S, DnsWorkers, Update, changes, frame, restart_delay
 from appliers.dns.zone import NOERROR, NXDOMAIN, SERVFAIL
 from appliers.l4lb.fake import FakeKernel
 from appliers.l4lb.role import L4lbRole
