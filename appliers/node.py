@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 from appliers.dns.role import DnsRole
 from appliers.dns.workers import DnsWorkers
@@ -33,7 +32,7 @@ from appliers.l4lb.role import L4lbRole
 from appliers.options import NodeOptions, check_dns_workers
 from runtime.kafka.follower import TableFollower
 from runtime.kafka.status import StatusWatch
-from runtime.reconcile import ProcessorGate, ReconcileLoop
+from runtime.reconcile import Dependency, ProcessorGate, ReconcileLoop
 from runtime.status import UpstreamLog
 from schemas.l4lb import Vip
 from schemas.status import HEARTBEAT_S
@@ -52,20 +51,6 @@ def _vips_in_kernel(l4lb: ReconcileLoop) -> Mapping[str, Vip]:
 def _vip_names(dns: ReconcileLoop, in_kernel: Mapping[str, Vip]) -> Mapping:
     """A VIP's DNS name only once the node's kernel has the VIP (dcos-net's lesson)."""
     return dns.role.vip_names(in_kernel)
-
-
-@dataclass(frozen=True)
-class Dependency:
-    """`role` becomes ready only after `waits_for` is. With `export` and `take`, after each
-    pass of `waits_for` its applied state (`export`: key -> `exported` value) becomes desired
-    entries of `role` (`take`). The two halves are apart so the state can cross processes:
-    DNS workers (appliers/dns/workers.py) take what the node's own process exports."""
-
-    role: str
-    waits_for: str
-    export: Callable[[ReconcileLoop], Mapping] | None = None
-    take: Callable[[ReconcileLoop, Mapping], Mapping] | None = None
-    exported: type | None = None  # the value type of `export`'s mapping
 
 
 DEPENDENCIES = (Dependency("dns", "l4lb", export=_vips_in_kernel, take=_vip_names, exported=Vip),)

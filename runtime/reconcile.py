@@ -347,3 +347,18 @@ class ProcessorReady:
 
     def __init__(self, ready: bool = False) -> None:
         self.processor_ready = ready
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """`role` becomes ready only after `waits_for` is. With `export` and `take`, after each
+    pass of `waits_for` its applied state (`export`: key -> `exported` value) becomes desired
+    entries of `role` (`take`). The two halves are apart so the state can cross processes:
+    DNS workers (appliers/dns/workers.py) take what the node's own process exports.
+    The node's dependencies are `appliers.node.DEPENDENCIES`."""
+
+    role: str
+    waits_for: str
+    export: Callable[[ReconcileLoop], Mapping] | None = None
+    take: Callable[[ReconcileLoop, Mapping], Mapping] | None = None
+    exported: type | None = None  # the value type of `export`'s mapping

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import msgspec
 
 from appliers.dns.workers import (_LENGTH, LISTENING, MAX_FRAME, READY, WORKER_EXIT_DEADLINE_S, Start, Update)
-from appliers.node import DEPENDENCIES, Dependency, Node
-from runtime.reconcile import ReconcileLoop
+from appliers.node import DEPENDENCIES, Node
+from runtime.reconcile import Dependency, ReconcileLoop
 
 log = logging.getLogger(__name__)
 

@@ -49,8 +49,7 @@ import msgspec
 from appliers.options import NodeOptions
 
 if TYPE_CHECKING:
-    from appliers.node import Dependency
-    from runtime.reconcile import ReconcileLoop
+    from runtime.reconcile import Dependency, ReconcileLoop
 
 log = logging.getLogger(__name__)
 
