@@ -8,11 +8,12 @@ fields are left out of v1 messages, as protobuf's JSON mapping does (the fixture
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import orjson
 
-from simulator.convert import resources_to_legacy, task_to_legacy, unwrap
+from simulator.convert import pid_address, resources_to_legacy, task_to_legacy, unwrap
 from simulator.convert_cluster import agent_info_to_legacy, agent_to_legacy, framework_to_legacy
 from simulator.model import TERMINAL_STATES, Change, Model
 
@@ -69,12 +70,27 @@ def subscribed(model: Model, heartbeat_interval: float) -> dict:
 
 
 def get_master(model: Model) -> dict:
+    """The master as it advertises itself: the loaded state's master (its PID, hostname and
+    port), which is not the address the simulator listens on."""
     master = model.master
+    host, pid_port = pid_address(master.get("pid"))
+    port = master.get("port") or pid_port or 5050
+    address = {"hostname": master.get("hostname") or host, "port": port}
+    if host is not None and _is_ip(host):
+        address["ip"] = host
     return {"type": "GET_MASTER", "get_master": {"master_info": {
-        "id": model.master_id(), "pid": master.get("pid"), "port": master.get("port", 5050),
+        "id": model.master_id(), "pid": master.get("pid"), "port": port,
         "hostname": master.get("hostname"), "version": master.get("version") or DEFAULT_VERSION,
-        "address": {"hostname": master.get("hostname"), "port": master.get("port", 5050)},
+        "address": address,
     }}}
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def call_reply(model: Model, call_type: str) -> dict | None:

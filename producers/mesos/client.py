@@ -2,7 +2,9 @@
 
 Only the leading master serves the operator API; the others answer 307 with the leader's
 location (sometimes scheme-relative, ``//host:5050/api/v1``). Redirects are followed here,
-by hand, so the producer knows which master leads.
+by hand, so the producer talks to the leader. Who the leader *is* comes from the leader itself
+(``GET_MASTER``'s advertised address, or the state's ``leader`` PID), never from the URL: that
+is often a load balancer, a DNS name, a tunnel or a port forward.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from producers.documents import MAX_DOCUMENT_BYTES, read_document
-from producers.mesos.normalize import ip_or_none
+from producers.mesos.normalize import master_of_info
+from producers.problems import InputRejected
 from schemas.mesos import Master
 
 MAX_REDIRECTS = 5
@@ -23,8 +27,7 @@ class SubscribeUnsupported(Exception):
     """The master answered SUBSCRIBE with a status that says it does not speak it."""
 
 
-def leader_of(url: URL) -> Master:
-    return Master(hostname=url.host or "", ip=ip_or_none(url.host), port=url.port or 5050)
+MAX_MASTER_INFO_BYTES = 1 << 20
 
 
 def _follow(base: URL, location: str) -> URL:
@@ -42,7 +45,8 @@ class MesosClient:
 
     @asynccontextmanager
     async def subscribe(self):
-        """Yields (leading master, streaming response) of a SUBSCRIBE call."""
+        """Yields (leading master as it advertises itself, streaming response) of a SUBSCRIBE
+        call. The master is asked with GET_MASTER at the URL that accepted the SUBSCRIBE."""
         target = self.url / "api" / "v1"
         for _ in range(MAX_REDIRECTS + 1):
             response = await self._session.post(
@@ -66,14 +70,28 @@ class MesosClient:
                     response.request_info, (), status=response.status, message=f"SUBSCRIBE failed: {text}"
                 )
             try:
-                yield leader_of(target), response
+                leader = await self._get_master(target)
+                yield leader, response
             finally:
                 response.close()
             return
         raise aiohttp.ClientError(f"more than {MAX_REDIRECTS} redirects from {self.url}")
 
-    async def master_state(self) -> tuple[Master, bytes]:
-        """(the master that answered, body of /master/state)."""
+    async def _get_master(self, target: URL) -> Master:
+        """GET_MASTER at `target` (no redirect: a master that stopped leading in between makes
+        the caller reconnect). Raises on any failure: a leader it cannot name is no leader."""
+        async with self._session.post(target, json={"type": "GET_MASTER"}, headers={"Accept": "application/json"},
+                                      allow_redirects=False, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            response.raise_for_status()
+            body = await read_document(response, "get-master", MAX_MASTER_INFO_BYTES)
+        try:
+            info = orjson.loads(body)["get_master"]["master_info"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise InputRejected("get-master", "GET_MASTER's reply holds no get_master.master_info", body[:200]) from None
+        return master_of_info(info)
+
+    async def master_state(self) -> bytes:
+        """The body of /master/state, from the leader (the document names the leader itself)."""
         target = self.url / "master" / "state"
         for _ in range(MAX_REDIRECTS + 1):
             async with self._session.get(target, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=30)) as response:
@@ -81,5 +99,5 @@ class MesosClient:
                     target = _follow(target, response.headers["Location"])
                     continue
                 response.raise_for_status()
-                return leader_of(target), await read_document(response, "master-state", self.max_document_bytes)
+                return await read_document(response, "master-state", self.max_document_bytes)
         raise aiohttp.ClientError(f"more than {MAX_REDIRECTS} redirects from {self.url}")

@@ -128,7 +128,7 @@ class MesosLoop:
         while not stop.is_set() and time.monotonic() < until:
             obs = Observation.now()
             try:
-                _, body = await self.client.master_state()
+                body = await self.client.master_state()
                 snapshot, leader, problems = parse_master_state(body)
                 for problem in problems.found:
                     self.observer.publisher.reject(problem)

@@ -283,6 +283,33 @@ def framework_of(raw: object) -> Framework:
     )
 
 
+def master_of_info(info: object) -> Master:
+    """The master as it advertises itself in a v1 ``MasterInfo`` (``GET_MASTER``): the
+    ``address`` (hostname, ip, port) where it has one, else its PID, else the packed IPv4
+    ``ip`` with ``port``. Mesos-DNS names the leader by this address, never by the URL a
+    client happened to reach it through. Raises InputRejected when it gives no address."""
+    if not isinstance(info, dict):
+        raise InputRejected("master", "GET_MASTER gave no master_info object", info)
+    address = info.get("address") if isinstance(info.get("address"), dict) else {}
+    pid = parse_pid(info.get("pid"))
+    ip = ip_or_none(address.get("ip") if isinstance(address.get("ip"), str) else None)
+    ip = ip or (ip_or_none(pid[0]) if pid else None) or _packed_ipv4(info.get("ip"))
+    port = next((p for p in (address.get("port"), info.get("port"), pid[1] if pid else None)
+                 if isinstance(p, int) and not isinstance(p, bool) and 0 < p <= 65535), None)
+    hostname = next((h for h in (address.get("hostname"), info.get("hostname")) if isinstance(h, str) and h), ip)
+    if hostname is None or port is None:
+        raise InputRejected("master", "GET_MASTER's master_info has no address, PID or IP and port", info)
+    return Master(hostname=hostname, ip=ip or ip_or_none(hostname), port=port)
+
+
+def _packed_ipv4(value: object) -> str | None:
+    """MasterInfo's ``ip``: an IPv4 address packed into a uint32, in network byte order as
+    the host reads it (little-endian): 3875667978 is 10.0.2.231."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 1 << 32:
+        return None
+    return str(ipaddress.IPv4Address(value.to_bytes(4, "little")))
+
+
 def master_of(host_port: str) -> Master:
     """``10.0.0.1:5050``, ``[fd00::1]:5050`` or ``master@10.0.0.1:5050`` -> Master."""
     pid = parse_pid(host_port) if "@" in host_port else parse_host_port(host_port)

@@ -42,3 +42,16 @@ async def test_fixture_tables_in_kafka(kafka_bootstrap, fixture):
         assert (leader["ip"] or leader["hostname"], leader["port"]) == (host, port)
         assert cluster["masters"] == [cluster["leader"]]
         assert await pipeline.values("rejections") == []
+
+
+async def test_over_subscribe_the_leader_is_the_address_the_master_advertises(kafka_bootstrap):
+    """The simulated master listens on 127.0.0.1:<free port>, but the loaded state's master is
+    192.168.65.90:5050: over SUBSCRIBE the producer must name the leader as the master names
+    itself (GET_MASTER), as it does when polling (the state's leader PID), never by its URL."""
+    fixture = next(f for f in MESOS_FIXTURES if f.name == "state6.json")
+    async with Pipeline(kafka_bootstrap, mesos_state=fixture, marathon_url=None, mesos_poll_only=False) as pipeline:
+        assert not pipeline.simulator.mesos_url.endswith(":5050")
+        cluster = await pipeline.eventually(lambda: pipeline.table("cluster"), lambda table: "cluster" in table)
+        leader = cluster["cluster"]["leader"]
+        assert (leader["hostname"], leader["ip"], leader["port"]) == ("192.168.65.90", "192.168.65.90", 5050)
+        assert parse_pid(orjson.loads(fixture.read_bytes())["leader"]) == ("192.168.65.90", 5050)
