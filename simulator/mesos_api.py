@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from simulator.render_mesos import HEARTBEAT, call_reply, dumps, master_state, recordio, subscribed
+from simulator.render_mesos import HEARTBEAT, call_reply, dumps, master_frameworks, master_state, recordio, subscribed
 from simulator.streams import MESOS
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ def mesos_app(sim: "Simulator") -> web.Application:
         if fault is not None:
             return web.Response(status=fault["status"], body=fault["body"], content_type=fault["content_type"])
         return web.Response(body=dumps(master_state(sim.model)), content_type=JSON)
+
+    async def frameworks(request: web.Request) -> web.Response:
+        return web.Response(body=dumps(master_frameworks(sim.model)), content_type=JSON)
 
     async def api(request: web.Request) -> web.StreamResponse:
         if "Content-Type" not in request.headers:
@@ -81,6 +84,8 @@ def mesos_app(sim: "Simulator") -> web.Application:
     app = web.Application(middlewares=[redirect_to_leader])
     for path in ("/master/state", "/state", "/master/state.json", "/state.json"):
         app.router.add_get(path, state)
+    for path in ("/master/frameworks", "/frameworks"):
+        app.router.add_get(path, frameworks)
     for path in ("/api/v1", "/master/api/v1"):
         app.router.add_post(path, api)
     return app

@@ -142,6 +142,13 @@ def _used_resources(model: Model, agent_id: str) -> dict:
     return resources_to_legacy(resources)
 
 
+def master_frameworks(model: Model) -> dict:
+    """The legacy ``/master/frameworks`` document: the frameworks of ``/master/state`` (with
+    the scheduler PIDs only the legacy endpoints carry), without the rest of the state."""
+    state = master_state(model)
+    return {key: state.get(key, []) for key in ("frameworks", "completed_frameworks", "unregistered_frameworks")}
+
+
 def master_state(model: Model) -> dict:
     master = model.master
     by_framework: dict[str, list[dict]] = {}

@@ -92,12 +92,19 @@ class MesosClient:
 
     async def master_state(self) -> bytes:
         """The body of /master/state, from the leader (the document names the leader itself)."""
-        target = self.url / "master" / "state"
+        return await self._legacy_document("state", "master-state", self.max_document_bytes)
+
+    async def master_frameworks(self) -> bytes:
+        """The body of /master/frameworks, from the leader: the schedulers' PIDs."""
+        return await self._legacy_document("frameworks", "master-frameworks", self.max_document_bytes)
+
+    async def _legacy_document(self, endpoint: str, what: str, limit: int) -> bytes:
+        target = self.url / "master" / endpoint
         for _ in range(MAX_REDIRECTS + 1):
             async with self._session.get(target, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=30)) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
                     target = _follow(target, response.headers["Location"])
                     continue
                 response.raise_for_status()
-                return await read_document(response, "master-state", self.max_document_bytes)
+                return await read_document(response, what, limit)
         raise aiohttp.ClientError(f"more than {MAX_REDIRECTS} redirects from {self.url}")

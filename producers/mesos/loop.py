@@ -4,6 +4,11 @@ Every SUBSCRIBE starts with a full snapshot, so each reconnect is also a resync:
 was missed while the stream was down is repaired by the diff against the topics, the
 history of the tasks that ended meanwhile is rebuilt from the master's completed tasks, and
 the readiness mark says in sync again once that sync is delivered.
+
+The operator API carries no scheduler PIDs, and Mesos-DNS names ``_framework._tcp.<fw>.mesos``
+from them: after every SUBSCRIBED and every framework added or updated, the legacy
+``/master/frameworks`` is read (in the background, one read at a time, again if more changes
+came meanwhile) and the schedulers' addresses are added to the frameworks.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from producers.backoff import Backoff, sleep_or_stop
 from producers.history_gap import Gap
 from producers.marks import ProducerMarks
 from producers.mesos.client import MesosClient, SubscribeUnsupported
+from producers.mesos.normalize import framework_endpoints_of
 from producers.mesos.observer import MesosObserver
 from producers.mesos.recordio import MAX_RECORD_BYTES, RecordIODecoder
 from producers.mesos.snapshot import parse_master_state
@@ -29,6 +35,8 @@ log = logging.getLogger(__name__)
 
 # Mesos promises a HEARTBEAT every heartbeat_interval_seconds; three missed ones = dead stream.
 MISSED_HEARTBEATS = 3
+# The events after which the schedulers' PIDs are read again from /master/frameworks.
+FRAMEWORK_EVENTS = frozenset({"SUBSCRIBED", "FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"})
 
 
 class DeadStream(Exception):
@@ -55,6 +63,8 @@ class MesosLoop:
         self.max_record_bytes = max_record_bytes
         self.connected = asyncio.Event()
         self._last_alive: float | None = None  # wall clock of the last record of a live stream
+        self._endpoints: asyncio.Task | None = None  # the /master/frameworks read in flight
+        self._endpoints_again = False  # a framework changed while it was in flight
 
     async def run(self, stop: asyncio.Event) -> None:
         ticker = asyncio.create_task(self._tick(stop))
@@ -80,6 +90,8 @@ class MesosLoop:
                 await sleep_or_stop(stop, backoff.next_delay())
         finally:
             ticker.cancel()
+            if self._endpoints is not None:
+                self._endpoints.cancel()
 
     def _lost(self, cause: str) -> None:
         """The stream is gone: not in sync, and history is unwatched from its last record on."""
@@ -123,6 +135,30 @@ class MesosLoop:
             self.observer.publisher.reject(InputRejected("recordio-record", f"malformed JSON: {error}", record))
             return
         self.observer.on_event(event, leader, time.time(), obs)
+        if isinstance(event, dict) and event.get("type") in FRAMEWORK_EVENTS:
+            self._read_framework_endpoints()
+
+    def _read_framework_endpoints(self) -> None:
+        """Start a read of /master/frameworks, or ask the one in flight to read once more."""
+        if self._endpoints is not None and not self._endpoints.done():
+            self._endpoints_again = True
+            return
+        self._endpoints = asyncio.get_running_loop().create_task(self._framework_endpoints())
+
+    async def _framework_endpoints(self) -> None:
+        self._endpoints_again = True
+        while self._endpoints_again:  # bounded: only framework events set it again
+            self._endpoints_again = False
+            try:
+                endpoints = framework_endpoints_of(await self.client.master_frameworks())
+            except InputRejected as problem:
+                self.observer.publisher.reject(problem)
+                return
+            except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+                # The frameworks keep what they have; the next SUBSCRIBED or framework event retries.
+                log.warning("cannot read the schedulers' PIDs from %s/master/frameworks: %r", self.client.url, error)
+                return
+            self.observer.on_framework_endpoints(endpoints, Observation.now())
 
     async def _poll(self, stop: asyncio.Event, until: float) -> None:
         while not stop.is_set() and time.monotonic() < until:

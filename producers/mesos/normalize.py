@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 import msgspec
+import orjson
 
 from producers.problems import InputRejected, Problems
 from schemas.addresses import parse_host_port, parse_pid
@@ -281,6 +283,36 @@ def framework_of(raw: object) -> Framework:
         active=bool(raw.get("active", True)),
         webui_url=info.get("webui_url") or None,
     )
+
+
+def framework_endpoints_of(body: bytes) -> dict[str, tuple[str | None, int]]:
+    """Framework id -> (scheduler IP or None, port) from the libprocess PIDs of a legacy
+    ``/master/frameworks`` (or ``/master/state``) document: the operator API carries no PIDs,
+    and Mesos-DNS's ``_framework._tcp.<fw>.mesos`` needs the port. Frameworks without a PID
+    (HTTP API schedulers) are left out. Raises InputRejected for a document it cannot read."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise InputRejected("master-frameworks", f"malformed JSON: {error}", body[:200]) from None
+    if not isinstance(doc, dict):
+        raise InputRejected("master-frameworks", "the document must be a JSON object", body[:200])
+    endpoints: dict[str, tuple[str | None, int]] = {}
+    for framework in doc.get("frameworks") if isinstance(doc.get("frameworks"), list) else []:
+        if not isinstance(framework, dict):
+            continue
+        framework_id, pid = value_of(framework.get("id")), parse_pid(framework.get("pid"))
+        if framework_id and pid:
+            endpoints[framework_id] = (ip_or_none(pid[0]), pid[1])
+    return endpoints
+
+
+def with_endpoint(framework: Framework, endpoints: Mapping[str, tuple[str | None, int]]) -> Framework:
+    """The framework with the scheduler address a legacy endpoint gave, where it has none."""
+    found = endpoints.get(framework.id)
+    if found is None or framework.port is not None:
+        return framework
+    ip, port = found
+    return msgspec.structs.replace(framework, ip=framework.ip or ip, port=port)
 
 
 def master_of_info(info: object) -> Master:

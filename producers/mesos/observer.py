@@ -11,7 +11,7 @@ get ``recovery_grace`` seconds to be re-announced) or ``recovery_timeout`` passe
 
 from __future__ import annotations
 
-from producers.mesos.normalize import agent_of, framework_of, task_of, value_of, with_status
+from producers.mesos.normalize import agent_of, framework_of, task_of, value_of, with_endpoint, with_status
 from producers.mesos.snapshot import Snapshot, snapshot_of_get_state
 from producers.history_gap import Gap, reconstructed_task_events
 from producers.mesos.heartbeat import DEFAULT_HEARTBEAT_S, heartbeat_interval_of
@@ -50,6 +50,8 @@ class MesosObserver:
         self.tasks: dict[str, Task] = {}
         self.heartbeat_interval: float = DEFAULT_HEARTBEAT_S
         self.snapshots = 0  # full snapshots applied: each one is a completed sync
+        # Scheduler addresses from the legacy /master/frameworks PIDs, by framework id.
+        self.framework_endpoints: dict[str, tuple[str | None, int]] = {}
         self.pending_gap: Gap | None = None
         # agent id -> deadline: still unheard of since failover / re-registered, tasks settling
         self._recovering: dict[str, float] = {}
@@ -78,16 +80,27 @@ class MesosObserver:
             for agent_id in snapshot.recovered_agent_ids
         }
         self.tasks = dict(snapshot.tasks)
+        frameworks = {key: with_endpoint(framework, self.framework_endpoints)
+                      for key, framework in snapshot.frameworks.items()}
         publisher.sync("cluster", {"cluster": self._cluster(leader)}, obs)
         unreadable_agents = snapshot.unreadable_agents
         publisher.sync("agents", snapshot.agents, obs, keep=lambda key, _: key in self._recovering or key in unreadable_agents)
-        publisher.sync("frameworks", snapshot.frameworks, obs)
+        publisher.sync("frameworks", frameworks, obs)
         unreadable_tasks = snapshot.unreadable_tasks
         publisher.sync(
             "tasks", snapshot.tasks, obs,
             keep=lambda key, task: key in unreadable_tasks or self._owned_by_recovering_agent(key, task),
         )
         self.snapshots += 1
+
+    def on_framework_endpoints(self, endpoints: dict[str, tuple[str | None, int]], obs: Observation) -> None:
+        """The schedulers' PIDs from the legacy ``/master/frameworks`` (the operator API has
+        none): every published framework without an address gets the one its PID gives."""
+        self.framework_endpoints = endpoints
+        table = self.publisher.tables["frameworks"]
+        for key, framework in list(table.items()):
+            if framework is not None and (enriched := with_endpoint(framework, endpoints)) != framework:
+                self.publisher.put("frameworks", key, enriched, obs)
 
     def _cluster(self, leader: Master) -> Cluster:
         masters = self.masters or [leader]
@@ -131,7 +144,7 @@ class MesosObserver:
         elif kind == "AGENT_REMOVED":
             self._remove_agent(value_of(body["agent_id"]), obs)
         elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
-            framework = framework_of(body["framework"])
+            framework = with_endpoint(framework_of(body["framework"]), self.framework_endpoints)
             self.publisher.put("frameworks", framework.id, framework, obs)
         elif kind == "FRAMEWORK_REMOVED":
             framework = framework_of(body["framework_info"])

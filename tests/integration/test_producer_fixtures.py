@@ -8,10 +8,14 @@ GET_STATE replies through SUBSCRIBE, master and agent states through /master/sta
 import asyncio
 import os
 
+import msgspec
 import orjson
 import pytest
 
+from processors.dns.config import DnsConfig
+from processors.dns.derive import framework_records
 from producers.mesos.normalize import parse_pid
+from schemas.mesos import Framework
 from tests.integration.pipeline import Pipeline
 from tests.scenarios.mesos_fixtures import ENTITY_TABLES, MESOS_FIXTURES, expected_tables, fixture_kind, scenario_name
 
@@ -55,3 +59,21 @@ async def test_over_subscribe_the_leader_is_the_address_the_master_advertises(ka
         leader = cluster["cluster"]["leader"]
         assert (leader["hostname"], leader["ip"], leader["port"]) == ("192.168.65.90", "192.168.65.90", 5050)
         assert parse_pid(orjson.loads(fixture.read_bytes())["leader"]) == ("192.168.65.90", 5050)
+
+
+@pytest.mark.parametrize("poll_only", [False, True], ids=["subscribe", "poll"])
+async def test_framework_srv_records_on_both_paths(kafka_bootstrap, poll_only):
+    """A framework's `_framework._tcp.<fw>.mesos` needs its scheduler PID. Polling reads it
+    from /master/state; over SUBSCRIBE (no PIDs in the operator API) the producer reads it from
+    /master/frameworks. Either way the frameworks table, and the DNS records derived from it,
+    are the same."""
+    fixture = next(f for f in MESOS_FIXTURES if f.name == "state6.json")
+    async with Pipeline(kafka_bootstrap, mesos_state=fixture, marathon_url=None, mesos_poll_only=poll_only) as pipeline:
+        calico_id = "10172a79-151f-4bd3-aeec-9ef367a7ddcc-0003"
+        frameworks = await pipeline.eventually(
+            lambda: pipeline.table("frameworks"), lambda table: (table.get(calico_id) or {}).get("port") is not None)
+        assert (frameworks[calico_id]["ip"], frameworks[calico_id]["port"]) == ("192.168.65.111", 45788)
+        framework = msgspec.convert(frameworks[calico_id], Framework)
+        records = dict(framework_records(framework, DnsConfig()).contributions)
+        assert records["_framework._tcp.calico.mesos./SRV"] == ("0 1 45788 calico.mesos.",)
+        assert records["calico.mesos./A"] == ("192.168.65.111",)
