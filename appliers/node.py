@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 
 from appliers.dns.role import DnsRole
+from appliers.dns.vip_table import VipTableRole, vips_followed
 from appliers.dns.workers import DnsWorkers
 from appliers.l4lb.kernel import Kernel
 from appliers.l4lb.role import L4lbRole
@@ -40,7 +41,9 @@ from schemas.status import HEARTBEAT_S
 log = logging.getLogger(__name__)
 
 ROLES = ("l4lb", "dns")
-TOPICS = {"l4lb": "vips", "dns": "dns"}  # the derived table each role follows (catalog alias)
+# The derived table each loop follows (catalog alias). "vips" is no role to ask for: a node
+# that runs dns without l4lb follows the vips table for the VIP names (appliers/dns/vip_table.py).
+TOPICS = {"l4lb": "vips", "vips": "vips", "dns": "dns"}
 
 
 def _vips_in_kernel(l4lb: ReconcileLoop) -> Mapping[str, Vip]:
@@ -53,7 +56,17 @@ def _vip_names(dns: ReconcileLoop, in_kernel: Mapping[str, Vip]) -> Mapping:
     return dns.role.vip_names(in_kernel)
 
 
-DEPENDENCIES = (Dependency("dns", "l4lb", export=_vips_in_kernel, take=_vip_names, exported=Vip),)
+DEPENDENCIES = (Dependency("dns", "l4lb", export=_vips_in_kernel, take=_vip_names, exported=Vip),
+                Dependency("dns", "vips", export=vips_followed, take=_vip_names, exported=Vip))
+
+
+def loops_for(roles: tuple[str, ...]) -> list[str]:
+    """The loops a node runs for its roles, in dependency order: a dns role without l4lb
+    also follows the vips table, for the VIP names every dcos-dns node answers."""
+    names = [name for name in ROLES if name in roles]
+    if "dns" in names and "l4lb" not in names:
+        names.insert(names.index("dns"), "vips")
+    return names
 
 
 def wire(loops: Mapping[str, ReconcileLoop]) -> None:
@@ -81,13 +94,15 @@ class Node:
         self.upstream = UpstreamLog(log, f"node {options.node_id}" + (f" dns worker {worker}" if worker is not None else ""))
         self.watch_upstream = not worker  # one process of a node says it, not every DNS worker
         # DNS on several processes: this one supervises them and runs the other roles.
+        # A DNS worker runs the dns loop alone: what it waits for runs in the node's own process.
+        names = ["dns"] if worker is not None else loops_for(options.roles)
         self.dns_workers: DnsWorkers | None = None
         if options.dns_workers > 1 and worker is None:
             self.dns_workers = DnsWorkers(options, shared=[d for d in DEPENDENCIES if d.role == "dns"
-                                                           and d.waits_for in options.roles])
+                                                           and d.waits_for in names])
         self.loops: dict[str, ReconcileLoop] = {}
-        for name in ROLES:  # in dependency order
-            if name in options.roles and not (name == "dns" and self.dns_workers is not None):
+        for name in names:
+            if not (name == "dns" and self.dns_workers is not None):
                 self.loops[name] = self._loop(name)
         wire(self.loops)
         if self.dns_workers is not None:
@@ -99,6 +114,8 @@ class Node:
         if name == "l4lb":
             role = L4lbRole(Kernel(options.netns), route_dev=options.route_dev, vip_ranges=options.vip_ranges)
             resync = options.resync_interval
+        elif name == "vips":
+            role, resync = VipTableRole(), None
         else:
             role = DnsRole(options)
             resync = None  # the zones are this process's memory: nothing else can change them

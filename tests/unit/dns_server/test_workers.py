@@ -99,7 +99,8 @@ def test_with_workers_the_node_runs_l4lb_itself_and_shares_its_vips(built):
     node = built()
     assert set(node.loops) == {"l4lb"} and node.dns is None
     assert node.dns_workers.count == 2 and set(node.dns_workers.shared) == {"l4lb"}
-    assert built(roles=("dns",)).dns_workers.shared == {}
+    dns_only = built(roles=("dns",))  # no kernel of its own: it follows the vips table for the names
+    assert set(dns_only.loops) == {"vips"} and set(dns_only.dns_workers.shared) == {"vips"}
     worker = built(dns_worker=1)  # inside worker 1: the dns role, on a shared port
     assert worker.dns_workers is None and worker.dns.role.reuse_port
 
@@ -152,7 +153,7 @@ async def test_a_workers_dns_loop_serves_a_vip_name_only_once_the_nodes_kernel_h
     vips = FakeFollower("vips")
     vips.publish("tcp/11.1.0.3/80", codec.encode(NAMED))
     l4lb = ReconcileLoop(L4lbRole(kernel), vips, gate, poll_interval=0.01, retry_interval=0.05)
-    supervisor = DnsWorkers(options(), shared=[d for d in DEPENDENCIES if d.role == "dns"])
+    supervisor = DnsWorkers(options(), shared=[d for d in DEPENDENCIES if d.role == "dns" and d.waits_for == "l4lb"])
     supervisor.wire({"l4lb": l4lb})
 
     # The worker: a dns loop of its own, waiting for the node's l4lb role through the channel.

@@ -98,3 +98,30 @@ async def test_dns_publishes_a_vip_name_only_after_the_l4lb_kernel_has_the_vip_a
         assert answer(dns, name) == (NOERROR, [f"{name} 5 IN A 11.1.0.3"])
         vips.publish("tcp/11.1.0.3/80", None)  # the VIP goes: its name goes with it
         await eventually(lambda: answer(dns, name)[0] == NXDOMAIN)
+
+
+async def test_a_dns_only_node_answers_vip_names_from_the_vips_table():
+    """No l4lb role, so no kernel to wait for: as every dcos-dns node does, it answers the VIP
+    names the vips table holds, once it has caught up on that table too."""
+    from appliers.dns.vip_table import VipTableRole
+    from appliers.node import loops_for
+
+    assert loops_for(("dns",)) == ["vips", "dns"] and loops_for(("l4lb", "dns")) == ["l4lb", "dns"]
+    gate = ProcessorReady(False)
+    vips = FakeFollower("vips")
+    vips.publish("tcp/11.1.0.3/80", codec.encode(NAMED))
+    table = ReconcileLoop(VipTableRole(), vips, gate, poll_interval=0.01)
+    dns, follower = dns_loop(gate)
+    publish(follower, WEB_A)
+    wire({"vips": table, "dns": dns})
+    name = "shopweb.marathon.l4lb.thisdcos.directory."
+    async with running(table, dns):
+        await eventually(lambda: dns.caught_up.is_set() and table.caught_up.is_set())
+        assert answer(dns, name) == (SERVFAIL, [])  # nothing before a ready processor mark
+        gate.processor_ready = True
+        await eventually(dns.ready.is_set)
+        assert table.ready.is_set()
+        assert answer(dns, name) == (NOERROR, [f"{name} 5 IN A 11.1.0.3"])
+        vips.publish("tcp/11.1.0.3/80", None)  # the VIP goes: its name goes with it
+        await eventually(lambda: answer(dns, name)[0] == NXDOMAIN)
+        assert answer(dns, "web.marathon.mesos.")[0] == NOERROR
