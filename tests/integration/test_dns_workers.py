@@ -30,6 +30,7 @@ from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
 from schemas.dns import RecordSet, record_set_key
+from schemas.l4lb import Backend, Vip
 from schemas.headers import Observation
 from schemas.status import PROCESSOR_KEY, Mark
 from tests.integration.pipeline import new_catalog
@@ -104,10 +105,11 @@ def addresses(port: int, name: str = "web.marathon.mesos.", *, tcp: bool = False
     return sorted(rr.address for rrset in reply.answer for rr in rrset)
 
 
-def everywhere(port: int, expected: list[str], *, count: int = SPREAD, tcp: bool = False) -> None:
+def everywhere(port: int, expected: list[str], *, count: int = SPREAD, tcp: bool = False,
+               name: str = "web.marathon.mesos.") -> None:
     """`count` queries in a row, each from a new socket, all answered `expected`."""
     for _ in range(count):
-        assert addresses(port, tcp=tcp) == expected
+        assert addresses(port, name, tcp=tcp) == expected
 
 
 class RunningNode:
@@ -194,6 +196,16 @@ def test_two_workers_answer_udp_and_tcp_on_one_port_and_every_worker_follows_cha
         for _ in range(10):  # the Mesos-DNS HTTP API shares its port too: every worker serves it
             with urllib.request.urlopen(f"http://{HOST}:43111/v1/hosts/web.marathon.mesos", timeout=5) as response:
                 assert json.loads(response.read()) == [{"host": "web.marathon.mesos.", "ip": "10.0.1.7"}]
+
+        # A dns-only node follows the vips table (once, in its own process) for the VIP names,
+        # and every worker answers them.
+        vips = catalog.topic("vips")
+        vip = Vip("tcp", "11.1.0.3", 80, [Backend("10.0.1.7", 31000, 1, "web.1")], name="/shop/web",
+                  framework="marathon", dns="shopweb.marathon.l4lb.thisdcos.directory")
+        sink.publish(vips.name, "tcp/11.1.0.3/80", codec.encode(vip), Observation.now().headers(vips.schema_id))
+        sink.flush()
+        eventually(lambda: everywhere(node.port, ["11.1.0.3"], name="shopweb.marathon.l4lb.thisdcos.directory."),
+                   timeout=30)
     finally:
         node.close()
 
