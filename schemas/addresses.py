@@ -3,17 +3,35 @@
 A PID is ``<id>@<host>:<port>``: ``slave(1)@10.0.0.1:5051``, ``master@[fd00::1]:5050``,
 ``scheduler(1)@[2001:db8::1]:25501``. An IPv6 host is always in brackets (the last ``:``
 then separates the port); a bare host is an IPv4 address or a name, and holds no ``:``.
-The producer, the simulator and the command line all read endpoints through these functions.
+The producer, the simulator, the processor and the command line all read endpoints and IP
+literals through these functions.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 MAX_PORT = 65535
 
 _HOST_PORT = re.compile(r"(?:\[(?P<v6>[^\[\]]+)\]|(?P<host>[^:\[\]@]+)):(?P<port>[0-9]{1,5})")
+
+
+def canonical_ip(text: object) -> str | None:
+    """The canonical text of an IP address (``fd00:0::1`` -> ``fd00::1``), or None when
+    `text` is no IP address: names are never resolved here."""
+    return _canonical(text) if isinstance(text, str) and text else None
+
+
+# Cached: the same agent, container and master addresses come back with every change, and
+# parsing one costs more than the rest of what a processor does with it.
+@lru_cache(maxsize=1 << 16)
+def _canonical(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
 
 
 def parse_host_port(text: object) -> tuple[str, int] | None:

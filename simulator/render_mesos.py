@@ -8,10 +8,11 @@ fields are left out of v1 messages, as protobuf's JSON mapping does (the fixture
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import orjson
+
+from schemas.addresses import canonical_ip
 
 from simulator.convert import pid_address, resources_to_legacy, task_to_legacy, unwrap
 from simulator.convert_cluster import agent_info_to_legacy, agent_to_legacy, framework_to_legacy
@@ -76,21 +77,13 @@ def get_master(model: Model) -> dict:
     host, pid_port = pid_address(master.get("pid"))
     port = master.get("port") or pid_port or 5050
     address = {"hostname": master.get("hostname") or host, "port": port}
-    if host is not None and _is_ip(host):
+    if canonical_ip(host) is not None:
         address["ip"] = host
     return {"type": "GET_MASTER", "get_master": {"master_info": {
         "id": model.master_id(), "pid": master.get("pid"), "port": port,
         "hostname": master.get("hostname"), "version": master.get("version") or DEFAULT_VERSION,
         "address": address,
     }}}
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def call_reply(model: Model, call_type: str) -> dict | None:

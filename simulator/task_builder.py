@@ -14,13 +14,13 @@ Addresses are deterministic: Docker's bridge hands out 172.17.0.x per agent, the
 from __future__ import annotations
 
 import base64
-import ipaddress
 import zlib
 from typing import Any
 
 from simulator.convert import (pid_address, ports_to_ranges, ranges_resource, resource_port_ranges,
                                resource_ports, scalar_resource, wrap)
 from simulator.marathon_apps import container_kind, network_mode, port_specs, task_name
+from schemas.addresses import canonical_ip
 from simulator.model import Model
 
 
@@ -30,12 +30,8 @@ class NoCapacity(Exception):
 
 def agent_ip(agent: dict) -> str | None:
     """The agent's IP: from its pid, else its hostname when that is an address."""
-    for candidate in (pid_address(agent.get("pid"))[0], agent["agent_info"].get("hostname")):
-        try:
-            return str(ipaddress.ip_address(candidate or ""))
-        except ValueError:
-            continue
-    return None
+    candidates = (pid_address(agent.get("pid"))[0], agent["agent_info"].get("hostname"))
+    return next((ip for ip in map(canonical_ip, candidates) if ip is not None), None)
 
 
 def _pool(network: str, kind: str, agent_index: int) -> list[str]:

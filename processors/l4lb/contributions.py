@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from processors.l4lb.labels import Declaration, Rejection, VipRef, declarations_of
+from schemas.addresses import canonical_ip
 from schemas.l4lb import Backend
 from schemas.mesos import Agent, Framework, Task
 
@@ -75,15 +76,6 @@ def address_order(ip: str) -> tuple[int, int]:
     """(version, integer value) of a canonical IP: the order backends are listed in."""
     address = ipaddress.ip_address(ip)
     return address.version, int(address)
-
-
-@lru_cache(maxsize=ADDRESS_CACHE)
-def canonical_ip(text: str) -> str | None:
-    """The canonical form of an IP address as a task status reports it; None if it is none."""
-    try:
-        return str(ipaddress.ip_address(text))
-    except ValueError:
-        return None
 
 
 def family_of(ip: str) -> int:

@@ -16,7 +16,7 @@ import msgspec
 import orjson
 
 from producers.problems import InputRejected, Problems
-from schemas.addresses import parse_host_port, parse_pid
+from schemas.addresses import canonical_ip, parse_host_port, parse_pid
 from schemas.mesos import (
     Agent,
     Container,
@@ -40,14 +40,6 @@ def value_of(field: object) -> str | None:
     if isinstance(field, dict):
         field = field.get("value")
     return field if isinstance(field, str) else None
-
-
-def ip_or_none(host: str | None) -> str | None:
-    """The host itself when it is an IP literal; names are not resolved in pure code."""
-    try:
-        return str(ipaddress.ip_address(host)) if host else None
-    except ValueError:
-        return None
 
 
 def labels_of(raw: object, owner: str, problems: Problems) -> dict[str, str]:
@@ -249,7 +241,7 @@ def _info(raw: dict, key: str) -> dict:
 def _address(raw: dict, hostname: object) -> tuple[str | None, int | None]:
     """(ip, port) from the libprocess PID (legacy state only), else the hostname if it is an IP."""
     pid = parse_pid(raw.get("pid"))
-    return (ip_or_none(pid[0]), pid[1]) if pid else (ip_or_none(hostname if isinstance(hostname, str) else None), None)
+    return (canonical_ip(pid[0]), pid[1]) if pid else (canonical_ip(hostname), None)
 
 
 def _attributes(raw: object) -> dict[str, str]:
@@ -302,7 +294,7 @@ def framework_endpoints_of(body: bytes) -> dict[str, tuple[str | None, int]]:
             continue
         framework_id, pid = value_of(framework.get("id")), parse_pid(framework.get("pid"))
         if framework_id and pid:
-            endpoints[framework_id] = (ip_or_none(pid[0]), pid[1])
+            endpoints[framework_id] = (canonical_ip(pid[0]), pid[1])
     return endpoints
 
 
@@ -324,14 +316,13 @@ def master_of_info(info: object) -> Master:
         raise InputRejected("master", "GET_MASTER gave no master_info object", info)
     address = info.get("address") if isinstance(info.get("address"), dict) else {}
     pid = parse_pid(info.get("pid"))
-    ip = ip_or_none(address.get("ip") if isinstance(address.get("ip"), str) else None)
-    ip = ip or (ip_or_none(pid[0]) if pid else None) or _packed_ipv4(info.get("ip"))
+    ip = canonical_ip(address.get("ip")) or (canonical_ip(pid[0]) if pid else None) or _packed_ipv4(info.get("ip"))
     port = next((p for p in (address.get("port"), info.get("port"), pid[1] if pid else None)
                  if isinstance(p, int) and not isinstance(p, bool) and 0 < p <= 65535), None)
     hostname = next((h for h in (address.get("hostname"), info.get("hostname")) if isinstance(h, str) and h), ip)
     if hostname is None or port is None:
         raise InputRejected("master", "GET_MASTER's master_info has no address, PID or IP and port", info)
-    return Master(hostname=hostname, ip=ip or ip_or_none(hostname), port=port)
+    return Master(hostname=hostname, ip=ip or canonical_ip(hostname), port=port)
 
 
 def _packed_ipv4(value: object) -> str | None:
@@ -347,4 +338,4 @@ def master_of(host_port: str) -> Master:
     pid = parse_pid(host_port) if "@" in host_port else parse_host_port(host_port)
     if not pid:
         raise InputRejected("master", f"expected HOST:PORT or [IPv6]:PORT, got {host_port!r}", host_port)
-    return Master(hostname=pid[0], ip=ip_or_none(pid[0]), port=pid[1])
+    return Master(hostname=pid[0], ip=canonical_ip(pid[0]), port=pid[1])

@@ -9,12 +9,12 @@ import orjson
 from producers.mesos.normalize import (
     agent_of,
     framework_of,
-    ip_or_none,
     parse_pid,
     task_of,
     value_of,
 )
 from producers.problems import InputRejected, Problems, parse_entity, unreadable_ids
+from schemas.addresses import canonical_ip
 from schemas.mesos import TERMINAL_STATES, Agent, Framework, Master, Task
 
 
@@ -116,4 +116,4 @@ def parse_master_state(body: bytes) -> tuple[Snapshot, Master, Problems]:
     hostname = _object(doc.get("leader_info")).get("hostname")
     hostname = hostname if isinstance(hostname, str) and hostname else leader[0]
     snapshot.note_unreadable(problems)
-    return snapshot, Master(hostname=hostname, ip=ip_or_none(leader[0]), port=leader[1]), problems
+    return snapshot, Master(hostname=hostname, ip=canonical_ip(leader[0]), port=leader[1]), problems
