@@ -46,8 +46,8 @@ from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
 from schemas.headers import RecordMeta  # noqa: E402
 
-from bench.l4lb_convergence import (  # noqa: E402
-    CpuMeter, Processes, TopicSizes, churn_figures, drain, goal, measured_changes, producer_observed, run_churn)
+from bench.pipeline import (  # noqa: E402
+    CpuMeter, Processes, TopicSizes, churn_figures, rounded, drain, goal, measured_changes, producer_observed, run_churn)
 from bench.broker import bench_kafka  # noqa: E402
 from bench.producer_latency import free_port, percentile, wait_http  # noqa: E402
 
@@ -211,15 +211,15 @@ async def measure(args, bootstrap: str) -> dict:
         "record_sets_at_start": len(table),
         "measured_changes": len(latencies),
         "missing": missing,
-        "latency_ms": {"p50": _round(percentile(latencies, 50)), "p99": _round(percentile(latencies, 99)),
-                       "max": _round(max(latencies) if latencies else None)},
-        "p99_ms_by_5s_window": {f"{start}s": _round(percentile(values, 99)) for start, values in sorted(windows.items())},
-        "node_convergence_from_producer_ms": {"p50": _round(percentile(convergence, 50)),
-                                              "p99": _round(percentile(convergence, 99))},
-        "split_ms": {"producer_to_processor_write": {"p50": _round(percentile(presence.to_processor_ms, 50)),
-                                                     "p99": _round(percentile(presence.to_processor_ms, 99))},
-                     "processor_write_to_node": {"p50": _round(percentile(presence.to_node_ms, 50)),
-                                                 "p99": _round(percentile(presence.to_node_ms, 99))}},
+        "latency_ms": {"p50": rounded(percentile(latencies, 50)), "p99": rounded(percentile(latencies, 99)),
+                       "max": rounded(max(latencies) if latencies else None)},
+        "p99_ms_by_5s_window": {f"{start}s": rounded(percentile(values, 99)) for start, values in sorted(windows.items())},
+        "node_convergence_from_producer_ms": {"p50": rounded(percentile(convergence, 50)),
+                                              "p99": rounded(percentile(convergence, 99))},
+        "split_ms": {"producer_to_processor_write": {"p50": rounded(percentile(presence.to_processor_ms, 50)),
+                                                     "p99": rounded(percentile(presence.to_processor_ms, 99))},
+                     "processor_write_to_node": {"p50": rounded(percentile(presence.to_node_ms, 50)),
+                                                 "p99": rounded(percentile(presence.to_node_ms, 99))}},
         "wire_sample": wire,
         "cpu_during_churn": churn_cpu,
         "first_batches": [(round(at - first, 3), n, round((at - oldest) * 1000, 1)) for at, n, oldest in presence.batches[:15]],
@@ -235,10 +235,6 @@ async def ask_sample(role: ReconcileLoop, presence: Presence, size: int = 200) -
         reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), host, port=port, timeout=2)
         answered += reply.rcode() == dns.rcode.NOERROR and bool(reply.answer)
     return {"asked": len(names), "answered": answered, "ready": role.ready.is_set()}
-
-
-def _round(value):
-    return round(value, 2) if value is not None else None
 
 
 def main() -> None:

@@ -51,41 +51,27 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient  # noqa: E402
 
 from bench.broker import bench_kafka  # noqa: E402
+from bench.pipeline import say  # noqa: E402
+from bench.processor_probes import OUTPUTS, SOURCES, MarkWatch, Offsets, SourceWriter  # noqa: E402
 from bench.workload import Workload  # noqa: E402
 from processors.readiness import reaches  # noqa: E402
-from runtime.kafka.reader import end_offsets, partitions_of  # noqa: E402
-from runtime.kafka.status import decode_mark  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
-from runtime.kafka.writer import PRODUCER_SETTINGS  # noqa: E402
 from schemas import codec  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
-from schemas.headers import Observation  # noqa: E402
 from schemas.mesos import Cluster, Master  # noqa: E402
-from schemas.status import PROCESSOR_KEY, Mark, Positions, producer_key  # noqa: E402
+from schemas.status import Mark, producer_key  # noqa: E402
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
-SOURCES = ("tasks", "agents", "frameworks", "cluster")
-OUTPUTS = ("vips", "dns")
 GOALS = {"streaming_changes_per_second_min": 5000, "rebuild_100k_tasks_s_max": 5.0, "rss_100k_tasks_mb_max": 1024}
-# A heartbeat-only mark comes every 5 s (schemas.status.HEARTBEAT_S); the processor writes one
-# with every batch besides, so a mark that reaches the end arrives within a batch's time.
-POLL_S = 0.02
-WRITE_TIMEOUT_S = 120.0
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def default_changes(per_app: int) -> int:
@@ -94,145 +80,8 @@ def default_changes(per_app: int) -> int:
     return 2_000 if per_app >= 1000 else 20_000
 
 
-# -- writing the sources ------------------------------------------------------------------------
-class SourceWriter:
-    """Source records as a producer writes them (same client settings, same headers), with a
-    deep local queue so a burst is written as fast as the client can."""
-
-    def __init__(self, bootstrap: str, catalog: Catalog):
-        self.catalog = catalog
-        self._producer = Producer({"bootstrap.servers": bootstrap, "client.id": "bench-processor-throughput",
-                                   **PRODUCER_SETTINGS, "linger.ms": 5, "batch.num.messages": 10_000,
-                                   "queue.buffering.max.messages": 2_000_000,
-                                   "queue.buffering.max.kbytes": 2_000_000})
-        self.failed: list[str] = []
-
-    def write(self, alias: str, key: str, value: bytes | None) -> None:
-        topic = self.catalog.topic(alias)
-        headers = Observation.now().headers(topic.schema_id)
-        while True:
-            try:
-                self._producer.produce(topic.name, key=key.encode(), value=value, headers=headers,
-                                       on_delivery=self._delivered)
-                self._producer.poll(0)
-                return
-            except BufferError:
-                self._producer.poll(0.01)
-
-    def _delivered(self, error, message) -> None:
-        if error is not None and len(self.failed) < 10:
-            self.failed.append(f"{message.topic()}: {error}")
-
-    def flush(self, timeout: float = WRITE_TIMEOUT_S) -> None:
-        remaining = self._producer.flush(timeout)
-        if remaining or self.failed:
-            raise RuntimeError(f"{remaining} records not delivered in {timeout:.0f}s; failures: {self.failed}")
-
-
 def encode_all(workload: Workload, records) -> list[tuple[str, bytes | None]]:
     return [(key, codec.encode(task) if task is not None else None) for key, task in records]
-
-
-# -- watching the processor ---------------------------------------------------------------------
-class MarkWatch:
-    """Follows the status topic (read_committed, so only marks of committed transactions), in
-    a thread: the newest processor mark and when it arrived (monotonic)."""
-
-    def __init__(self, bootstrap: str, catalog: Catalog):
-        self.topic = catalog.topic("status").name
-        self.latest: tuple[float, Mark] | None = None
-        self.marks = 0
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{secrets.token_hex(6)}",
-                                   "enable.auto.commit": False, "isolation.level": "read_committed",
-                                   "fetch.wait.max.ms": 5, "socket.nagle.disable": True})
-        self._consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
-        self._thread = threading.Thread(target=self._run, name="mark-watch", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                for message in self._consumer.consume(1000, 0.05):
-                    if message.error() or message.key() != PROCESSOR_KEY.encode() or message.value() is None:
-                        continue
-                    mark = decode_mark(PROCESSOR_KEY, message.value())
-                    if mark is not None:
-                        with self._lock:
-                            self.latest = (time.monotonic(), mark)
-                            self.marks += 1
-        except Exception as error:  # reported by wait(), which would otherwise wait for nothing
-            self.error = f"{type(error).__name__}: {error}"
-
-    def wait(self, done, deadline: float, process: subprocess.Popen) -> tuple[float, Mark] | None:
-        """The first (arrival time, mark) with done(mark) true; None at the deadline."""
-        while time.monotonic() < deadline:
-            if self.error:
-                raise RuntimeError(f"status watch failed: {self.error}")
-            if process.poll() is not None:
-                raise RuntimeError(f"the processor exited with {process.returncode}")
-            with self._lock:
-                latest = self.latest
-            if latest is not None and done(latest[1]):
-                return latest
-            time.sleep(POLL_S)
-        return None
-
-    def newest(self) -> tuple[float, Mark] | None:
-        with self._lock:
-            return self.latest
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-        self._consumer.close()
-
-
-class Offsets:
-    """End offsets of the namespace's topics, and committed records between two offsets."""
-
-    def __init__(self, bootstrap: str, catalog: Catalog):
-        self.bootstrap, self.catalog = bootstrap, catalog
-        self._consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{secrets.token_hex(6)}",
-                                   "enable.auto.commit": False, "isolation.level": "read_committed"})
-        self._partitions = {alias: partitions_of(self._consumer, catalog.topic(alias).name, 30)
-                            for alias in (*SOURCES, *OUTPUTS)}
-
-    def ends(self, aliases) -> Positions:
-        deadline = time.monotonic() + 30
-        return {alias: end_offsets(self._consumer, self.catalog.topic(alias).name, self._partitions[alias], deadline)
-                for alias in aliases}
-
-    def count(self, alias: str, starts: dict[int, int], ends: dict[int, int], timeout: float = 120.0) -> int:
-        """Committed data records of `alias` in [starts, ends) (transaction markers take offsets
-        but are no records)."""
-        topic = self.catalog.topic(alias).name
-        wanted = {p: end for p, end in ends.items() if end > starts.get(p, 0)}
-        if not wanted:
-            return 0
-        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"bench-{secrets.token_hex(6)}",
-                             "enable.auto.commit": False, "isolation.level": "read_committed",
-                             "enable.partition.eof": True})
-        try:
-            consumer.assign([TopicPartition(topic, p, starts.get(p, 0)) for p in wanted])
-            counted, deadline = 0, time.monotonic() + timeout
-            while wanted and time.monotonic() < deadline:
-                for message in consumer.consume(10_000, 0.2):
-                    if message.error() is None and message.offset() < wanted.get(message.partition(), -1):
-                        counted += 1
-                for tp in consumer.position([TopicPartition(topic, p) for p in list(wanted)]):
-                    if tp.offset >= wanted[tp.partition]:
-                        del wanted[tp.partition]
-            if wanted:
-                raise TimeoutError(f"counting {topic}: partitions {sorted(wanted)} not read to their end in {timeout}s")
-            return counted
-        finally:
-            consumer.close()
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 def memory_mb(pid: int) -> dict[str, float]:

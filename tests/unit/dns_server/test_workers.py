@@ -16,21 +16,16 @@ from appliers.dns.role import DnsRole
 from appliers.dns.worker_process import RemoteRole
 from appliers.dns.workers import RESTART_MAX_S, DnsWorkers, Update, changes, frame, restart_delay
 from appliers.dns.zone import NOERROR, NXDOMAIN, SERVFAIL
-from appliers.l4lb.fake import FakeKernel
-from appliers.l4lb.role import L4lbRole
 from appliers.node import DEPENDENCIES, Node
 from appliers.options import MAX_DNS_WORKERS, NodeOptions, check_dns_workers, dns_workers_from
 from cli.main import main
 from runtime.kafka.fake_follower import FakeFollower
 from runtime.reconcile import ProcessorReady, ReconcileLoop
-from schemas import codec
 from schemas.catalog import Catalog
-from schemas.l4lb import Backend, Vip
 from tests.unit.node_loop.running import eventually, running
+from tests.unit.node_loop.test_dns_loop import NAMED, refusing_l4lb
 
-NAMED = Vip("tcp", "11.1.0.3", 80, [Backend("10.0.1.5", 31000, 1, "web.1")], name="/shop/web",
-            framework="marathon", dns="shopweb.marathon.l4lb.thisdcos.directory")
-NAME = "shopweb.marathon.l4lb.thisdcos.directory."
+NAME = NAMED.dns + "."
 
 
 @pytest.fixture
@@ -148,11 +143,7 @@ class InMemoryWorker:
 async def test_a_workers_dns_loop_serves_a_vip_name_only_once_the_nodes_kernel_has_it_and_l4lb_is_ready():
     """test_dns_loop's dependency test, with the dns loop on the far side of the channel."""
     gate = ProcessorReady(True)
-    kernel = FakeKernel()
-    kernel.fail_next = 10**6  # the kernel refuses everything for now
-    vips = FakeFollower("vips")
-    vips.publish("tcp/11.1.0.3/80", codec.encode(NAMED))
-    l4lb = ReconcileLoop(L4lbRole(kernel), vips, gate, poll_interval=0.01, retry_interval=0.05)
+    kernel, vips, l4lb = refusing_l4lb(gate)
     supervisor = DnsWorkers(options(), shared=[d for d in DEPENDENCIES if d.role == "dns" and d.waits_for == "l4lb"])
     supervisor.wire({"l4lb": l4lb})
 

@@ -34,6 +34,16 @@ def dns_loop(gate: ProcessorReady, **settings):
     return ReconcileLoop(role, follower, gate, poll_interval=0.01, resync_interval=None, **settings), follower
 
 
+def refusing_l4lb(gate: ProcessorReady) -> tuple[FakeKernel, FakeFollower, ReconcileLoop]:
+    """An l4lb loop whose kernel refuses everything for now (set `fail_next = 0` to let it
+    in), following a vips table that holds the named VIP NAMED."""
+    kernel = FakeKernel()
+    kernel.fail_next = 10**6
+    vips = FakeFollower("vips")
+    vips.publish("tcp/11.1.0.3/80", codec.encode(NAMED))
+    return kernel, vips, ReconcileLoop(L4lbRole(kernel), vips, gate, poll_interval=0.01, retry_interval=0.05)
+
+
 def answer(loop: ReconcileLoop, name: str, kind: str = "A") -> tuple[int, list[str]]:
     found = loop.role.zones.lookup(name, kind)
     return found.rcode, sorted(f"{r.name} {r.ttl} IN {r.type} {r.rdata}" for r in found.answers)
@@ -78,11 +88,7 @@ async def test_a_bad_record_set_keeps_the_last_good_one_and_a_tombstone_removes_
 
 async def test_dns_publishes_a_vip_name_only_after_the_l4lb_kernel_has_the_vip_and_is_ready_after_l4lb():
     gate = ProcessorReady(True)
-    kernel = FakeKernel()
-    kernel.fail_next = 10**6  # the kernel refuses everything for now
-    vips = FakeFollower("vips")
-    vips.publish("tcp/11.1.0.3/80", codec.encode(NAMED))
-    l4lb = ReconcileLoop(L4lbRole(kernel), vips, gate, poll_interval=0.01, retry_interval=0.05)
+    kernel, vips, l4lb = refusing_l4lb(gate)
     dns, follower = dns_loop(gate)
     publish(follower, WEB_A)
     wire({"l4lb": l4lb, "dns": dns})
