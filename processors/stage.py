@@ -40,11 +40,6 @@ Changes = dict[str, msgspec.Struct | None]  # output key -> new value, None: del
 # (a takeover publishes every difference anyway, only with a fresh observation).
 PENDING_LIMIT = 100_000
 HEADERS_CACHE = 1024  # observations whose encoded headers are kept, for the keys that share them
-# A Kafka record may hold about 1 MB (librdkafka's message.max.bytes, the broker's
-# max.message.bytes), key and headers included. A bigger output value (a VIP of some 10,000
-# backends) is rejected rather than sent: sending it would fail the whole transaction again
-# and again, and stop every other change.
-MAX_VALUE_BYTES = 950_000
 
 
 class DerivedTable(Protocol):
@@ -218,9 +213,11 @@ class Stage:
         return written
 
     def _send(self, sink: RecordSink, key: str, encoded: bytes | None, obs: Observation) -> bool:
-        if encoded is not None and len(encoded) > MAX_VALUE_BYTES:
+        # An output value too big for Kafka (a VIP of some 12,000 backends) is refused here:
+        # sent, it would fail the whole transaction again and again, and stop every change.
+        if encoded is not None and len(encoded) > codec.MAX_VALUE_BYTES:
             self.reject(f"{self.output} record {key}",
-                        f"its value is {len(encoded):,} bytes, over the {MAX_VALUE_BYTES:,} a Kafka record may hold: "
+                        f"its value is {len(encoded):,} bytes, over the {codec.MAX_VALUE_BYTES:,} a Kafka record may hold: "
                         f"not published (the topic keeps its previous value)", encoded[:200])
             return False
         # The keys of one batch mostly share a few observations: their headers are built once.

@@ -14,9 +14,7 @@ import msgspec
 from producers.problems import InputRejected
 from schemas import codec
 
-# The broker's default max message size is 1 MiB (message.max.bytes); the rest is left for
-# the key, the headers and the record batch framing.
-MAX_VALUE_BYTES = 900 * 1024
+MAX_VALUE_BYTES = codec.MAX_VALUE_BYTES
 
 # table alias -> the name of one of its entities, as rejections call it
 ENTITY_NAMES = {
@@ -35,7 +33,7 @@ def record_problem(alias: str, key: str, entity: msgspec.Struct, max_bytes: int 
     named = f"{what} {key[:200]}"
     try:
         encoded = codec.encode(entity)  # exactly what would be published
-    except (TypeError, OverflowError, ValueError) as error:  # orjson: e.g. an integer beyond 64 bits
+    except (TypeError, OverflowError, ValueError) as error:  # a value JSON cannot carry
         return InputRejected(what, f"{named}: cannot be encoded ({error})", repr(entity))
     size = len(encoded) + len(key.encode("utf-8", errors="replace"))
     if size > max_bytes:

@@ -8,6 +8,11 @@ import msgspec
 
 T = TypeVar("T")
 
+# The largest record value any writer publishes. Kafka refuses a record over about 1 MiB
+# (librdkafka's message.max.bytes, the broker's max.message.bytes), key, headers and batch
+# framing included; a writer that sent one would fail, so it refuses the value first.
+MAX_VALUE_BYTES = 900 * 1024
+
 # One encoder for the process: it encodes a struct in one pass (a third of the time of going
 # through plain Python values), which the processor does for every record it publishes.
 _ENCODER = msgspec.json.Encoder()

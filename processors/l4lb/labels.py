@@ -144,7 +144,7 @@ def _scope(port: DiscoveryPort) -> str | None:
 def _host_port_of(mappings: list[PortMapping], protocol: str, container_port: int) -> int | None:
     """The agent port a container port is published on, if a port mapping publishes it."""
     for mapping in mappings:
-        if mapping.protocol == protocol and mapping.container_port == container_port and mapping.host_port > 0:
+        if mapping.protocol == protocol and mapping.container_port == container_port and 0 < mapping.host_port <= MAX_PORT:
             return mapping.host_port
     return None
 
@@ -186,7 +186,7 @@ def _discovery_declarations(task: Task, reject) -> list[Declaration]:
             if port.protocol not in PROTOCOLS:
                 # Mesos leaves the protocol optional; dcos-net ignores a port without tcp/udp.
                 reject(key, value, f"discovery port {port.number} has protocol {port.protocol!r}, not tcp or udp")
-            elif port.number <= 0:
+            elif not 0 < port.number <= MAX_PORT:
                 reject(key, value, f"discovery port number {port.number} is not a port")
             elif scope is None:
                 reject(key, value, f"network-scope {port.labels['network-scope']!r} is neither container nor host")

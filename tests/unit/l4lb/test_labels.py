@@ -94,6 +94,7 @@ def test_every_bad_declaration_is_rejected_alone():
                 DiscoveryPort(81, "", labels={"VIP_0": "/no-protocol:81"}),
                 DiscoveryPort(82, "sctp", labels={"VIP_0": "/sctp:82"}),
                 DiscoveryPort(0, "tcp", labels={"VIP_0": "/port-zero:80"}),
+                DiscoveryPort(2**70, "tcp", labels={"VIP_0": "/port-huge:80"}),  # JSON carries any integer
                 DiscoveryPort(83, "tcp", labels={"VIP_0": "/scope:83", "network-scope": "pod"}),
                 DiscoveryPort(0, "tcp", labels={"network-scope": "container"}),  # no VIP: nothing to say
             ],
@@ -113,13 +114,15 @@ def test_every_bad_declaration_is_rejected_alone():
         ("VIP_0", "/no-protocol:81"),
         ("VIP_0", "/sctp:82"),
         ("VIP_0", "/port-zero:80"),
+        ("VIP_0", "/port-huge:80"),
         ("VIP_0", "/scope:83"),
         ("VIP_PORT1", "http://legacy:80"),
         ("VIP_PORT5", "tcp://far:1"),
         ("VIP_PORTX", "tcp://x:1"),
     ]
     assert all(isinstance(r, Rejection) and r.task_id == "web.1" and r.why for r in rejected)
-    assert "protocol ''" in rejected[2].why and "index 5 but the task has 1 port" in rejected[7].why
+    assert "protocol ''" in rejected[2].why and "index 5 but the task has 1 port" in rejected[8].why
+    assert rejected[5].why == f"discovery port number {2**70} is not a port"
 
 
 def test_legacy_labels_index_the_expanded_port_resources():

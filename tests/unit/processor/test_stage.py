@@ -172,7 +172,7 @@ def _in_app(task, task_id: str, app: str):
 
 
 def test_an_output_record_too_big_for_kafka_is_rejected_and_the_others_published():
-    """A VIP of 12,000 backends encodes to over 1 MB, more than a Kafka record may hold: it is
+    """A VIP of 12,000 backends encodes to 1.16 MB, more than a Kafka record may hold: it is
     reported in rejections and left out, and a small app's VIP in the same batch goes out."""
     from bench.workload import Workload
 
@@ -190,4 +190,4 @@ def test_an_output_record_too_big_for_kafka_is_rejected_and_the_others_published
     assert msgspec.json.decode(published)["name"] == "/small"
     (rejected,) = stage.take_rejections()
     assert rejected.source == "l4lb" and rejected.what.startswith("vips record tcp/")
-    assert "over the 950,000 a Kafka record may hold" in rejected.why
+    assert "over the 921,600 a Kafka record may hold" in rejected.why
