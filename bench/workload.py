@@ -40,21 +40,22 @@ class Workload:
                                         port=8080)}
 
     def task(self, index: int, generation: int = 0) -> tuple[str, Task]:
-        """Task `index` (its app is index // per_app) in its `generation`-th incarnation: each
-        generation has a new id, agent and host port."""
+        """Task `index` (its app is index // per_app) in its `generation`-th incarnation, with its
+        tasks topic key: each generation has a new id, agent and host port."""
         app = index // self.per_app
         name = f"app{app}"
         slot = index + generation * self.tasks
         agent = slot % AGENTS
         port = PORT_BASE + (slot // AGENTS) % PORT_SPAN
         task_id = f"{name}.{index:07d}-{generation:04d}"
-        return task_id, Task(
+        task = Task(
             id=task_id, name=name, framework_id=FRAMEWORK_ID, agent_id=agent_id(agent), state="TASK_RUNNING",
             statuses=[TaskStatus(state="TASK_RUNNING", timestamp=STARTED_AT + generation)],
             discovery=Discovery(name=name, ports=[DiscoveryPort(
                 number=port, protocol="tcp", name="http",
                 labels={"VIP_0": f"/{name}:80", "network-scope": "host"})]),
             port_ranges=[PortRange(port, port)])
+        return task.key, task
 
     def initial(self) -> Iterator[tuple[str, Task]]:
         for index in range(self.tasks):

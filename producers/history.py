@@ -32,6 +32,7 @@ KIND_BY_TASK_STATE = {
 def task_fields(task: Task) -> dict:
     addresses = [ip for status in task.statuses[-1:] for net in status.network_infos for ip in net.ip_addresses]
     return {
+        "task_id": task.id,
         "name": task.name,
         "state": task.state,
         "framework_id": task.framework_id,

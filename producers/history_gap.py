@@ -49,7 +49,7 @@ def reconstructed_task_events(
     """
     events = []
     for task in completed.values():
-        seen = known.get(task.id)
+        seen = known.get(task.key)
         published_until = max((s.timestamp for s in seen.statuses), default=gap.since) if seen else gap.since
         start = max(gap.since, published_until)
         for status in task.statuses:
@@ -57,6 +57,6 @@ def reconstructed_task_events(
                 fields = dict(task_fields(task), state=status.state, reconstructed=True)
                 kind = KIND_BY_TASK_STATE.get(status.state, "task_" + status.state.lower().removeprefix("task_"))
                 events.append(
-                    ChangeEvent(kind=kind, entity="tasks", id=task.id, source=source, observed_at=status.timestamp, fields=fields)
+                    ChangeEvent(kind=kind, entity="tasks", id=task.key, source=source, observed_at=status.timestamp, fields=fields)
                 )
     return sorted(events, key=lambda e: (e.observed_at, e.id))

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from schemas.mesos import task_key
+
 T = TypeVar("T")
 
 EXCERPT_CHARS = 200
@@ -46,6 +48,13 @@ def _id_hint(raw: object) -> str | None:
     """The entity's id when it can be read, so a rejection names what it refused."""
     if not isinstance(raw, dict):
         return None
+    framework_id = raw.get("framework_id")
+    framework_id = framework_id.get("value") if isinstance(framework_id, dict) else framework_id
+    if isinstance(framework_id, str):  # a task: its key names the framework too (schemas.mesos.task_key)
+        task_id = raw.get("task_id", raw.get("id"))
+        task_id = task_id.get("value") if isinstance(task_id, dict) else task_id
+        if isinstance(task_id, str):
+            return task_key(framework_id, task_id)[:400]
     for holder in (raw, raw.get("agent_info"), raw.get("framework_info")):
         if isinstance(holder, dict):
             for key in ("task_id", "id"):

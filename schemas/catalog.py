@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from schemas.history import ChangeEvent
 from schemas.dns import RecordSet
+from schemas.haproxy import Service
 from schemas.l4lb import Vip
 from schemas.marathon import App, AppTask
 from schemas.mesos import Agent, Cluster, Framework, Task
@@ -73,7 +74,7 @@ _ENTRIES = (
      ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos agent."),
     ("frameworks", "mesos.frameworks", "framework id", Framework, True, 3,
      ("producers/mesos",), _SOURCE_READERS, "Every registered Mesos framework."),
-    ("tasks", "mesos.tasks", "task id", Task, True, 3,
+    ("tasks", "mesos.tasks", "<framework id>/<task id>", Task, True, 3,
      ("producers/mesos",), _SOURCE_READERS,
      "Every Mesos task that has not ended; an ended task is tombstoned (its last state is in events)."),
     ("cluster", "mesos.cluster", "the constant 'cluster'", Cluster, True, 1,
@@ -86,7 +87,7 @@ _ENTRIES = (
      ("producers/mesos", "producers/marathon"), ("wayfinder tail", "outside consumers"),
      "Append-only history of every change: task launches, kills, health, agents, apps."),
     ("rejections", "rejections", "source (mesos, marathon, l4lb, dns …)", Rejection, False, 1,
-     ("producers/mesos", "producers/marathon", "processors/l4lb", "processors/dns"), ("operators", "outside consumers"),
+     ("producers/mesos", "producers/marathon", "processors/l4lb", "processors/dns", "processors/haproxy"), ("operators", "outside consumers"),
      "Append-only log of every input refused, and why."),
     ("vips", "l4lb.vips", "<protocol>/<vip ip>/<port>", Vip, True, 3,
      ("processors/l4lb",), ("appliers/l4lb", "wayfinder vips", "outside consumers"),
@@ -94,6 +95,10 @@ _ENTRIES = (
     ("dns", "dns.records", "<name>/<type>", RecordSet, True, 3,
      ("processors/dns",), ("appliers/dns", "outside consumers"),
      "Every cluster DNS record set (Mesos-DNS and dcos-dns names): the whole set of one name and type."),
+    ("haproxy", "haproxy.services", "<group>:<app id>:<service port>", Service, True, 3,
+     ("processors/haproxy",), ("appliers/haproxy", "outside consumers"),
+     "Every L7 service of the marathon-lb labels: one service port of one app in one LB group, with its "
+     "frontend settings, vhost and path rules, health check and servers."),
     ("status", "status", "producer/mesos, producer/marathon or processor", Mark, True, 1,
      ("producers/mesos", "producers/marathon", "processors"),
      ("processors", "appliers", "wayfinder status", "outside consumers"),

@@ -34,7 +34,9 @@ CHANGE_KINDS = (
 
 
 class ChangeEvent(Struct, frozen=True):
-    """One change, as a subscriber or an audit tool sees it. Key: the entity id.
+    """One change, as a subscriber or an audit tool sees it. Key and ``id``: the key of the
+    entity in its table (a Mesos task's is ``<framework id>/<task id>``, and its events carry the
+    bare id in ``fields.task_id`` and the framework in ``fields.framework_id``).
 
     ``entity`` is the catalog alias of the table that changed (``tasks``, ``agents`` …);
     ``fields`` holds the handful of values that make the change readable on its own.

@@ -56,7 +56,8 @@ class TaskStatus(Struct, frozen=True, gc=False):
     timestamp: float
     healthy: bool | None = None
     network_infos: list[NetworkInfo] = []
-    labels: dict[str, str] = {}
+    labels: dict[str, str] = {}  # a key given several times keeps its last value here ...
+    repeated_labels: dict[str, list[str]] = {}  # ... and every value, in order, here
 
 
 class DiscoveryPort(Struct, frozen=True, gc=False):
@@ -86,8 +87,23 @@ class Container(Struct, frozen=True, gc=False):
     network_names: list[str] = []
 
 
+def task_key(framework_id: str, task_id: str) -> str:
+    """The ``tasks`` topic key: ``<framework id>/<task id>``.
+
+    Mesos keeps a task id unique only within its framework: two frameworks may both run
+    ``server-0``. Mesos refuses ``/`` in framework ids, so the first ``/`` splits the key.
+    """
+    return f"{framework_id}/{task_id}"
+
+
+def split_task_key(key: str) -> tuple[str, str]:
+    """``(framework id, task id)`` of a ``tasks`` key."""
+    framework_id, _, task_id = key.partition("/")
+    return framework_id, task_id
+
+
 class Task(Struct, frozen=True, gc=False):
-    """A Mesos task. Key: the task id.
+    """A Mesos task. Key: ``<framework id>/<task id>`` (see ``task_key``).
 
     ``statuses`` keeps the newest status of each state, oldest first; ``healthy`` is the
     health of the newest status (``None``: no result yet, or no Mesos health check);
@@ -106,6 +122,10 @@ class Task(Struct, frozen=True, gc=False):
     discovery: Discovery | None = None
     port_ranges: list[PortRange] = []
     container: Container | None = None
+
+    @property
+    def key(self) -> str:
+        return task_key(self.framework_id, self.id)
 
 
 class Agent(Struct, frozen=True, gc=False):

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from simulator import operations
-from simulator.convert import unwrap
+from simulator.model import key_of
 from simulator.operations import OperationError
 from simulator.render_control import stamps
 
@@ -116,7 +116,7 @@ class Churn:
         tasks = model.app_tasks(app_id)
         if tasks and model.rng.random() < 0.5:
             victim = model.rng.choice(tasks)
-            changes += operations.kill_task(model, unwrap(victim["task_id"]), scale=True)
+            changes += operations.kill_task(model, key_of(victim), scale=True)
         else:
             app = model.apps[app_id]
             changes += operations.scale_app(model, app_id, app.get("instances", 0) + 1, source)

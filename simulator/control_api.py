@@ -67,20 +67,28 @@ def add_control_routes(app: web.Application, sim: "Simulator") -> None:
     async def delete_app(request: web.Request) -> web.Response:
         return apply(lambda: operations.delete_app(sim.model, request.match_info["app_id"]))
 
+    def task_named(request: web.Request) -> str:
+        """The key of the task the path names; ``?framework_id=`` picks one of several frameworks'
+        tasks of the same id (Mesos keeps task ids unique per framework only)."""
+        return operations.find_task(sim.model, request.match_info["task_id"], request.query.get("framework_id"))
+
     async def kill_task(request: web.Request) -> web.Response:
         scale = request.query.get("scale", "false").lower() == "true"
-        return apply(lambda: operations.kill_task(sim.model, request.match_info["task_id"], scale=scale))
+        return apply(lambda: operations.kill_task(sim.model, task_named(request), scale=scale))
 
     async def fail_task(request: web.Request) -> web.Response:
-        return apply(lambda: operations.fail_task(sim.model, request.match_info["task_id"]))
+        return apply(lambda: operations.fail_task(sim.model, task_named(request)))
 
     async def task_health(request: web.Request) -> web.Response:
         try:
             body = await read_json(request, {})
         except OperationError as problem:
             return error(problem.status, problem.message)
-        healthy = body.get("healthy") if isinstance(body, dict) else None
-        return apply(lambda: operations.set_health(sim.model, request.match_info["task_id"], healthy))
+
+        def change_health() -> list[Change]:
+            healthy = operations.health_body(body)  # a bad body is a 400, whatever the task
+            return operations.set_health(sim.model, task_named(request), healthy)
+        return apply(change_health)
 
     async def post_agent(request: web.Request) -> web.Response:
         try:

@@ -19,7 +19,8 @@ from simulator.convert_cluster import agent_from_legacy, framework_from_legacy
 from simulator.marathon_apps import (app_id_problem, assign_service_ports, iso,
                                      normalize_app_id, parse_iso, service_ports, synthesize_app,
                                      used_service_ports)
-from simulator.model import Model
+from schemas.mesos import task_key
+from simulator.model import Model, key_of
 from simulator.operations import (DERIVED_APP_FIELDS, OperationError, agent_record, apply_launch,
                                   ensure_marathon, plan_launch)
 from simulator.task_builder import Placement, build_task
@@ -199,15 +200,16 @@ def _replay(model: Model, name: str, events: list[dict]) -> None:
         elif kind == "TASK_ADDED":
             model.add_task(event["task_added"]["task"])
         elif kind == "TASK_UPDATED":
-            status = event["task_updated"]["status"]
-            if unwrap(status["task_id"]) in model.tasks:
-                model.update_task(unwrap(status["task_id"]), status)
+            update = event["task_updated"]
+            key = task_key(unwrap(update["framework_id"]), unwrap(update["status"]["task_id"]))
+            if key in model.tasks:
+                model.update_task(key, update["status"])
         elif kind == "AGENT_ADDED":
             model.add_agent(_normalize_agent(event["agent_added"]["agent"]))
         elif kind == "AGENT_REMOVED":
             agent_id = unwrap(event["agent_removed"]["agent_id"])
             for task in model.agent_tasks(agent_id):
-                model.update_task(unwrap(task["task_id"]), {"task_id": task["task_id"], "state": "TASK_LOST"})
+                model.update_task(key_of(task), {"task_id": task["task_id"], "state": "TASK_LOST"})
             if agent_id in model.agents:
                 model.remove_agent(agent_id)
         elif kind in ("FRAMEWORK_ADDED", "FRAMEWORK_UPDATED"):
@@ -316,16 +318,16 @@ def finish(model: Model) -> Model:
     if not model.master.get("id"):
         ids = list(model.agents) + list(model.recovered_agents) + list(model.frameworks)
         model.master["id"] = next((p for p in map(_id_prefix, ids) if p), None) or model.new_uuid()
-    for task_id, task in model.tasks.items():
-        if model.is_marathon_task(task) and task_id not in model.task_meta:
+    for key, task in model.tasks.items():
+        if model.is_marathon_task(task) and key not in model.task_meta:
             model.index_marathon_task(task)
     orphans: dict[str, list[dict]] = {}
-    for task_id, meta in model.task_meta.items():
+    for key, meta in model.task_meta.items():
         if meta["app_id"] not in model.apps:
-            orphans.setdefault(meta["app_id"], []).append(model.tasks[task_id])
+            orphans.setdefault(meta["app_id"], []).append(model.tasks[key])
     for app_id, tasks in orphans.items():
         app = assign_service_ports(synthesize_app(app_id, tasks), used_service_ports(model.apps))
-        staged = min(model.task_meta[unwrap(t["task_id"])]["staged_at"] for t in tasks)
+        staged = min(model.task_meta[key_of(t)]["staged_at"] for t in tasks)
         app.update(version=iso(staged), versionInfo={"lastScalingAt": iso(staged),
                                                      "lastConfigChangeAt": iso(staged)})
         model.apps[app_id] = app

@@ -21,12 +21,19 @@ from typing import Any, Callable
 
 from simulator.convert import unwrap
 from simulator.marathon_apps import app_id_for_task
+from schemas.mesos import task_key
 
 TERMINAL_STATES = frozenset({
     "TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_LOST", "TASK_ERROR",
     "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR",
 })
 MARATHON = "marathon"
+
+
+def key_of(task: dict) -> str:
+    """``<framework id>/<task id>``: Mesos keeps a task id unique only within its framework,
+    so the model keys every task (and its Marathon facts) by both, as the tasks topic does."""
+    return task_key(unwrap(task["framework_id"]), unwrap(task["task_id"]))
 # Mesos keeps this many completed tasks per framework (--max_completed_tasks_per_framework).
 MAX_COMPLETED_TASKS = 1000
 
@@ -68,11 +75,11 @@ class Model:
         # the v1 Framework message has no field for it.
         self.framework_pids: dict[str, str] = {}
         self.completed_frameworks: dict[str, dict] = {}
-        self.tasks: dict[str, dict] = {}
-        # agent id -> ids of its active tasks: placement asks this for every launch, so it must
+        self.tasks: dict[str, dict] = {}  # by key_of(task)
+        # agent id -> keys of its active tasks: placement asks this for every launch, so it must
         # not scan every task (10,000 apps loaded in minutes otherwise).
         self._tasks_of_agent: dict[str, set[str]] = {}
-        # app id -> ids of tasks whose task_meta named that app (possibly stale: app_tasks
+        # app id -> keys of tasks whose task_meta named that app (possibly stale: app_tasks
         # checks), and each active task's position in `tasks`: churn asks app_tasks for every
         # launch and kill, and a scan of 30,000 tasks each time capped it far below 50 per second.
         self._tasks_of_app: dict[str, set[str]] = {}
@@ -124,40 +131,59 @@ class Model:
     def app_tasks(self, app_id: str) -> list[dict]:
         """Active tasks of a Marathon app, oldest first (in the order of `tasks`)."""
         candidates = self._tasks_of_app.get(app_id, set())
-        current = {tid for tid in candidates if tid in self.tasks and self.task_meta.get(tid, {}).get("app_id") == app_id}
+        current = {key for key in candidates if key in self.tasks and self.task_meta.get(key, {}).get("app_id") == app_id}
         candidates &= current  # forget the tasks that finished or moved to another app
-        return [self.tasks[tid] for tid in sorted(current, key=self._position.__getitem__)]
+        return [self.tasks[key] for key in sorted(current, key=self._position.__getitem__)]
 
     def tasks_by_app(self) -> dict[str, list[dict]]:
         """`app_tasks` of every app at once, in one pass: /v2/apps would otherwise scan every
         task once per app (10,000 apps x 30,000 tasks: minutes, with the simulator frozen)."""
         grouped: dict[str, list[dict]] = {}
-        for task_id, task in self.tasks.items():
-            app_id = self.task_meta.get(task_id, {}).get("app_id")
+        for key, task in self.tasks.items():
+            app_id = self.task_meta.get(key, {}).get("app_id")
             if app_id is not None:
                 grouped.setdefault(app_id, []).append(task)
         return grouped
 
     def agent_tasks(self, agent_id: str) -> list[dict]:
-        return [self.tasks[tid] for tid in self._tasks_of_agent.get(agent_id, ()) if tid in self.tasks]
+        return [self.tasks[key] for key in self._tasks_of_agent.get(agent_id, ()) if key in self.tasks]
 
-    def _keep_task(self, task_id: str, task: dict) -> None:
-        if task_id not in self.tasks:
-            self._position[task_id] = next(self._positions)
-        self.tasks[task_id] = task
-        self._tasks_of_agent.setdefault(unwrap(task.get("agent_id")), set()).add(task_id)
+    def _keep_task(self, key: str, task: dict) -> None:
+        if key not in self.tasks:
+            self._position[key] = next(self._positions)
+        self.tasks[key] = task
+        self._tasks_of_agent.setdefault(unwrap(task.get("agent_id")), set()).add(key)
 
-    def _drop_task(self, task_id: str) -> None:
-        task = self.tasks.pop(task_id)
-        self._position.pop(task_id, None)
-        self._tasks_of_agent.get(unwrap(task.get("agent_id")), set()).discard(task_id)
+    def _drop_task(self, key: str) -> None:
+        task = self.tasks.pop(key)
+        self._position.pop(key, None)
+        self._tasks_of_agent.get(unwrap(task.get("agent_id")), set()).discard(key)
+
+    def find_task(self, task_id: str, framework_id: str | None = None) -> str:
+        """The key of the active task with this id (in this framework, when given).
+
+        Raises LookupError naming the frameworks when the id alone is ambiguous."""
+        if framework_id is not None:
+            key = task_key(framework_id, task_id)
+            if key not in self.tasks:
+                raise LookupError(f"task {task_id} of framework {framework_id} does not exist or is no longer active")
+            return key
+        # Frameworks are few; scanning them keeps a kill by id O(frameworks), not O(tasks).
+        candidates = (task_key(fid, task_id) for fid in {*self.frameworks, *self.completed_frameworks})
+        keys = [key for key in candidates if key in self.tasks]
+        if not keys:
+            raise LookupError(f"task {task_id} does not exist or is no longer active")
+        if len(keys) > 1:
+            raise LookupError(f"task id {task_id} is used by frameworks {', '.join(sorted(k.split('/', 1)[0] for k in keys))}; "
+                              "name one with ?framework_id=")
+        return keys[0]
 
     def completed(self) -> list[dict]:
         return [t for tasks in self.completed_tasks.values() for t in tasks]
 
-    def health_of(self, task_id: str) -> bool | None:
+    def health_of(self, key: str) -> bool | None:
         """The latest `healthy` a task reported, None when it never reported one."""
-        for status in reversed(self.tasks.get(task_id, {}).get("statuses", [])):
+        for status in reversed(self.tasks.get(key, {}).get("statuses", [])):
             if "healthy" in status:
                 return bool(status["healthy"])
         return None
@@ -220,7 +246,7 @@ class Model:
     # -- tasks ----------------------------------------------------------------------
 
     def add_task(self, task: dict, meta: dict | None = None) -> list[Change]:
-        task_id = unwrap(task["task_id"])
+        key = key_of(task)
         at = self.clock()
         snapshot = None
         if self.is_marathon_task(task):
@@ -228,7 +254,7 @@ class Model:
         if task["state"] in TERMINAL_STATES:
             self.complete_task(task)
         else:
-            self._keep_task(task_id, task)
+            self._keep_task(key, task)
         return [Change("task_added", at, task=task, app_id=(snapshot or {}).get("app_id"),
                        meta=snapshot)]
 
@@ -246,15 +272,16 @@ class Model:
         for status in statuses:
             self._record_health(record, status, status.get("timestamp") or record["staged_at"])
         record.update(meta or {})
-        self.task_meta[unwrap(task["task_id"])] = record
-        self._tasks_of_app.setdefault(record["app_id"], set()).add(unwrap(task["task_id"]))
+        self.task_meta[key_of(task)] = record
+        self._tasks_of_app.setdefault(record["app_id"], set()).add(key_of(task))
         return dict(record)
 
-    def update_task(self, task_id: str, status: dict) -> list[Change]:
-        """Apply a status update the way the master does (one status per state)."""
-        old = self.tasks[task_id]
+    def update_task(self, key: str, status: dict) -> list[Change]:
+        """Apply a status update the way the master does (one status per state) to the task
+        with this key (``key_of``)."""
+        old = self.tasks[key]
         at = self.clock()
-        previous_health = self.health_of(task_id)
+        previous_health = self.health_of(key)
         statuses = list(old.get("statuses", []))
         if statuses and statuses[-1].get("state") == status["state"]:
             statuses[-1] = status
@@ -264,17 +291,17 @@ class Model:
         if "uuid" in status:
             task["status_update_state"] = status["state"]
             task["status_update_uuid"] = status["uuid"]
-        meta = self.task_meta.get(task_id)
+        meta = self.task_meta.get(key)
         health_changed = "healthy" in status and status["healthy"] != previous_health
         if meta is not None:
             self._record_health(meta, status, at)
             if status["state"] == "TASK_RUNNING" and not meta.get("started_at"):
                 meta["started_at"] = status.get("timestamp", at)
         if status["state"] in TERMINAL_STATES:
-            self._drop_task(task_id)
+            self._drop_task(key)
             self.complete_task(task)
         else:
-            self._keep_task(task_id, task)
+            self._keep_task(key, task)
         return [Change("task_updated", at, task=task, status=status, app_id=(meta or {}).get("app_id"),
                        previous_state=old["state"], health_changed=health_changed,
                        meta=None if meta is None else dict(meta, health=dict(meta.get("health") or {})))]
@@ -298,7 +325,7 @@ class Model:
         framework_id = unwrap(task["framework_id"])
         queue = self.completed_tasks.setdefault(framework_id, deque(maxlen=MAX_COMPLETED_TASKS))
         queue.append(task)
-        self.task_meta.pop(unwrap(task["task_id"]), None)
+        self.task_meta.pop(key_of(task), None)
 
     # -- Marathon apps --------------------------------------------------------------
 

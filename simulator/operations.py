@@ -14,7 +14,7 @@ from simulator.convert import (DEFAULT_AGENT_PORT, parse_port_ranges, ranges_res
                                scalar_resource, seconds_to_time, unwrap, wrap)
 from simulator.marathon_apps import (app_id_problem, assign_service_ports, iso, normalize_app_id,
                                      used_service_ports)
-from simulator.model import MARATHON, Change, Model
+from simulator.model import MARATHON, Change, Model, key_of
 from simulator.task_builder import NoCapacity, Placement, build_task, new_status_uuid
 
 MESOS_VERSION = "1.9.0"
@@ -108,7 +108,7 @@ def remove_agent(model: Model, agent_id: str) -> list[Change]:
         state = "TASK_GONE" if "PARTITION_AWARE" in capabilities else "TASK_LOST"
         status = _status(model, task, state, source="SOURCE_MASTER", reason="REASON_AGENT_REMOVED",
                          message=f"Agent {agent_id} removed")
-        changes += model.update_task(unwrap(task["task_id"]), status)
+        changes += model.update_task(key_of(task), status)
     return changes + model.remove_agent(agent_id)
 
 
@@ -129,18 +129,21 @@ def _status(model: Model, task: dict, state: str, keep_container: bool = True, *
     return status
 
 
-def _active_task(model: Model, task_id: str) -> dict:
-    task = model.tasks.get(task_id)
-    if task is None:
-        raise OperationError(404, f"task {task_id} does not exist or is no longer active")
-    return task
+def find_task(model: Model, task_id: str, framework_id: str | None = None) -> str:
+    """The key of an active task named by its id (and framework, when the id is ambiguous)."""
+    try:
+        return model.find_task(task_id, framework_id)
+    except LookupError as problem:
+        ambiguous = "frameworks" in str(problem)
+        raise OperationError(409 if ambiguous else 404, str(problem)) from None
 
 
-def kill_task(model: Model, task_id: str, scale: bool = False) -> list[Change]:
-    task = _active_task(model, task_id)
-    changes = model.update_task(task_id, _status(model, task, "TASK_KILLING"))
-    task = model.tasks[task_id]
-    changes += model.update_task(task_id, _status(
+def kill_task(model: Model, key: str, scale: bool = False) -> list[Change]:
+    """TASK_KILLING, then TASK_KILLED, for the active task with this key (``key_of``)."""
+    task = model.tasks[key]
+    changes = model.update_task(key, _status(model, task, "TASK_KILLING"))
+    task = model.tasks[key]
+    changes += model.update_task(key, _status(
         model, task, "TASK_KILLED", message="Command terminated with signal Terminated"))
     app_id = changes[0].app_id
     if scale and app_id in model.apps:
@@ -149,21 +152,27 @@ def kill_task(model: Model, task_id: str, scale: bool = False) -> list[Change]:
     return changes
 
 
-def fail_task(model: Model, task_id: str) -> list[Change]:
-    task = _active_task(model, task_id)
-    return model.update_task(task_id, _status(model, task, "TASK_FAILED", reason="REASON_COMMAND_EXECUTOR_FAILED",
+def fail_task(model: Model, key: str) -> list[Change]:
+    task = model.tasks[key]
+    return model.update_task(key, _status(model, task, "TASK_FAILED", reason="REASON_COMMAND_EXECUTOR_FAILED",
                                               message="Command exited with status 1"))
 
 
-def set_health(model: Model, task_id: str, healthy: Any) -> list[Change]:
+def health_body(body: Any) -> bool:
+    """The ``healthy`` of a health change request body."""
+    healthy = body.get("healthy") if isinstance(body, dict) else None
     if not isinstance(healthy, bool):
         raise OperationError(400, "body must be {\"healthy\": true|false}")
-    task = _active_task(model, task_id)
+    return healthy
+
+
+def set_health(model: Model, key: str, healthy: bool) -> list[Change]:
+    task = model.tasks[key]
     if task["state"] != "TASK_RUNNING":
-        raise OperationError(400, f"task {task_id} is {task['state']}, not TASK_RUNNING")
+        raise OperationError(400, f"task {unwrap(task['task_id'])} is {task['state']}, not TASK_RUNNING")
     status = _status(model, task, "TASK_RUNNING", reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED",
                      healthy=healthy)
-    return model.update_task(task_id, status)
+    return model.update_task(key, status)
 
 
 # -- Marathon apps ---------------------------------------------------------------------
@@ -217,9 +226,8 @@ def apply_launch(model: Model, app: dict, planned: list[tuple[dict, dict]]) -> l
     """Each task: TASK_ADDED (staging), then TASK_UPDATED (running) at once."""
     changes: list[Change] = []
     for task, status in planned:
-        task_id = unwrap(task["task_id"])
         changes += model.add_task(task, meta={"app_id": app["id"], "version": app.get("version")})
-        changes += model.update_task(task_id, dict(status, timestamp=model.clock()))
+        changes += model.update_task(key_of(task), dict(status, timestamp=model.clock()))
     return changes
 
 
@@ -235,7 +243,7 @@ def _rescale(model: Model, app: dict, instances: int, source: dict) -> list[Chan
     changes += model.put_app(updated, extra=source)
     changes += apply_launch(model, updated, planned)
     for task in reversed(running[instances:]):
-        changes += kill_task(model, unwrap(task["task_id"]))
+        changes += kill_task(model, key_of(task))
     return changes + model.deployment(app["id"], "ScaleApplication", app, updated)
 
 
@@ -266,7 +274,7 @@ def put_app(model: Model, definition: Any, source: dict) -> list[Change]:
     # Marathon's default upgrade: start the new version, then stop the old one.
     changes += apply_launch(model, app, planned)
     for task in old_tasks:
-        changes += kill_task(model, unwrap(task["task_id"]))
+        changes += kill_task(model, key_of(task))
     action = "RestartApplication" if existing else "StartApplication"
     return changes + model.deployment(app_id, action, existing, app)
 
@@ -290,7 +298,7 @@ def delete_app(model: Model, app_id: str) -> list[Change]:
         raise OperationError(404, f"App '{app_id}' does not exist")
     changes: list[Change] = []
     for task in model.app_tasks(app_id):
-        changes += kill_task(model, unwrap(task["task_id"]))
+        changes += kill_task(model, key_of(task))
     app = model.apps[app_id]
     changes += model.remove_app(app_id)
     return changes + model.deployment(app_id, "StopApplication", app, None)

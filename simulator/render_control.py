@@ -21,7 +21,7 @@ def stamp(change: Change) -> dict | None:
         task = change.task
         state_changed = kind == "task_added" or change.previous_state != task["state"]
         entry.update(kind="task_state" if state_changed else "task_health",
-                     task_id=unwrap(task["task_id"]), app_id=change.app_id,
+                     task_id=unwrap(task["task_id"]), framework_id=unwrap(task["framework_id"]), app_id=change.app_id,
                      agent_id=unwrap(task["agent_id"]), state=task["state"])
         if change.status and "healthy" in change.status:
             entry["healthy"] = change.status["healthy"]

@@ -12,7 +12,7 @@ import orjson
 
 from simulator.convert import resource_ports, unwrap
 from simulator.marathon_apps import instance_id, iso, service_ports
-from simulator.model import Change, Model
+from simulator.model import Change, Model, key_of
 
 STAGED_STATES = ("TASK_STAGING", "TASK_STARTING")
 
@@ -67,7 +67,7 @@ def health_results(task_id: str, meta: dict, app: dict | None) -> list[dict] | N
 def marathon_task(model: Model, task: dict) -> dict:
     """A Mesos task of the marathon framework as Marathon 1.x lists it."""
     task_id = unwrap(task["task_id"])
-    meta = model.task_meta.get(task_id, {})
+    meta = model.task_meta.get(key_of(task), {})
     app = model.apps.get(meta.get("app_id"))
     result: dict[str, Any] = {
         "id": task_id,
@@ -92,7 +92,7 @@ def marathon_task(model: Model, task: dict) -> dict:
 def app_document(model: Model, app: dict, embed_tasks: bool, tasks: list[dict] | None = None) -> dict:
     """`tasks`: the app's active tasks when the caller has them already (model.tasks_by_app)."""
     tasks = model.app_tasks(app["id"]) if tasks is None else tasks
-    health = [model.task_meta.get(unwrap(t["task_id"]), {}).get("health", {}).get("alive") for t in tasks]
+    health = [model.task_meta.get(key_of(t), {}).get("health", {}).get("alive") for t in tasks]
     document = dict(app)
     document.update({
         "tasksStaged": sum(1 for t in tasks if t["state"] in STAGED_STATES),

@@ -86,7 +86,7 @@ def _source(source: str, task: Task, hosts: list[Address]) -> list[Address]:
     if source == "netinfo":
         return _addresses(ip for info in status.network_infos for ip in info.ip_addresses)
     label = MESOS_IP_LABEL if source == "mesos" else DOCKER_IP_LABEL
-    return _addresses([status.labels.get(label)])
+    return _addresses(status.repeated_labels.get(label) or [status.labels.get(label)])
 
 
 def task_addresses(task: Task, hosts: list[Address], config: DnsConfig) -> list[Address]:

@@ -24,7 +24,7 @@ class VipBackends:
     def __init__(self) -> None:
         self.order: list[tuple[int, int]] = []  # (integer address, port) of each backend, sorted
         self.backends: list[Backend] = []  # the chosen backend of each slot, parallel to `order`
-        self.offers: dict[Slot, dict[str, Contribution]] = {}  # slot -> task id -> its offer
+        self.offers: dict[Slot, dict[str, Contribution]] = {}  # slot -> task key -> its offer
 
     def __bool__(self) -> bool:
         return bool(self.offers)
@@ -37,13 +37,13 @@ class VipBackends:
         offers = self.offers.get(slot)
         if offers is None:
             offers = self.offers[slot] = {}
-        offers[contribution.task_id] = contribution
+        offers[contribution.task_key] = contribution
         self._choose(slot, offers)
 
     def remove(self, contribution: Contribution) -> None:
         slot = (contribution.ip, contribution.port)
         offers = self.offers.get(slot)
-        if offers is None or offers.pop(contribution.task_id, None) is None:
+        if offers is None or offers.pop(contribution.task_key, None) is None:
             return
         if not offers:
             del self.offers[slot]
@@ -68,6 +68,7 @@ class VipBackends:
             self.backends.insert(index, backend)
 
 
-def _preference(contribution: Contribution) -> tuple[int, str]:
-    """Which of several offers of one ip:port IPVS gets: highest weight, then smallest task id."""
-    return -contribution.weight, contribution.task_id
+def _preference(contribution: Contribution) -> tuple[int, str, str]:
+    """Which of several offers of one ip:port IPVS gets: highest weight, then smallest task id
+    (then framework, for two frameworks' tasks of one id)."""
+    return -contribution.weight, contribution.task_id, contribution.task_key

@@ -37,6 +37,8 @@ class Contribution:
     weight: int
     task_id: str
     agent_ip: str | None
+    # <framework id>/<task id>: who offers it (two frameworks may both run a task "server-0").
+    task_key: str = ""
 
     def backend(self) -> Backend:
         return Backend(ip=self.ip, port=self.port, weight=self.weight, task_id=self.task_id, agent_ip=self.agent_ip)
@@ -137,11 +139,11 @@ def contributions_of(task: Task, agent: Agent | None, framework: Framework | Non
             framework=framework.name if declaration.named else "",
         )
         for ip in ips:
-            contributions.add(Contribution(vip, ip, declaration.port, weight, task.id, agent.ip))
+            contributions.add(Contribution(vip, ip, declaration.port, weight, task.id, agent.ip, task.key))
     return TaskVips(tuple(sorted(contributions, key=contribution_order)), tuple(sorted(set(rejections))))
 
 
 def contribution_order(contribution: Contribution) -> tuple:
     """A total order on contributions, so every output built from them is byte-identical."""
     return (contribution.vip, *address_order(contribution.ip), contribution.port, contribution.task_id,
-            contribution.weight)
+            contribution.task_key, contribution.weight)

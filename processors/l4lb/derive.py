@@ -54,7 +54,7 @@ def backends_of(contributions: Iterable[Contribution]) -> list[Backend]:
     then the smallest task id, so the choice does not depend on input order.
     """
     chosen: dict[tuple[str, int], Contribution] = {}
-    for contribution in sorted(contributions, key=lambda c: (-c.weight, c.task_id)):
+    for contribution in sorted(contributions, key=lambda c: (-c.weight, c.task_id, c.task_key)):
         chosen.setdefault((contribution.ip, contribution.port), contribution)
     return [c.backend() for c in sorted(chosen.values(), key=contribution_order)]
 
@@ -133,8 +133,8 @@ def derive_vips(
     """The whole VIP table for the given Mesos tables, and the allocations it used."""
     grouped: dict[VipRef, list[Contribution]] = defaultdict(list)
     rejections: list[Rejection] = []
-    for task_id in sorted(tasks):
-        task = tasks[task_id]
+    for key in sorted(tasks):
+        task = tasks[key]
         found = contributions_of(task, agents.get(task.agent_id), frameworks.get(task.framework_id))
         for contribution in found.contributions:
             grouped[contribution.vip].append(contribution)

@@ -61,6 +61,19 @@ def labels_of(raw: object, owner: str, problems: Problems) -> dict[str, str]:
     return labels
 
 
+def repeated_labels_of(raw: object) -> dict[str, list[str]]:
+    """Every value, in order, of each label key that appears more than once. ``labels_of``
+    keeps the last; Mesos-DNS reads every value of an IP label (and reports bad entries)."""
+    entries = raw.get("labels", []) if isinstance(raw, dict) else raw
+    values: dict[str, list[str]] = {}
+    for entry in entries if isinstance(entries, list) else []:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        value = entry.get("value", "") if isinstance(entry, dict) else None
+        if isinstance(key, str) and key and isinstance(value, str):
+            values.setdefault(key, []).append(value)
+    return {key: found for key, found in values.items() if len(found) > 1}
+
+
 def port_ranges_of(resources: object) -> list[PortRange]:
     """Port ranges from a v1 resource list or a legacy ``"[31000-31001, 31005-31005]"`` string."""
     if isinstance(resources, dict):
@@ -110,6 +123,7 @@ def status_of(raw: dict, task_id: str, problems: Problems) -> TaskStatus:
         healthy=healthy if isinstance(healthy, bool) else None,
         network_infos=[_network_info(n) for n in container_status.get("network_infos") or [] if isinstance(n, dict)],
         labels=labels_of(raw.get("labels"), f"status of task {task_id}", problems),
+        repeated_labels=repeated_labels_of(raw.get("labels")),
     )
 
 
@@ -181,6 +195,9 @@ def task_of(raw: object, problems: Problems, framework_id: str | None = None) ->
     state = raw.get("state")
     if not (task_id and agent_id and framework_id and isinstance(state, str)):
         raise InputRejected("task", "a task needs an id, an agent id, a framework id and a state", raw)
+    if "/" in framework_id:
+        # Mesos refuses '/' in ids; the tasks topic key <framework id>/<task id> relies on it.
+        raise InputRejected("task", f"task {task_id}: framework id {framework_id!r} contains '/'", raw)
     statuses: list[TaskStatus] = []
     for status in raw.get("statuses") or []:
         if isinstance(status, dict) and isinstance(status.get("state"), str):

@@ -18,7 +18,7 @@ from producers.mesos.heartbeat import DEFAULT_HEARTBEAT_S, heartbeat_interval_of
 from producers.problems import InputRejected, Problems, parse_entity
 from producers.publisher import Publisher
 from schemas.headers import Observation
-from schemas.mesos import TERMINAL_STATES, Cluster, Master, Task
+from schemas.mesos import TERMINAL_STATES, Cluster, Master, Task, task_key
 
 EVENT_TYPES = frozenset(
     {
@@ -47,7 +47,7 @@ class MesosObserver:
         self.masters = masters
         self.recovery_grace = recovery_grace
         self.recovery_timeout = recovery_timeout
-        self.tasks: dict[str, Task] = {}
+        self.tasks: dict[str, Task] = {}  # by task key: <framework id>/<task id>
         self.heartbeat_interval: float = DEFAULT_HEARTBEAT_S
         self.snapshots = 0  # full snapshots applied: each one is a completed sync
         # Scheduler addresses from the legacy /master/frameworks PIDs, by framework id.
@@ -153,30 +153,37 @@ class MesosObserver:
             self.publisher.reject(problem)
 
     def _put_task(self, task: Task, obs: Observation) -> None:
+        key = task.key
         if task.state in TERMINAL_STATES:
-            self.tasks.pop(task.id, None)
-            self.publisher.remove("tasks", task.id, obs, final=task)
+            self.tasks.pop(key, None)
+            self.publisher.remove("tasks", key, obs, final=task)
         else:
-            self.tasks[task.id] = task
-            self.publisher.put("tasks", task.id, task, obs)
+            self.tasks[key] = task
+            self.publisher.put("tasks", key, task, obs)
 
     def _update_task(self, body: dict, problems: Problems, obs: Observation) -> None:
         status = body["status"]
         task_id = value_of(status.get("task_id"))
-        task = self.tasks.get(task_id)
+        # TASK_UPDATED names the framework beside the status (v1 Event.TaskUpdated.framework_id).
+        framework_id = value_of(body.get("framework_id"))
+        if not task_id or not framework_id:
+            raise InputRejected("event", "TASK_UPDATED needs status.task_id and framework_id", body)
+        key = task_key(framework_id, task_id)
+        task = self.tasks.get(key)
         if task is None:
             if body.get("state") in TERMINAL_STATES or status.get("state") in TERMINAL_STATES:
-                self.publisher.remove("tasks", task_id, obs)  # may have been published before a restart
+                self.publisher.remove("tasks", key, obs)  # may have been published before a restart
                 return
-            raise InputRejected("event", f"status update for task {task_id!r} that was never announced", body)
+            raise InputRejected("event", f"status update for task {task_id!r} of framework {framework_id!r} "
+                                         "that was never announced", body)
         self._put_task(with_status(task, status, body.get("state"), problems), obs)
 
     def _remove_agent(self, agent_id: str, obs: Observation) -> None:
         self._recovering.pop(agent_id, None)
         self._settling.pop(agent_id, None)
-        for task in [t for t in self.tasks.values() if t.agent_id == agent_id]:
-            self.tasks.pop(task.id)
-            self.publisher.remove("tasks", task.id, obs)
+        for key in [key for key, task in self.tasks.items() if task.agent_id == agent_id]:
+            del self.tasks[key]
+            self.publisher.remove("tasks", key, obs)
         self.publisher.remove("agents", agent_id, obs)
 
     # -- timers ----------------------------------------------------------------------------

@@ -22,10 +22,10 @@ from schemas.mesos import TERMINAL_STATES, Agent, Framework, Master, Task
 class Snapshot:
     agents: dict[str, Agent] = field(default_factory=dict)
     frameworks: dict[str, Framework] = field(default_factory=dict)
-    tasks: dict[str, Task] = field(default_factory=dict)
+    tasks: dict[str, Task] = field(default_factory=dict)  # by task key (<framework id>/<task id>)
     # Tasks the master lists as ended (``completed_tasks``), with their statuses.
     completed: dict[str, Task] = field(default_factory=dict)
-    # Ids of tasks and agents refused as a whole: their last good records are not pruned.
+    # Keys of tasks and ids of agents refused as a whole: their last good records are not pruned.
     unreadable_tasks: set[str] = field(default_factory=set)
     unreadable_agents: set[str] = field(default_factory=set)
 
@@ -49,10 +49,11 @@ def _collect(what: str, items: object, parse, into: dict, problems: Problems, co
         except InputRejected as problem:
             problems.found.append(problem)
             continue
+        key = entity.key if isinstance(entity, Task) else entity.id
         if getattr(entity, "state", None) not in TERMINAL_STATES:
-            into[entity.id] = entity
+            into[key] = entity
         elif completed is not None:
-            completed[entity.id] = entity
+            completed[key] = entity
 
 
 def _object(value: object) -> dict:

@@ -45,8 +45,8 @@ class RunningProducer:
 
 
 class RunningProcessor:
-    def __init__(self, pipeline: Pipeline):
-        self.processor = Processor(pipeline.bootstrap, pipeline.catalog)
+    def __init__(self, pipeline: Pipeline, **options):
+        self.processor = Processor(pipeline.bootstrap, pipeline.catalog, **options)
         self.stop = asyncio.Event()
 
     async def __aenter__(self):
@@ -111,6 +111,11 @@ class Pipeline:
         values = await asyncio.to_thread(read_table, self.bootstrap, self.catalog.topic(alias).name)
         return {key: orjson.loads(value) for key, value in values.items()}
 
+    async def tasks_by_id(self) -> dict[str, dict]:
+        """The tasks table by bare task id: each test cluster here runs a task id in one
+        framework only (tests/integration/test_task_keys.py reads the real keys)."""
+        return {value["id"]: value for value in (await self.table("tasks")).values()}
+
     async def log(self, alias: str) -> list:
         return await asyncio.to_thread(read_to_end, self.bootstrap, self.catalog.topic(alias).name)
 
@@ -130,6 +135,12 @@ class Pipeline:
     async def end_offsets(self) -> dict[str, int]:
         """Records ever written to each topic of this pipeline's namespace."""
         return {t.alias: len(await self.log(t.alias)) for t in self.catalog.topics}
+
+
+def task_id_of(event: dict) -> str:
+    """The bare task id a history event is about: a Mesos task event is keyed by the tasks
+    key (<framework id>/<task id>) and carries the id in its fields; a Marathon one is keyed by it."""
+    return event["fields"].get("task_id") or event["id"]
 
 
 def changes_of(reply: dict, kind: str = "task_state", state: str | None = None) -> list[dict]:

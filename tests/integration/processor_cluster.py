@@ -77,13 +77,13 @@ class SourceWriter:
     def launch(self, app: int) -> Task:
         self._serial += 1
         task = app_task(app, self._serial)
-        self.running[task.id] = task
-        self.write("tasks", task.id, task)
+        self.running[task.key] = task
+        self.write("tasks", task.key, task)
         return task
 
-    def kill(self, task_id: str) -> None:
-        del self.running[task_id]
-        self.write("tasks", task_id, None)
+    def kill(self, key: str) -> None:
+        del self.running[key]
+        self.write("tasks", key, None)
 
     def churn(self, steps: int) -> None:
         for _ in range(steps):

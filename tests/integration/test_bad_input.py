@@ -44,7 +44,7 @@ async def test_mesos_stream_bad_records_are_rejected_and_the_stream_goes_on(kafk
         await pipeline.control("POST", "/sim/faults/mesos-stream", raw=injected)
         (task_id,) = await launch(pipeline, "/after-the-garbage")
 
-        tasks = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t and "odd.1" in t)
+        tasks = await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: task_id in t and "odd.1" in t)
         assert tasks["odd.1"]["labels"] == {"team": "edge"}
         found = await rejections(pipeline, 3)
         assert found[0][:2] == ("mesos", "recordio-record") and found[0][2].startswith("malformed JSON")
@@ -60,11 +60,11 @@ async def test_truncated_frame_is_rejected_and_the_resync_repairs_what_it_swallo
         await pipeline.control("POST", "/sim/faults/mesos-stream", raw=b'99999\n{"type":"TASK_ADDED"')
         swallowed = await launch(pipeline, "/swallowed", instances=2)
         await asyncio.sleep(0.5)
-        tasks = await pipeline.table("tasks")
+        tasks = await pipeline.tasks_by_id()
         assert [t for t in swallowed if t in tasks] == []
         # ... until the stream ends inside it: rejected, reconnected, and the snapshot repairs.
         await pipeline.control("POST", "/sim/faults/drop-streams", {"side": "mesos", "mode": "eof"})
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: all(i in t for i in swallowed))
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: all(i in t for i in swallowed))
         (source, what, why), = await rejections(pipeline, 1)
         assert (source, what) == ("mesos", "recordio-frame")
         assert why.startswith("truncated frame: stream ended after ") and why.endswith(" of 99999 bytes")
@@ -81,15 +81,15 @@ async def test_truncated_frame_is_rejected_and_the_resync_repairs_what_it_swallo
 )
 async def test_unusable_master_state_is_rejected_and_the_tables_kept(kafka_bootstrap, body, why):
     async with Pipeline(kafka_bootstrap, mesos_state=STATE, marathon_url=None, mesos_poll_only=True, mesos_poll_interval=0.2) as pipeline:
-        before = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: len(t) == 1)
+        before = await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: len(t) == 1)
         await pipeline.control("PUT", "/sim/faults/mesos-state", raw=body)
         (source, what, reason), *_ = await rejections(pipeline, 1)
         assert (source, what) == ("mesos", "master-state")
         assert reason == why if why else reason.startswith("malformed JSON")
-        assert await pipeline.table("tasks") == before
+        assert await pipeline.tasks_by_id() == before
         await pipeline.control("DELETE", "/sim/faults/mesos-state")
         (task_id,) = await launch(pipeline, "/after-the-fault")
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: task_id in t)
 
 
 async def test_marathon_bad_events_and_bad_apps_are_rejected(kafka_bootstrap):
@@ -131,17 +131,18 @@ async def test_megabytes_of_labels_and_a_string_container_reject_one_entity_each
         (huge_task,) = [c["task_id"] for c in changes_of(huge, state="TASK_RUNNING")]
         (fine_task,) = await launch(pipeline, "/fine")
 
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: fine_task in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: fine_task in t)
         app_tasks = await pipeline.eventually(lambda: pipeline.table("app-tasks"), lambda t: {huge_task, fine_task} <= set(t))
         assert app_tasks[huge_task]["app_id"] == "/huge"  # the task itself is small: only the app is too big
-        assert huge_task not in await pipeline.table("tasks")
+        assert huge_task not in await pipeline.tasks_by_id()
         assert "/huge" not in await pipeline.table("apps") and "/fine" in await pipeline.table("apps")
         values = await pipeline.eventually(
             lambda: pipeline.values("rejections"),
             lambda v: {("mesos", "task"), ("marathon", "app")} <= {(r["source"], r["what"]) for r in v})
         found = [(r["source"], r["what"], r["why"]) for r in values]
         (task_why, *_) = why_of(found, "mesos", "task")
-        assert task_why.startswith(f"task {huge_task}: its record would be 1,7") and task_why.endswith(" bytes, over the 921,600-byte limit")
+        (huge_key,) = {f"{c['framework_id']}/{c['task_id']}" for c in changes_of(huge, state="TASK_RUNNING")}
+        assert task_why.startswith(f"task {huge_key}: its record would be 1,7") and task_why.endswith(" bytes, over the 921,600-byte limit")
         (app_why, *_) = why_of(found, "marathon", "app")
         assert app_why.startswith("app /huge: its record would be 1,7")
 
@@ -157,7 +158,7 @@ async def test_megabytes_of_labels_and_a_string_container_reject_one_entity_each
         await pipeline.control("DELETE", "/sim/faults/marathon-apps")
 
         (after,) = await launch(pipeline, "/after-the-crashers")  # both sides are still up
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: after in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: after in t)
         await pipeline.eventually(lambda: pipeline.table("app-tasks"), lambda t: after in t)
 
 
@@ -176,13 +177,13 @@ async def test_a_wrongly_typed_task_in_subscribed_rejects_that_task_only_and_a_n
         subscribed = {"type": "SUBSCRIBED", "subscribed": {"get_state": get_state, "heartbeat_interval_seconds": -1}}
         await pipeline.control("POST", "/sim/faults/mesos-stream", raw=frame(orjson.dumps(subscribed)))
 
-        tasks = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: "injected.1" in t)
+        tasks = await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: "injected.1" in t)
         assert running in tasks and "bad.1" not in tasks
         found = await rejections(pipeline, 2)
         assert ("mesos", "heartbeat-interval", "heartbeat_interval_seconds -1 is not a positive number; using 15s") in found
         assert ("mesos", "task", "task bad.1: discovery.ports must be an object with a ports list") in found
         (after,) = await launch(pipeline, "/after-the-snapshot")  # the same stream goes on
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: after in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: after in t)
 
 
 async def test_an_sse_line_that_never_ends_is_refused_at_the_bound_and_the_stream_reopened(kafka_bootstrap):
@@ -203,18 +204,18 @@ async def test_a_recordio_frame_over_the_bound_is_refused_and_the_stream_reopene
         (source, what, why), *_ = await rejections(pipeline, 1)
         assert (source, what, why) == ("mesos", "recordio-frame", "a record of 2,000,000,000 bytes is over the 1,048,576-byte frame limit")
         (task_id,) = await launch(pipeline, "/after-the-big-frame")
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: task_id in t)
 
 
 async def test_a_master_state_over_the_document_bound_is_refused_and_the_tables_kept(kafka_bootstrap):
     async with Pipeline(kafka_bootstrap, mesos_state=STATE, marathon_url=None, mesos_poll_only=True,
                         mesos_poll_interval=0.2, max_document_bytes=100_000) as pipeline:
-        before = await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: len(t) == 1)
+        before = await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: len(t) == 1)
         await pipeline.control("PUT", "/sim/faults/mesos-state", raw=b" " * 150_000)
         (source, what, why), *_ = await rejections(pipeline, 1)
         assert (source, what) == ("mesos", "master-state")
         assert why == "the reply declares 150,000 bytes, over the 100,000-byte document limit"
-        assert await pipeline.table("tasks") == before
+        assert await pipeline.tasks_by_id() == before
         await pipeline.control("DELETE", "/sim/faults/mesos-state")
         (task_id,) = await launch(pipeline, "/after-the-big-state")
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: task_id in t)

@@ -19,7 +19,7 @@ def golden_vips(fixture):
 
 async def test_vips_from_the_fixture_then_a_launch_and_a_kill(kafka_bootstrap):
     async with Pipeline(kafka_bootstrap, mesos_state=VIP_LABELS, marathon_url=None) as pipeline:
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: len(t) == 1)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: len(t) == 1)
         expected = golden_vips(VIP_LABELS)
         async with RunningProcessor(pipeline):
             await pipeline.eventually(lambda: pipeline.table("vips"), lambda t: t == expected, timeout=30)

@@ -5,7 +5,7 @@ import asyncio
 import orjson
 import pytest
 
-from tests.integration.pipeline import Pipeline, changes_of
+from tests.integration.pipeline import Pipeline, changes_of, task_id_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 
 pytestmark = pytest.mark.kafka
@@ -16,7 +16,7 @@ ZDD_APPS = FIXTURES / "marathon-apps" / "zdd_apps.json"
 
 async def test_restart_with_nothing_changed_publishes_zero_records(kafka_bootstrap):
     async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API) as pipeline:
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: len(t) == 12)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: len(t) == 12)
         await pipeline.eventually(lambda: pipeline.table("app-tasks"), lambda t: len(t) > 0)
         await pipeline.stop_producer()  # flushes everything in flight
         before = await pipeline.end_offsets()
@@ -40,14 +40,14 @@ async def test_killed_task_history_and_final_state(kafka_bootstrap):
         launched = await pipeline.control("POST", "/sim/apps", {"id": "/shop/web", "instances": 2, "portDefinitions": [{"port": 0}]})
         running = [c["task_id"] for c in changes_of(launched, state="TASK_RUNNING")]
         assert len(running) == 2
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: all(i in t for i in running))
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: all(i in t for i in running))
 
         killed, survivor = running
         reply = await pipeline.control("DELETE", f"/sim/tasks/{killed}")
         assert [c["state"] for c in changes_of(reply)] == ["TASK_KILLING", "TASK_KILLED"]
 
         def history(values):
-            return [(v["kind"], v["fields"].get("state")) for v in values if v["id"] == killed and v["source"] == "mesos"]
+            return [(v["kind"], v["fields"].get("state")) for v in values if task_id_of(v) == killed and v["source"] == "mesos"]
 
         events = await pipeline.eventually(lambda: pipeline.values("events"), lambda v: ("task_killed", "TASK_KILLED") in history(v))
         assert history(events) == [
@@ -56,14 +56,15 @@ async def test_killed_task_history_and_final_state(kafka_bootstrap):
             ("task_killing", "TASK_KILLING"),
             ("task_killed", "TASK_KILLED"),
         ]
-        kill_event = [v for v in events if v["id"] == killed and v["kind"] == "task_killed"][0]
+        kill_event = [v for v in events if task_id_of(v) == killed and v["kind"] == "task_killed"][0]
         assert kill_event["fields"]["name"] == "web.shop"
 
-        tasks = await pipeline.table("tasks")
+        tasks = await pipeline.tasks_by_id()
         assert killed not in tasks
         assert tasks[survivor]["state"] == "TASK_RUNNING"
         assert tasks[survivor]["name"] == "web.shop"
-        last = [r for r in await pipeline.log("tasks") if r.key == killed][-1]
+        (killed_key,) = {f"{c['framework_id']}/{c['task_id']}" for c in changes_of(reply)}
+        last = [r for r in await pipeline.log("tasks") if r.key == killed_key][-1]
         assert last.value is None  # a tombstone, and it still carries the headers
         assert dict(last.headers)["wf-schema"] == b"wayfinder.mesos.Task/1"
 
@@ -77,14 +78,14 @@ async def test_health_change_reaches_both_tables(kafka_bootstrap):
         app = {"id": "/api", "instances": 1, "portDefinitions": [{"port": 0}], "healthChecks": [{"protocol": "HTTP", "path": "/"}]}
         launched = await pipeline.control("POST", "/sim/apps", app)
         (task_id,) = [c["task_id"] for c in changes_of(launched, state="TASK_RUNNING")]
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: t.get(task_id, {}).get("healthy") is True)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: t.get(task_id, {}).get("healthy") is True)
         await pipeline.control("POST", f"/sim/tasks/{task_id}/health", {"healthy": False})
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: t[task_id]["healthy"] is False)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: t[task_id]["healthy"] is False)
         tasks = await pipeline.eventually(
             lambda: pipeline.table("app-tasks"), lambda t: t[task_id]["health_check_results"] == [{"alive": False, "consecutive_failures": 0}]
         )
         assert tasks[task_id]["state"] == "TASK_RUNNING"
-        kinds = [(v["source"], v["kind"]) for v in await pipeline.values("events") if v["id"] == task_id]
+        kinds = [(v["source"], v["kind"]) for v in await pipeline.values("events") if task_id_of(v) == task_id]
         assert ("mesos", "task_health_changed") in kinds and ("marathon", "task_health_changed") in kinds
 
 
@@ -105,7 +106,7 @@ async def test_silent_streams_are_detected_and_repaired(kafka_bootstrap):
         # without a keep-alive mark them dead; reconnecting resyncs and repairs both tables.
         await asyncio.sleep(2.5)
         await pipeline.control("POST", "/sim/faults/silence", {"mesos": False, "marathon": False})
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: t.get(task_id, {}).get("state") == "TASK_RUNNING", timeout=20)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: t.get(task_id, {}).get("state") == "TASK_RUNNING", timeout=20)
         await pipeline.eventually(lambda: pipeline.table("app-tasks"), lambda t: task_id in t, timeout=20)
 
 

@@ -13,7 +13,7 @@ import time
 import msgspec
 import pytest
 
-from tests.integration.pipeline import Pipeline, changes_of
+from tests.integration.pipeline import Pipeline, changes_of, task_id_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 from schemas.status import HEARTBEAT_S, Mark
 
@@ -56,7 +56,7 @@ async def test_marks_carry_the_table_end_offsets_flip_on_a_lost_stream_and_keep_
         (task_id,) = [c["task_id"] for c in changes_of(
             await pipeline.control("POST", "/sim/apps", {"id": "/marked", "instances": 1, "portDefinitions": [{"port": 0}]}),
             state="TASK_RUNNING")]
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: task_id in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: task_id in t)
         await pipeline.control("POST", "/sim/faults/drop-streams", {"side": "mesos", "mode": "eof"})
 
         resynced = await latest_mark(pipeline, "producer/mesos", lambda m: m.in_sync and m.synced_at > first.synced_at)
@@ -80,7 +80,7 @@ async def test_tasks_launched_and_ended_while_the_producer_was_down_are_rebuilt_
         (seen,) = [c["task_id"] for c in changes_of(
             await pipeline.control("POST", "/sim/apps", {"id": "/seen", "instances": 1, "portDefinitions": [{"port": 0}]}),
             state="TASK_RUNNING")]
-        await pipeline.eventually(lambda: pipeline.table("tasks"), lambda t: seen in t)
+        await pipeline.eventually(lambda: pipeline.tasks_by_id(), lambda t: seen in t)
         await pipeline.stop_producer()
         last_mark = (await marks_log(pipeline, "producer/mesos"))[-1]
 
@@ -106,12 +106,12 @@ async def test_tasks_launched_and_ended_while_the_producer_was_down_are_rebuilt_
         assert gap["fields"]["reconstructed"] == len(rebuilt)
 
         def kinds(task_id):
-            return [e["kind"] for e in rebuilt if e["id"] == task_id]
+            return [e["kind"] for e in rebuilt if task_id_of(e) == task_id]
 
         assert kinds(unseen[0]) == ["task_running", "task_killing", "task_killed"]
         assert kinds(unseen[1]) == ["task_running", "task_failed"]
         assert kinds(seen) == ["task_killing", "task_killed"]  # its launch was published before the outage
         assert all(down_at <= e["observed_at"] <= up_at for e in rebuilt)
         assert all(e["fields"]["name"] in ("unseen", "seen") for e in rebuilt)
-        tasks = await pipeline.table("tasks")
+        tasks = await pipeline.tasks_by_id()
         assert seen not in tasks and not set(unseen) & set(tasks)

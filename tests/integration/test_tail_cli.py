@@ -38,7 +38,8 @@ async def test_tail_shows_a_launch_within_a_second_of_the_post(kafka_bootstrap):
 
         record = orjson.loads(line)
         assert record["topic"] == f"{pipeline.catalog.namespace}.events"
-        assert record["key"] == running["task_id"]
+        assert record["key"] == f"{running['framework_id']}/{running['task_id']}"
+        assert record["value"]["fields"]["task_id"] == running["task_id"]
         assert record["value"]["kind"] == "task_running"
         assert record["value"]["fields"]["state"] == "TASK_RUNNING"
         assert set(record["headers"]) == {"wf-schema", "wf-trace", "wf-observed-ns"}

@@ -33,7 +33,7 @@ async def test_post_app_reply_shape(cluster, control):
         ("task_state", "TASK_STAGING"), ("task_state", "TASK_RUNNING")]
     assert changes[0] == {"at": changes[0]["at"], "kind": "app_created", "app_id": "/prod/web", "instances": 2}
     running = changes[2]
-    assert set(running) == {"at", "kind", "task_id", "app_id", "agent_id", "state"}
+    assert set(running) == {"at", "kind", "task_id", "framework_id", "app_id", "agent_id", "state"}
     assert (running["app_id"], running["agent_id"]) == ("/prod/web", AGENT_IDS[0])
     assert before <= changes[0]["at"] <= changes[-1]["at"] <= time.time()
 

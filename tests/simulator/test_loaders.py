@@ -13,6 +13,16 @@ from simulator.render_marathon import apps_document
 from simulator.render_mesos import master_state
 from tests.simulator.conftest import FIXTURES
 
+
+def by_id(tasks: dict) -> dict:
+    """The model's tasks (keyed <framework id>/<task id>) by bare task id: each fixture here
+    runs a task id in one framework only."""
+    return {unwrap(task["task_id"]): task for task in tasks.values()}
+
+
+def meta_by_id(model) -> dict:
+    return {key.split("/", 1)[1]: meta for key, meta in model.task_meta.items()}
+
 # (agents, active tasks, task ids of the "marathon" framework's apps) after loading.
 EXPECTED = {
     "mesos-operator-api/dns-hostname.json": (1, 1),
@@ -53,7 +63,7 @@ def test_every_mesos_fixture_loads(name):
     agents, tasks = EXPECTED[name]
     assert (len(model.agents), len(model.tasks)) == (agents, tasks)
     # Every Marathon task has an app, and the two views agree on the task ids.
-    marathon_ids = {tid for tid, t in model.tasks.items() if model.is_marathon_task(t)}
+    marathon_ids = {unwrap(t["task_id"]) for t in model.tasks.values() if model.is_marathon_task(t)}
     listed = {t["id"] for app in apps_document(model, True)["apps"] for t in app["tasks"]}
     assert listed == marathon_ids
 
@@ -66,12 +76,12 @@ def test_master_state():
         "b2d07a6a-4012-4a7f-8635-224d04de674e-S1": "10.0.4.192",
         "b2d07a6a-4012-4a7f-8635-224d04de674e-S0": "10.0.2.234",
     }
-    task = model.tasks["sleep.bf108244-ec7f-11e5-b98e-82ce0fb60967"]
+    task = by_id(model.tasks)["sleep.bf108244-ec7f-11e5-b98e-82ce0fb60967"]
     assert task["state"] == "TASK_RUNNING"
     assert unwrap(task["agent_id"]) == "b2d07a6a-4012-4a7f-8635-224d04de674e-S0"
     assert task["resources"][-1] == {"name": "ports", "type": "RANGES", "ranges": {"range": [{"begin": 19426, "end": 19426}]}}
     assert task["discovery"]["ports"]["ports"][0]["labels"] == {"labels": [{"key": "vip", "value": "1.2.3.4:8080"}]}
-    assert model.task_meta[unwrap(task["task_id"])]["app_id"] == "/sleep"
+    assert meta_by_id(model)[unwrap(task["task_id"])]["app_id"] == "/sleep"
     assert model.apps["/sleep"]["instances"] == 1
 
 
@@ -88,24 +98,24 @@ def test_agent_state_becomes_a_one_agent_cluster_led_by_master_hostname():
     assert list(model.agents) == ["384d6e5b-d578-433c-a7b2-691508695dbe-S0"]
     agent = model.agents["384d6e5b-d578-433c-a7b2-691508695dbe-S0"]
     assert (agent["agent_info"]["hostname"], agent["pid"]) == ("10.0.2.5", "slave(1)@10.0.2.5:5051")
-    task = model.tasks["foo-1.272b2208-6b16-11e7-b302-3edf0088f09a"]
+    task = by_id(model.tasks)["foo-1.272b2208-6b16-11e7-b302-3edf0088f09a"]
     assert task["container"]["docker"]["port_mappings"] == [{"host_port": 21768, "container_port": 80, "protocol": "tcp"}]
     assert task["statuses"][0]["labels"] == {"labels": [{"key": "Docker.NetworkSettings.IPAddress", "value": "172.17.0.2"}]}
     assert sorted(model.apps) == ["/foo", "/foo-1"]
     state1 = load_model(FIXTURES / "mesos-state/state1.json")
     assert state1.master["leader"] == "master@ubuntu:5050"
-    assert sorted(state1.tasks) == ["sleep.85df5710-e493-11e5-b2f1-0242816970c9",
+    assert sorted(by_id(state1.tasks)) == ["sleep.85df5710-e493-11e5-b2f1-0242816970c9",
                                     "sleep10.4bfae841-e496-11e5-b2f1-0242816970c9"]
 
 
 def test_event_stream_is_replayed_to_its_final_state():
     model = load_model(FIXTURES / "mesos-operator-api/operator-api.json")
     assert {fw["framework_info"]["name"] for fw in model.frameworks.values()} == {"metronome", "marathon"}
-    task = model.tasks["docker-on-dcos.0ebe53e8-2630-11e8-af52-70b3d5800001"]
+    task = by_id(model.tasks)["docker-on-dcos.0ebe53e8-2630-11e8-af52-70b3d5800001"]
     assert task["state"] == "TASK_RUNNING"
     ips = task["statuses"][-1]["container_status"]["network_infos"][0]["ip_addresses"]
     assert ips == [{"protocol": "IPv4", "ip_address": "9.0.2.130"}]
-    assert model.task_meta["pod-on-host.instance-ea1231bf-2930-11e8-96bf-70b3d5800001.app"]["app_id"] == "/pod-on-host"
+    assert meta_by_id(model)["pod-on-host.instance-ea1231bf-2930-11e8-96bf-70b3d5800001.app"]["app_id"] == "/pod-on-host"
     # hello-world.json ends with every task killed or finished and one framework removed.
     world = load_model(FIXTURES / "mesos-operator-api/hello-world.json")
     assert world.tasks == {}
@@ -116,9 +126,9 @@ def test_event_stream_is_replayed_to_its_final_state():
 def test_recovered_agents_stay_recovered_until_re_added(tmp_path):
     full = load_model(FIXTURES / "mesos-operator-api/recovered-agents.json")
     assert full.recovered_agents == {}
-    assert list(full.tasks) == ["web.instance-8b38cc52-c951-11e9-8d5b-70b3d5800001._app.2"]
+    assert list(by_id(full.tasks)) == ["web.instance-8b38cc52-c951-11e9-8d5b-70b3d5800001._app.2"]
     assert [unwrap(t["task_id"]) for t in full.completed()] == ["web.instance-8b38cc52-c951-11e9-8d5b-70b3d5800001._app.1"]
-    assert full.task_meta["web.instance-8b38cc52-c951-11e9-8d5b-70b3d5800001._app.2"]["app_id"] == "/web"
+    assert meta_by_id(full)["web.instance-8b38cc52-c951-11e9-8d5b-70b3d5800001._app.2"]["app_id"] == "/web"
     first_line = (FIXTURES / "mesos-operator-api/recovered-agents.json").read_text().splitlines()[0]
     (tmp_path / "subscribed-only.json").write_text(first_line + "\n")
     snapshot = load_model(tmp_path / "subscribed-only.json")
@@ -128,7 +138,7 @@ def test_recovered_agents_stay_recovered_until_re_added(tmp_path):
 
 def test_get_state_reply_with_launched_tasks():
     model = load_model(FIXTURES / "mesos-operator-api/vip-labels.json")
-    assert list(model.tasks) == ["app.c9e19be4-6a94-11e8-bfc9-70b3d5800002"]
+    assert list(by_id(model.tasks)) == ["app.c9e19be4-6a94-11e8-bfc9-70b3d5800002"]
     assert model.agents["3de98647-82e7-4a22-8fb5-32df27c1ef69-S0"]["pid"] == "slave(1)@172.17.0.3:5051"
     app = model.apps["/app"]
     assert app["instances"] == 1
@@ -144,7 +154,7 @@ def test_marathon_apps_alone_synthesise_the_mesos_side():
     assert model.agents["db7b40e2-791c-445f-b373-183e2a648a86-S1"]["agent_info"]["hostname"] == "10.0.2.148"
     [framework] = model.frameworks.values()
     assert framework["framework_info"]["name"] == "marathon"
-    task = model.tasks["pywebserver.8cad6a69-6ca8-11e7-beb2-0e2beceebfcc"]
+    task = by_id(model.tasks)["pywebserver.8cad6a69-6ca8-11e7-beb2-0e2beceebfcc"]
     assert task["state"] == "TASK_RUNNING"
     assert task["container"]["docker"]["port_mappings"] == [{"host_port": 1565, "container_port": 80, "protocol": "tcp"}]
     assert task["discovery"]["ports"]["ports"] == [{"number": 1565, "name": "test", "protocol": "tcp", "labels": {
@@ -190,7 +200,7 @@ def test_browser_comment_lines_are_stripped(tmp_path):
     exported.write_text("// saved from the browser console\n// http://10.0.5.163:5050/master/state\n" + original)
     model = load_model(exported)
     assert model.master["leader"] == "master@10.0.5.163:5050"
-    assert list(model.tasks) == ["sleep.bf108244-ec7f-11e5-b98e-82ce0fb60967"]
+    assert list(by_id(model.tasks)) == ["sleep.bf108244-ec7f-11e5-b98e-82ce0fb60967"]
 
 
 @pytest.mark.parametrize("text, problem", [

@@ -64,6 +64,11 @@ def update(task_id, state, healthy=None):
     return {"type": "TASK_UPDATED", "task_updated": {"framework_id": {"value": FRAMEWORK}, "status": status, "state": state}}
 
 
+def key(task_id: str) -> str:
+    """The tasks topic key of one of FRAMEWORK's tasks."""
+    return f"{FRAMEWORK}/{task_id}"
+
+
 def feed(observer, *events, now=1000.0):
     for event in events:
         observer.on_event(event, LEADER, now, Observation.now())
@@ -80,10 +85,10 @@ def rejections_of(sink):
 def test_operator_api_stream_keeps_container_addresses_and_port_mappings():
     sink, _ = observe(FIXTURES / "mesos-operator-api" / "operator-api.json")
     tasks = {k: orjson.loads(v) for k, v in sink.table("wayfinder.mesos.tasks").items()}
-    ipv6 = tasks["docker-on-ipv6.602453f2-28e7-11e8-8cba-70b3d5800001"]
+    ipv6 = tasks["30257977-0153-499d-a5b0-35afd842ef4d-0001/docker-on-ipv6.602453f2-28e7-11e8-8cba-70b3d5800001"]
     assert ipv6["statuses"][-1]["network_infos"][0]["ip_addresses"] == ["172.19.0.2", "fd01:b::2:8000:0:2"]
     assert ipv6["container"]["network_names"] == ["dcos6"]
-    bridge = tasks["ucr-on-bridge.1458805d-2630-11e8-af52-70b3d5800001"]
+    bridge = tasks["30257977-0153-499d-a5b0-35afd842ef4d-0001/ucr-on-bridge.1458805d-2630-11e8-af52-70b3d5800001"]
     assert bridge["container"]["port_mappings"] == [{"host_port": 15263, "container_port": 8080, "protocol": "tcp"}]
     assert bridge["discovery"]["ports"] == [{"number": 15263, "protocol": "tcp", "name": "http", "labels": {"network-scope": "host"}}]
     agents = {k: orjson.loads(v) for k, v in sink.table("wayfinder.mesos.agents").items()}
@@ -95,7 +100,7 @@ def test_legacy_master_state_takes_addresses_from_pids():
     assert (leader.hostname, leader.ip, leader.port) == ("192.168.65.90", "192.168.65.90", 5050)
     calico = snapshot.frameworks["10172a79-151f-4bd3-aeec-9ef367a7ddcc-0003"]
     assert (calico.name, calico.ip, calico.port) == ("calico", "192.168.65.111", 45788)
-    node = snapshot.tasks["RunCalicoNode-B3213DE4-9AA5-4DF2-8FCD-3AC63C9C9209"]
+    node = snapshot.tasks["10172a79-151f-4bd3-aeec-9ef367a7ddcc-0003/RunCalicoNode-B3213DE4-9AA5-4DF2-8FCD-3AC63C9C9209"]
     assert (node.agent_id, node.framework_id, node.state) == ("10172a79-151f-4bd3-aeec-9ef367a7ddcc-S1", calico.id, "TASK_RUNNING")
     assert node.statuses[-1].network_infos[0].ip_addresses == ["192.168.65.111"]
     assert problems.found == []
@@ -123,11 +128,11 @@ def test_kill_publishes_killing_then_tombstone_with_history():
     sink.records.clear()
     feed(observer, update("t1", "TASK_KILLING"), update("t1", "TASK_KILLED"))
     tasks_log = sink.log("wayfinder.mesos.tasks")
-    assert [key for key, _ in tasks_log] == ["t1", "t1"]
+    assert [key for key, _ in tasks_log] == [key("t1"), key("t1")]
     assert orjson.loads(tasks_log[0][1])["state"] == "TASK_KILLING"
     assert tasks_log[1][1] is None
-    assert events_of(sink) == [("t1", "task_killing"), ("t1", "task_killed")]
-    assert "t1" not in observer.tasks
+    assert events_of(sink) == [(key("t1"), "task_killing"), (key("t1"), "task_killed")]
+    assert key("t1") not in observer.tasks
 
 
 def test_health_flip_is_a_history_record():
@@ -135,8 +140,8 @@ def test_health_flip_is_a_history_record():
     feed(observer, subscribed([agent()], [task("t1")]))
     sink.records.clear()
     feed(observer, update("t1", "TASK_RUNNING", healthy=False))
-    assert events_of(sink) == [("t1", "task_health_changed")]
-    assert orjson.loads(sink.table("wayfinder.mesos.tasks")["t1"])["healthy"] is False
+    assert events_of(sink) == [(key("t1"), "task_health_changed")]
+    assert orjson.loads(sink.table("wayfinder.mesos.tasks")[key("t1")])["healthy"] is False
 
 
 def test_restart_with_unchanged_cluster_publishes_nothing():
@@ -154,8 +159,8 @@ def test_snapshot_prunes_what_the_cluster_no_longer_has():
     actual = {alias: first.table(f"wayfinder.mesos.{alias}") for alias in ("cluster", "agents", "frameworks", "tasks")}
     second, restarted = new_observer(actual)
     feed(restarted, subscribed([agent()], [task("t1")]))
-    assert second.log("wayfinder.mesos.tasks") == [("t2", None)]
-    assert events_of(second) == [("t2", "task_removed")]
+    assert second.log("wayfinder.mesos.tasks") == [(key("t2"), None)]
+    assert events_of(second) == [(key("t2"), "task_removed")]
 
 
 def test_recovered_agent_keeps_its_tasks_until_it_settles():
@@ -176,7 +181,7 @@ def test_recovered_agent_keeps_its_tasks_until_it_settles():
     failover.on_tick(1015.0, Observation.now())
     assert sink.records == []
     failover.on_tick(1020.5, Observation.now())
-    assert sink.log("wayfinder.mesos.tasks") == [("t2", None)]
+    assert sink.log("wayfinder.mesos.tasks") == [(key("t2"), None)]
 
 
 def test_recovered_agent_that_never_returns_is_removed_after_the_timeout():
@@ -188,7 +193,7 @@ def test_recovered_agent_that_never_returns_is_removed_after_the_timeout():
     failover.on_tick(1599.0, Observation.now())
     assert sink.records == []
     failover.on_tick(1600.0, Observation.now())
-    assert sink.log("wayfinder.mesos.tasks") == [("t1", None)]
+    assert sink.log("wayfinder.mesos.tasks") == [(key("t1"), None)]
     assert sink.log("wayfinder.mesos.agents") == [(AGENT, None)]
 
 
@@ -206,11 +211,11 @@ def test_bad_events_are_rejected_and_the_rest_still_applies():
     assert [(r["what"], r["why"]) for r in rejected] == [
         ("event", "unknown event type 'TASK_TELEPORTED'"),
         ("task", "a task needs an id, an agent id, a framework id and a state"),
-        ("event", "status update for task 'ghost' that was never announced"),
+        ("event", "status update for task 'ghost' of framework 'F-0001' that was never announced"),
         ("labels", "task t1: label without a string key and value"),
     ]
     assert all(r["source"] == "mesos" for r in rejected)
-    assert orjson.loads(sink.table("wayfinder.mesos.tasks")["t1"])["labels"] == {"ok": "1"}
+    assert orjson.loads(sink.table("wayfinder.mesos.tasks")[key("t1")])["labels"] == {"ok": "1"}
 
 
 def test_agent_removal_removes_its_tasks():
@@ -218,9 +223,9 @@ def test_agent_removal_removes_its_tasks():
     feed(observer, subscribed([agent()], [task("t1")]))
     sink.records.clear()
     feed(observer, {"type": "AGENT_REMOVED", "agent_removed": {"agent_id": {"value": AGENT}}})
-    assert sink.log("wayfinder.mesos.tasks") == [("t1", None)]
+    assert sink.log("wayfinder.mesos.tasks") == [(key("t1"), None)]
     assert sink.log("wayfinder.mesos.agents") == [(AGENT, None)]
-    assert events_of(sink) == [("t1", "task_removed"), (AGENT, "agent_removed")]
+    assert events_of(sink) == [(key("t1"), "task_removed"), (AGENT, "agent_removed")]
 
 
 def test_every_record_carries_schema_trace_and_observed_time():

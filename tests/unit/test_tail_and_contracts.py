@@ -18,6 +18,18 @@ def test_filters_match_dotted_paths_and_key():
     assert matches("web.1", EVENT, parse_filters(["key=web.1", "fields.healthy=null"]))
     assert not matches("web.1", EVENT, parse_filters(["fields.state=TASK_KILLED"]))
     assert not matches("web.1", EVENT, parse_filters(["fields.missing=x"]))
+
+
+def test_one_frameworks_task_is_followed_by_its_key_or_by_task_and_framework_ids():
+    """Two frameworks' tasks of one id: the key, or both ids, pick exactly one of them."""
+    mine = dict(EVENT, id="F1/server-0", fields=dict(EVENT["fields"], task_id="server-0", framework_id="F1"))
+    theirs = dict(EVENT, id="F2/server-0", fields=dict(EVENT["fields"], task_id="server-0", framework_id="F2"))
+    by_key = parse_filters(["key=F1/server-0"])
+    by_ids = parse_filters(["fields.task_id=server-0", "fields.framework_id=F1"])
+    for filters in (by_key, by_ids):
+        assert [e["id"] for e in (mine, theirs) if matches(e["id"], e, filters)] == ["F1/server-0"]
+    assert [e["id"] for e in (mine, theirs) if matches(e["id"], e, parse_filters(["fields.task_id=server-0"]))] == [
+        "F1/server-0", "F2/server-0"]
     with pytest.raises(ValueError, match="FIELD=VALUE"):
         parse_filters(["kind"])
 
@@ -40,7 +52,7 @@ def test_published_schemas_match_the_types():
 
 
 def test_catalog_names_every_issue_alias_once():
-    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns", "status"]
+    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns", "haproxy", "status"]
     assert len({t.name for t in DEFAULT_CATALOG.topics}) == len(DEFAULT_CATALOG.topics)
     assert DEFAULT_CATALOG.topic("tasks").config["cleanup.policy"] == "compact"
     assert DEFAULT_CATALOG.topic("events").config["cleanup.policy"] == "delete"

@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from processors.dns.config import DnsConfig
 from processors.dns.derive import task_records
 from processors.dns.names import agent_tail, task_hash
+from producers.mesos.normalize import task_of
+from producers.problems import Problems
 from tests.unit.dns_derive.entities import (
     AGENT,
     FRAMEWORK,
@@ -298,3 +300,29 @@ def test_names_only_the_copy_makes_too_long_stay_in_the_mesos_zone():
     assert f"web.{fw}.slave.mesos./A" in derived.records  # 240 characters
     assert f"web.{fw}.slave.mesos.thisdcos.directory./A" not in derived.records  # 259
     assert f"web.{fw}.slave.mesos.thisdcos.directory." in {r.value for r in derived.rejections}
+
+
+@pytest.mark.parametrize("shape", ["operator-api", "master-state"])
+def test_every_value_of_a_repeated_status_ip_label_is_an_address(shape):
+    """Mesos-DNS reads every value of the Docker/Mesos IP label, not only the last one."""
+    entries = [{"key": "Docker.NetworkSettings.IPAddress", "value": "172.17.0.8"},
+               {"key": "other", "value": "x"},
+               {"key": "Docker.NetworkSettings.IPAddress", "value": "172.17.0.9"}]
+    raw = {"name": "web", "state": "TASK_RUNNING",
+           "statuses": [{"state": "TASK_RUNNING", "timestamp": 2.0,
+                         "labels": {"labels": entries} if shape == "operator-api" else entries}]}
+    if shape == "operator-api":
+        raw.update(task_id={"value": TASK_ID}, agent_id={"value": AGENT.id}, framework_id={"value": FRAMEWORK.id})
+    else:
+        raw.update(id=TASK_ID, slave_id=AGENT.id, framework_id=FRAMEWORK.id)
+    problems = Problems()
+    parsed = task_of(raw, problems)
+    assert problems.found == []
+    assert parsed.statuses[-1].labels["Docker.NetworkSettings.IPAddress"] == "172.17.0.9"
+    assert parsed.statuses[-1].repeated_labels == {"Docker.NetworkSettings.IPAddress": ["172.17.0.8", "172.17.0.9"]}
+    # Upstream Mesos-DNS uses every address of the first source that has any; DC/OS's merge
+    # keeps the first IPv4 of all sources.
+    upstream = DnsConfig(ip_sources=("docker", "host"), ip_merge="first")
+    assert names(task_records(parsed, AGENT, FRAMEWORK, upstream))["web.marathon.mesos./A"] == ["172.17.0.8", "172.17.0.9"]
+    dcos = DnsConfig(ip_sources=("docker", "host"), ip_merge="dcos")
+    assert names(task_records(parsed, AGENT, FRAMEWORK, dcos))["web.marathon.mesos./A"] == ["172.17.0.8"]

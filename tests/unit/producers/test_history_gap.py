@@ -32,17 +32,20 @@ def test_statuses_inside_the_gap_are_rebuilt_with_the_masters_times_and_known_on
     unseen = task("unseen", ("TASK_STAGING", 110.0), ("TASK_RUNNING", 111.0), ("TASK_KILLED", 120.0))
     seen_running = task("seen", ("TASK_STAGING", 90.0), ("TASK_RUNNING", 91.0), ("TASK_FAILED", 130.0))
     before_gap = task("old", ("TASK_RUNNING", 10.0), ("TASK_FINISHED", 20.0))
-    completed = {t.id: t for t in (unseen, seen_running, before_gap)}
-    known = {"seen": task("seen", ("TASK_STAGING", 90.0), ("TASK_RUNNING", 91.0))}
+    completed = {t.key: t for t in (unseen, seen_running, before_gap)}
+    # Another framework's task of the same id says nothing about framework f's "seen".
+    known = {"f/seen": task("seen", ("TASK_STAGING", 90.0), ("TASK_RUNNING", 91.0)),
+             "g/unseen": task("unseen", ("TASK_STAGING", 110.0), ("TASK_RUNNING", 111.0))}
 
     events = reconstructed_task_events(completed, known, Gap(100.0, "producer restart"), 200.0)
 
     assert [(e.id, e.kind, e.observed_at, e.fields["state"]) for e in events] == [
-        ("unseen", "task_staging", 110.0, "TASK_STAGING"),
-        ("unseen", "task_running", 111.0, "TASK_RUNNING"),
-        ("unseen", "task_killed", 120.0, "TASK_KILLED"),
-        ("seen", "task_failed", 130.0, "TASK_FAILED"),
+        ("f/unseen", "task_staging", 110.0, "TASK_STAGING"),
+        ("f/unseen", "task_running", 111.0, "TASK_RUNNING"),
+        ("f/unseen", "task_killed", 120.0, "TASK_KILLED"),
+        ("f/seen", "task_failed", 130.0, "TASK_FAILED"),
     ]
+    assert {e.fields["task_id"] for e in events} == {"unseen", "seen"}
     assert all(e.fields["reconstructed"] is True and e.entity == "tasks" for e in events)
 
 
@@ -52,13 +55,13 @@ def test_the_snapshot_after_a_gap_writes_the_gap_then_the_rebuilt_events_then_th
     observer.expect_gap(Gap(100.0, "stream lost"))
     observer.expect_gap(Gap(150.0, "stream lost"))  # the earliest start is kept
     running = task("now-running", ("TASK_RUNNING", 140.0))
-    snapshot = Snapshot(tasks={running.id: running}, completed={"gone": task("gone", ("TASK_RUNNING", 120.0), ("TASK_KILLED", 125.0))})
+    snapshot = Snapshot(tasks={running.key: running}, completed={"f/gone": task("gone", ("TASK_RUNNING", 120.0), ("TASK_KILLED", 125.0))})
 
     observer.on_snapshot(snapshot, LEADER, 200.0, Observation.now())
     observer.on_snapshot(snapshot, LEADER, 210.0, Observation.now())  # no second gap
 
     events = [codec.decode(v, ChangeEvent) for _, v in sink.log(DEFAULT_CATALOG.topic("events").name)]
     assert [(e.kind, e.id, e.observed_at) for e in events[:3]] == [
-        ("history_gap", "mesos", 200.0), ("task_running", "gone", 120.0), ("task_killed", "gone", 125.0)]
+        ("history_gap", "mesos", 200.0), ("task_running", "f/gone", 120.0), ("task_killed", "f/gone", 125.0)]
     assert events[0].fields == {"from": 100.0, "to": 200.0, "cause": "stream lost", "reconstructed": 2}
-    assert [(e.kind, e.id) for e in events[3:]] == [("leader_changed", "cluster"), ("task_running", "now-running")]
+    assert [(e.kind, e.id) for e in events[3:]] == [("leader_changed", "cluster"), ("task_running", "f/now-running")]

@@ -50,7 +50,7 @@ def test_one_task_with_string_discovery_ports_rejects_only_that_task_of_the_subs
     sink, observer = mesos()
     observer.on_event(subscribed(broken_state), LEADER, time.time(), Observation.now())
 
-    assert tasks_of(sink) == all_tasks - {victim_id}
+    assert tasks_of(sink) == all_tasks - {f"{victim['framework_id']['value']}/{victim_id}"}
     assert ("task", f"task {victim_id}: discovery.ports must be an object with a ports list") in rejections(sink)
 
 
@@ -60,10 +60,10 @@ def test_a_task_with_megabytes_of_labels_is_rejected_as_too_large_and_the_others
     victim["labels"] = {"labels": [{"key": f"k{i}", "value": "v" * 1000} for i in range(1700)]}
     sink, observer = mesos()
     observer.on_event(subscribed(state), LEADER, time.time(), Observation.now())
-    victim_id = victim["task_id"]["value"]
-    assert victim_id not in tasks_of(sink) and len(tasks_of(sink)) == len(state["get_tasks"]["tasks"]) - 1
+    victim_key = f"{victim['framework_id']['value']}/{victim['task_id']['value']}"
+    assert victim_key not in tasks_of(sink) and len(tasks_of(sink)) == len(state["get_tasks"]["tasks"]) - 1
     ((what, why),) = rejections(sink)
-    assert what == "task" and why.startswith(f"task {victim_id}: its record would be 1,7")
+    assert what == "task" and why.startswith(f"task {victim_key}: its record would be 1,7")
 
 
 def test_a_rejected_task_keeps_its_last_good_record_at_the_next_snapshot():

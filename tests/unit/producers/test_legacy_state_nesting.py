@@ -22,6 +22,6 @@ def test_the_framework_a_task_is_listed_under_wins_and_the_disagreement_is_repor
     }
     snapshot, _, problems = parse_master_state(orjson.dumps(state))
     assert {task_id: task.framework_id for task_id, task in snapshot.tasks.items()} == {
-        "web.1": "F0", "web.2": "F0", "web.3": "F0"}
+        "F0/web.1": "F0", "F0/web.2": "F0", "F0/web.3": "F0"}
     assert [(p.what, p.why) for p in problems.found] == [
         ("task", "task web.1: its framework_id 'F9' is not the framework 'F0' it is listed under; the listing is followed")]
