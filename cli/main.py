@@ -100,8 +100,11 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
 @click.option("--session-timeout-ms", default=6000, show_default=True, type=click.IntRange(min=100, max=300_000),
               help="How long a silent active processor keeps the role before a standby takes over (the "
                    "election group's session timeout; the broker's group.min.session.timeout.ms is the floor).")
+@click.option("--haproxy", is_flag=True,
+              help="Also derive the haproxy table from Marathon apps and tasks (marathon-lb labels). The "
+                   "processor is then ready only once the Marathon producer has synced too.")
 def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_no_legacy_names, dns_ttl,
-            session_timeout_ms):
+            session_timeout_ms, haproxy):
     """Run a stream processor: derive the VIP and DNS tables from the source topics.
 
     Run one or more: one is active, the others are warm standbys that take over when it stops."""
@@ -117,7 +120,8 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
     from runtime.kafka.election import ElectionFailed
 
     try:
-        run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms).run)
+        run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms,
+                                   haproxy=haproxy).run)
     except ElectionFailed as error:
         raise click.ClickException(str(error)) from None
 

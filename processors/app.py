@@ -31,6 +31,7 @@ from collections.abc import Callable
 from processors.active import Publisher, State
 from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
+from processors.haproxy.agent import HaproxyStage
 from processors.l4lb.agent import L4Stage
 from processors.readiness import producers_of, reaches
 from processors.stage import SourceRecord, Stage, Update, decode_batch
@@ -56,11 +57,15 @@ HELD_REJECTIONS = 10_000
 
 class Processor:
     def __init__(self, bootstrap: str, catalog: Catalog, dns: DnsConfig | None = None,
-                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS):
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, haproxy: bool = False):
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.session_timeout_ms = session_timeout_ms
         self.stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
+        # Opt-in for now: readiness is one mark for every stage, and the HAProxy stage's
+        # sources make it wait for the Marathon producer, which a Mesos-only cluster lacks.
+        if haproxy:
+            self.stages.append(HaproxyStage(catalog))
         self.instance = instance_name()
         aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
         self._sources = {alias: source for stage in self.stages for alias, source in stage.sources.items()}

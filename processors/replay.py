@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
+from processors.haproxy.agent import HaproxyStage
 from processors.l4lb.agent import L4Stage
 from processors.stage import SourceRecord, Stage
 from schemas.catalog import Catalog
@@ -19,10 +20,10 @@ from schemas.headers import Observation
 
 
 def fresh_outputs(catalog: Catalog, sources: Mapping[str, Mapping[str, bytes]], published: Mapping[str, Mapping[str, bytes]],
-                  dns: DnsConfig | None = None) -> dict[str, dict[str, bytes]]:
+                  dns: DnsConfig | None = None, haproxy: bool = False) -> dict[str, dict[str, bytes]]:
     """Output alias -> the table (key -> encoded value) the stages derive from `sources`
     (alias -> key -> encoded value); `published` (output alias -> table) seeds named VIPs."""
-    stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
+    stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)] + ([HaproxyStage(catalog)] if haproxy else [])
     obs = Observation.now()
     batch = {alias: [SourceRecord(alias, key, value, obs) for key, value in table.items()]
              for alias, table in sources.items()}

@@ -38,6 +38,12 @@ class HealthCheck(Struct, frozen=True):
     protocol: str
     port_index: int | None = None
     path: str | None = None
+    # Marathon's defaults; the HAProxy stage maps them to HAProxy's check timing.
+    interval_seconds: int = 60
+    timeout_seconds: int = 20
+    max_consecutive_failures: int = 3
+    grace_period_seconds: int = 300
+    port: int | None = None  # an explicit port to check instead of the port at port_index
 
 
 class App(Struct, frozen=True):
@@ -52,6 +58,11 @@ class App(Struct, frozen=True):
     health_checks: list[HealthCheck] = []
     container_type: str | None = None
     version: str | None = None
+    # IP-per-task apps of Marathon <= 1.4: the container ports (``ipAddress.discovery.ports``).
+    discovery_ports: list[int] = []
+    # ``versionInfo.lastScalingAt``: decides new and old of a blue/green pair split by
+    # HAPROXY_DEPLOYMENT_NEW_INSTANCES.
+    last_scaling_at: str | None = None
 
 
 class HealthCheckResult(Struct, frozen=True):

@@ -106,14 +106,49 @@ def app_of(raw: object, problems: Problems) -> App:
         port_definitions=_port_definitions(raw, app_id, problems),
         port_mappings=_port_mappings(raw, app_id, problems),
         networks=_networks(raw),
-        health_checks=[
-            HealthCheck(protocol=str(h.get("protocol", "HTTP")), port_index=_int_or_none(h.get("portIndex")), path=h.get("path"))
-            for h in raw.get("healthChecks") or []
-            if isinstance(h, dict)
-        ],
+        health_checks=[_health_check(h) for h in raw.get("healthChecks") or [] if isinstance(h, dict)],
         container_type=(raw.get("container") or {}).get("type"),
         version=raw.get("version"),
+        discovery_ports=_discovery_ports(raw.get("ipAddress")),
+        last_scaling_at=_str_or_none(_field(raw.get("versionInfo"), "lastScalingAt")),
     )
+
+
+def _field(parent: object, name: str) -> object:
+    return parent.get(name) if isinstance(parent, dict) else None
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _count_or(value: object, default: int) -> int:
+    """A non-negative integer setting, or Marathon's default for anything else."""
+    number = _int_or_none(value)
+    return number if number is not None and number >= 0 else default
+
+
+def _health_check(raw: dict) -> HealthCheck:
+    # Every field is read by type: a check with a wrongly typed field keeps Marathon's
+    # default for that field instead of failing the whole app.
+    return HealthCheck(
+        protocol=str(raw.get("protocol", "HTTP")),
+        port_index=_int_or_none(raw.get("portIndex")),
+        path=_str_or_none(raw.get("path")),
+        interval_seconds=_count_or(raw.get("intervalSeconds"), 60),
+        timeout_seconds=_count_or(raw.get("timeoutSeconds"), 20),
+        max_consecutive_failures=_count_or(raw.get("maxConsecutiveFailures"), 3),
+        grace_period_seconds=_count_or(raw.get("gracePeriodSeconds"), 300),
+        port=_int_or_none(raw.get("port")) or None,  # Marathon writes 0 for "no explicit port"
+    )
+
+
+def _discovery_ports(ip_address: object) -> list[int]:
+    """``ipAddress.discovery.ports[].number`` (IP-per-task apps before Marathon 1.5)."""
+    discovery = ip_address.get("discovery") if isinstance(ip_address, dict) else None
+    ports = discovery.get("ports") if isinstance(discovery, dict) else None
+    return [p["number"] for p in ports if isinstance(p, dict) and _int_or_none(p.get("number")) is not None] \
+        if isinstance(ports, list) else []
 
 
 def _addresses(raw: object) -> list[str]:
