@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from appliers.dns.role import DnsRole
 from appliers.dns.vip_table import VipTableRole, vips_followed
 from appliers.dns.workers import DnsWorkers
+from appliers.haproxy.role import HaproxyRole
 from appliers.l4lb.kernel import Kernel
 from appliers.l4lb.role import L4lbRole
 from appliers.options import NodeOptions, check_dns_workers
@@ -40,10 +41,10 @@ from schemas.status import HEARTBEAT_S
 
 log = logging.getLogger(__name__)
 
-ROLES = ("l4lb", "dns")
+ROLES = ("l4lb", "dns", "haproxy")
 # The derived table each loop follows (catalog alias). "vips" is no role to ask for: a node
 # that runs dns without l4lb follows the vips table for the VIP names (appliers/dns/vip_table.py).
-TOPICS = {"l4lb": "vips", "vips": "vips", "dns": "dns"}
+TOPICS = {"l4lb": "vips", "vips": "vips", "dns": "dns", "haproxy": "haproxy"}
 
 
 def _vips_in_kernel(l4lb: ReconcileLoop) -> Mapping[str, Vip]:
@@ -116,6 +117,9 @@ class Node:
             resync = options.resync_interval
         elif name == "vips":
             role, resync = VipTableRole(), None
+        elif name == "haproxy":
+            # Nothing but this role changes its HAProxy: a periodic pass would find nothing.
+            role, resync = HaproxyRole(options.haproxy), None
         else:
             role = DnsRole(options)
             resync = None  # the zones are this process's memory: nothing else can change them

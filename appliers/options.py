@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from appliers.haproxy.settings import HaproxySettings
 from schemas.catalog import Catalog
 
 
@@ -39,6 +40,8 @@ class NodeOptions:
     # serve the same port (SO_REUSEPORT), each following the dns topic itself.
     dns_workers: int = 1
     dns_worker: int | None = None  # set inside worker k; None: the node's own process
+    # haproxy (appliers/haproxy): groups, ports, directory, certificate, health checking
+    haproxy: HaproxySettings = field(default_factory=HaproxySettings)
 
 
 MAX_DNS_WORKERS = 64

@@ -150,7 +150,7 @@ def _dns_workers(ctx, param, value) -> int:
 @namespace_option
 @click.option("--node-id", required=True, help="This node's name (for logs and metrics).")
 @click.option("--agent-ip", required=True, help="This node's agent IP.")
-@click.option("--roles", default="l4lb,dns", show_default=True, help="Comma-separated roles to run: l4lb, dns.")
+@click.option("--roles", default="l4lb,dns", show_default=True, help="Comma-separated roles to run: l4lb, dns, haproxy.")
 @click.option("--dns-listen", default="127.0.0.1:53", show_default=True, help="Where the node's DNS server listens (UDP and TCP).")
 @click.option("--netns", default=None, help="Program the kernel inside this named network namespace.")
 @click.option("--route-dev", default=None, help="Device for the routes that let the node itself reach VIPs.")
@@ -177,11 +177,30 @@ def _dns_workers(ctx, param, value) -> int:
 @click.option("--dns-workers", default="1", show_default=True, metavar="N|auto", callback=_dns_workers,
               help="DNS server processes sharing the DNS port (SO_REUSEPORT), each following the dns topic; "
                    "auto: one per CPU. 1 serves from the node's own process.")
+@click.option("--haproxy-group", "haproxy_groups", default="*", show_default=True, metavar="GROUP[,GROUP...]",
+              help="The marathon-lb groups (HAPROXY_GROUP) this node serves; * serves every app, with or without a group.")
+@click.option("--haproxy-dir", default="/var/lib/wayfinder/haproxy", show_default=True,
+              help="Where the haproxy role keeps its config, sockets and self-signed certificate.")
+@click.option("--haproxy-ports", default="http=80,https=443,appid=9091,stats=9090", show_default=True,
+              help="The shared frontends' ports: vhost HTTP, HTTPS by SNI, X-Marathon-App-Id, stats and /metrics.")
+@click.option("--haproxy-bind", default="*", show_default=True, help="The address the frontends bind ('*': all).")
+@click.option("--haproxy-ssl-cert", default=None, help="PEM (certificate and key) for HTTPS; default: a self-signed one.")
+@click.option("--no-haproxy-health-check", is_flag=True,
+              help="Serve tasks whatever their Marathon health (marathon-lb without --health-check).")
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
          dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
-         dns_tcp_idle, dns_soa_mname, dns_soa_rname, dns_workers):
-    """Run this node's roles: apply the derived topics to the kernel and serve DNS."""
+         dns_tcp_idle, dns_soa_mname, dns_soa_rname, dns_workers, haproxy_groups, haproxy_dir, haproxy_ports,
+         haproxy_bind, haproxy_ssl_cert, no_haproxy_health_check):
+    """Run this node's roles: apply the derived topics to the kernel, serve DNS, run HAProxy."""
+    from appliers.haproxy.settings import parse_settings
     from appliers.node import Node, NodeOptions
+
+    try:
+        haproxy = parse_settings(groups=haproxy_groups, ports=haproxy_ports, bind=haproxy_bind,
+                                 ssl_cert=haproxy_ssl_cert, health_check=not no_haproxy_health_check,
+                                 directory=haproxy_dir)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
     options = NodeOptions(
         bootstrap=resolve_bootstrap(bootstrap), catalog=Catalog(namespace), node_id=node_id, agent_ip=agent_ip,
@@ -191,7 +210,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
         max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
-        dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname,
+        dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname, haproxy=haproxy,
     )
     try:
         running = Node(options)

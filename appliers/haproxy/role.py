@@ -1,0 +1,96 @@
+"""The `haproxy` node role: the `haproxy` table in, this node's HAProxy brought to serve it.
+
+On the node's reconcile loop (runtime.reconcile) like every role: catch-up, readiness,
+batching. Its target is one HAProxy in master-worker mode (process.py). A pass that only
+changes who sits behind a backend (a task up or down, its health, a drain) goes through the
+runtime API into the backend's pre-allocated slots; only a structural change (a new frontend,
+backend, rule or setting, or a backend outgrowing its slots) renders the config again, checks
+it and reloads. Every record a pass applies is one batch, so a burst of changes costs one
+reload at most.
+
+HAProxy's config is one document: the role always plans the whole table. Before the role is
+complete (it may hold only part of the table), a service it served keeps being served until
+the table is complete, as other roles keep what they would otherwise prune.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from appliers.haproxy.certificate import ensure_certificate
+from appliers.haproxy.process import HaproxyProcess, converge
+from appliers.haproxy.settings import HaproxySettings
+from appliers.haproxy.slots import Applied, plan as plan_slots
+from runtime.reconcile import Role, Scope
+from schemas import codec
+from schemas.haproxy import Service, service_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """What this node's HAProxy runs: its structure and slots, and the services it came from."""
+
+    applied: Applied | None
+    services: Mapping[str, Service]
+
+
+class HaproxyRole(Role[Service, Served, list[Service]]):
+    name = "haproxy"
+    threaded = True  # haproxy -c, the reload and the runtime API block
+
+    def __init__(self, settings: HaproxySettings, process: HaproxyProcess | None = None) -> None:
+        self.settings = settings
+        self.process = process or HaproxyProcess(settings)
+        self._applied: Applied | None = None
+        self._services: dict[str, Service] = {}
+        self._left_out: frozenset[tuple[str, str]] = frozenset()
+        self.reloads = 0  # passes that rendered and swapped the config (the first start too)
+        self.runtime_passes = 0  # passes that changed servers through the runtime API only
+
+    def decode(self, key: str, value: bytes) -> Service:
+        return codec.decode(value, Service)  # a ValidationError is a ValueError: refused
+
+    def observe(self, scope: Scope) -> Served:
+        # HAProxy is started and reloaded by this role only: once it is not running, nothing
+        # of what was applied serves any more, and the next plan starts from the config.
+        if not self.process.running:
+            return Served(None, {})
+        return Served(self._applied, dict(self._services))
+
+    def plan(self, desired: Mapping[str, Service], actual: Served, scope: Scope) -> list[Service] | None:
+        services = dict(desired) if scope.may_remove else {**actual.services, **desired}
+        wanted = [services[key] for key in sorted(services)]
+        if actual.applied is not None:
+            step = plan_slots(actual.applied, wanted, self.settings)
+            if not step.reload and not step.commands:
+                return None
+        return wanted
+
+    def apply(self, services: list[Service]) -> None:
+        result = converge(self.process, self._applied, services)
+        self._applied = result.applied
+        self._services = {service_key(s.group, s.app_id, s.service_port): s for s in services}
+        if result.action in ("started", "reloaded"):
+            self.reloads += 1
+            log.info("haproxy: %s (%s)", result.action, result.plan.reload_reason or "first start")
+        elif result.action == "runtime":
+            self.runtime_passes += 1
+        if result.fallback:
+            log.warning("haproxy: a runtime command was refused (%s); reloaded instead", result.fallback)
+        left_out = frozenset((item.key, item.reason) for item in result.plan.left_out)
+        for key, reason in sorted(left_out - self._left_out):
+            log.warning("haproxy: service %s is not served: %s", key, reason)
+        self._left_out = left_out
+
+    async def open(self) -> None:
+        Path(self.settings.directory).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(ensure_certificate, self.settings)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.process.stop)
