@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import contextmanager
 
+from processors.indexes import unindex
 from processors.dns.collect import EntityRecords, Rejection
 from processors.dns.config import DnsConfig
 from processors.dns.derive import (
@@ -66,14 +67,6 @@ def _collector_paused(pause: bool):
         yield
     finally:
         gc.enable()
-
-
-def _unindex(index: dict[str, set[str]], owner: str, task_id: str) -> None:
-    tasks = index.get(owner)
-    if tasks is not None:
-        tasks.discard(task_id)
-        if not tasks:
-            del index[owner]
 
 
 class DnsTable:
@@ -148,8 +141,8 @@ class DnsTable:
             if old == value:
                 return set()
             if old is not None:
-                _unindex(self._tasks_of_agent, old.agent_id, key)
-                _unindex(self._tasks_of_framework, old.framework_id, key)
+                unindex(self._tasks_of_agent, old.agent_id, key)
+                unindex(self._tasks_of_framework, old.framework_id, key)
             if value is None:
                 self.tasks.pop(key, None)
             else:

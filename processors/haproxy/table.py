@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from processors.indexes import unindex
 from processors.haproxy.labels import Rejection
 from processors.haproxy.services import DEFAULTS, Options, logical_id, services_of
 from schemas.addresses import canonical_ip
@@ -27,14 +28,6 @@ from schemas.marathon import App, AppTask
 Changes = dict[str, Service | None]
 Causes = dict[str, int]
 KINDS = ("app", "app_task", "agent")
-
-
-def _unindex(index: dict[str, set[str]], owner: str, member: str) -> None:
-    members = index.get(owner)
-    if members is not None:
-        members.discard(member)
-        if not members:
-            del index[owner]
 
 
 class HaproxyTable:
@@ -86,8 +79,8 @@ class HaproxyTable:
             old = self.tasks.pop(key, None)
             units = set()
             if old is not None:
-                _unindex(self._tasks_of_app, old.app_id, key)
-                _unindex(self._tasks_of_agent, old.agent_id or "", key)
+                unindex(self._tasks_of_app, old.app_id, key)
+                unindex(self._tasks_of_agent, old.agent_id or "", key)
                 units.add(self._unit_of_app.get(old.app_id, old.app_id))
             if value is not None:
                 self.tasks[key] = value
@@ -111,7 +104,7 @@ class HaproxyTable:
         units = set()
         old_unit = self._unit_of_app.pop(key, None)
         if old_unit is not None:
-            _unindex(self._apps_of_unit, old_unit, key)
+            unindex(self._apps_of_unit, old_unit, key)
             units.add(old_unit)
         self.apps.pop(key, None)
         if app is not None:
