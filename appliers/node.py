@@ -118,8 +118,8 @@ class Node:
         elif name == "vips":
             role, resync = VipTableRole(), None
         elif name == "haproxy":
-            # Nothing but this role changes its HAProxy: a periodic pass would find nothing.
-            role, resync = HaproxyRole(options.haproxy), None
+            # The periodic pass brings back services left out while another process held their port.
+            role, resync = HaproxyRole(options.haproxy), options.resync_interval
         else:
             role = DnsRole(options)
             resync = None  # the zones are this process's memory: nothing else can change them

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from appliers.haproxy.certificate import ensure_certificate
-from appliers.haproxy.process import HaproxyProcess, converge
+from appliers.haproxy.process import HaproxyError, HaproxyProcess, converge
 from appliers.haproxy.settings import HaproxySettings
 from appliers.haproxy.slots import Applied, plan as plan_slots
 from runtime.reconcile import Role, Scope
@@ -30,6 +31,14 @@ from schemas import codec
 from schemas.haproxy import Service, service_key
 
 log = logging.getLogger(__name__)
+
+# At most one reload a second: the changes that arrive meanwhile go into the next one.
+MIN_RELOAD_INTERVAL_S = 1.0
+# A service whose port another process holds is left out for this long, then tried again
+# (the loop's periodic pass brings it back), so one taken port never stops the others.
+UNBINDABLE_RETRY_S = 30.0
+# Reload attempts in one pass: each failed one leaves out the frontends that could not bind.
+BIND_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,18 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
     name = "haproxy"
     threaded = True  # haproxy -c, the reload and the runtime API block
 
-    def __init__(self, settings: HaproxySettings, process: HaproxyProcess | None = None) -> None:
+    def __init__(self, settings: HaproxySettings, process: HaproxyProcess | None = None, *,
+                 min_reload_interval: float = MIN_RELOAD_INTERVAL_S,
+                 monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.process = process or HaproxyProcess(settings)
+        self.min_reload_interval = min_reload_interval
+        self._monotonic, self._sleep = monotonic, sleep
         self._applied: Applied | None = None
         self._services: dict[str, Service] = {}
         self._left_out: frozenset[tuple[str, str]] = frozenset()
+        self._last_reload = float("-inf")
+        self._unbindable: dict[str, float] = {}  # backend -> until when it is left out
         self.reloads = 0  # passes that rendered and swapped the config (the first start too)
         self.runtime_passes = 0  # passes that changed servers through the runtime API only
 
@@ -73,11 +88,27 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
         return wanted
 
     def apply(self, services: list[Service]) -> None:
-        result = converge(self.process, self._applied, services)
+        now = self._monotonic()
+        self._unbindable = {backend: until for backend, until in self._unbindable.items() if until > now}
+        for attempt in range(BIND_ATTEMPTS):
+            served = [s for s in services if s.backend not in self._unbindable]
+            self._wait_for_reload_slot(served)
+            try:
+                result = converge(self.process, self._applied, served)
+                break
+            except HaproxyError as error:
+                if not error.unbindable or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self._last_reload = self._monotonic()
+                for backend in error.unbindable:
+                    log.warning("haproxy: frontend %s cannot bind its port (another process holds it); "
+                                "left out for %.0fs", backend, UNBINDABLE_RETRY_S)
+                    self._unbindable[backend] = self._monotonic() + UNBINDABLE_RETRY_S
         self._applied = result.applied
         self._services = {service_key(s.group, s.app_id, s.service_port): s for s in services}
         if result.action in ("started", "reloaded"):
             self.reloads += 1
+            self._last_reload = self._monotonic()
             log.info("haproxy: %s (%s)", result.action, result.plan.reload_reason or "first start")
         elif result.action == "runtime":
             self.runtime_passes += 1
@@ -87,6 +118,20 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
         for key, reason in sorted(left_out - self._left_out):
             log.warning("haproxy: service %s is not served: %s", key, reason)
         self._left_out = left_out
+
+    def _wait_for_reload_slot(self, services: list[Service]) -> None:
+        """Before a reload, wait out the rest of the minimum interval since the last one: the
+        loop reads no record meanwhile, so everything that arrives goes into the next pass."""
+        if self._applied is None or not plan_slots(self._applied, services, self.settings).reload:
+            return
+        wait = self._last_reload + self.min_reload_interval - self._monotonic()
+        if wait > 0:
+            self._sleep(min(wait, self.min_reload_interval))
+
+    @property
+    def left_out_unbindable(self) -> list[str]:
+        """The backends left out because another process holds their port."""
+        return sorted(self._unbindable)
 
     async def open(self) -> None:
         Path(self.settings.directory).mkdir(parents=True, exist_ok=True)
