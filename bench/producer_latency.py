@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -33,15 +32,10 @@ from producers.history import KIND_BY_TASK_STATE  # noqa: E402
 from bench.broker import bench_kafka  # noqa: E402
 from runtime.kafka.topics import ensure_topics  # noqa: E402
 from schemas.catalog import Catalog  # noqa: E402
+from runtime.ports import free_port
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 FIXTURE = REPO / "runtime" / "demo" / "operator-api.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, body: dict | None = None) -> dict:

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,16 +25,11 @@ from runtime.kafka.reader import read_table
 from schemas import codec
 from schemas.catalog import Catalog
 from schemas.status import PROCESSOR_KEY, Mark
+from runtime.ports import free_port
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 # The processors' election sessions: our broker accepts 1 s and up (runtime/kafka/node.py).
 SESSION_TIMEOUT_MS = 2000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

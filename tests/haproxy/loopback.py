@@ -13,19 +13,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct ports that were free a moment ago (bound to port 0, then released)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+from runtime.ports import free_ports
 
 
 class _Answer(BaseHTTPRequestHandler):
@@ -87,3 +75,5 @@ def get(port: int, path: str = "/", host: str = "localhost", sni: str | None = N
         response.begin()
         body = response.read().decode(errors="replace")
         return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
+
+__all__ = ["Backend", "Reply", "free_ports", "get"]

@@ -1,0 +1,25 @@
+"""Free TCP ports on loopback, for the processes the demo, the benches and the tests start."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct ports that were free a moment ago: all bound to port 0 at once (so
+    they differ), then released for the caller's servers to take."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    (port,) = free_ports(1, host)
+    return port
