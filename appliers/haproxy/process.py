@@ -298,13 +298,16 @@ class Converged:
     fallback: str | None = None  # why runtime commands gave way to a reload
 
 
-def converge(process: HaproxyProcess, current: Applied | None, desired: list[Service]) -> Converged:
-    """One reconcile step: plan, then runtime commands or a config swap and reload. A refused
-    runtime command falls back to a reload with the same assignment. ConfigRejected (raised)
-    leaves HAProxy and `current` as they were."""
+def converge(process: HaproxyProcess, current: Applied | None, desired: list[Service],
+             step: Plan | None = None) -> Converged:
+    """One reconcile step: plan (or take `step`, planned from `current` to `desired`), then
+    runtime commands or a config swap and reload. A refused runtime command falls back to a
+    reload with the same assignment. ConfigRejected (raised) leaves HAProxy and `current` as
+    they were."""
     if not process.running:
-        current = None  # whatever ran is gone: start from the config
-    step = plan(current, desired, process.settings)
+        current, step = None, None  # whatever ran is gone: start from the config
+    if step is None:
+        step = plan(current, desired, process.settings)
     fallback = None
     if not step.reload:
         try:

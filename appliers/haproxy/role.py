@@ -25,10 +25,10 @@ from pathlib import Path
 from appliers.haproxy.certificate import ensure_certificate
 from appliers.haproxy.process import HaproxyError, HaproxyProcess, converge
 from appliers.haproxy.settings import HaproxySettings
-from appliers.haproxy.slots import Applied, plan as plan_slots
+from appliers.haproxy.slots import Applied, Plan, plan as plan_slots, plan_members
 from runtime.reconcile import Role, Scope
 from schemas import codec
-from schemas.haproxy import Service, service_key
+from schemas.haproxy import Service
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,15 @@ class Served:
     services: Mapping[str, Service]
 
 
-class HaproxyRole(Role[Service, Served, list[Service]]):
+@dataclass(frozen=True)
+class Pass:
+    """One pass's change: the step from what runs, and every service it leads to, by key."""
+
+    step: Plan
+    services: Mapping[str, Service]
+
+
+class HaproxyRole(Role[Service, Served, Pass]):
     name = "haproxy"
     threaded = True  # haproxy -c, the reload and the runtime API block
 
@@ -74,27 +82,37 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
     def observe(self, scope: Scope) -> Served:
         # HAProxy is started and reloaded by this role only: once it is not running, nothing
         # of what was applied serves any more, and the next plan starts from the config.
+        now = self._monotonic()  # a port left out long enough is tried again in this pass
+        self._unbindable = {backend: until for backend, until in self._unbindable.items() if until > now}
         if not self.process.running:
             return Served(None, {})
-        return Served(self._applied, dict(self._services))
+        return Served(self._applied, self._services)
 
-    def plan(self, desired: Mapping[str, Service], actual: Served, scope: Scope) -> list[Service] | None:
+    def plan(self, desired: Mapping[str, Service], actual: Served, scope: Scope) -> Pass | None:
+        """The changed services alone when only their servers changed (the usual case: a task
+        up or down, its health), else the whole config."""
+        if actual.applied is not None and scope.keys is not None:
+            changed = {key: desired.get(key) if scope.may_remove else desired.get(key, actual.services.get(key))
+                       for key in scope.keys}
+            step = plan_members(actual.applied, actual.services, changed, self.settings)
+            if step is not None:
+                if not step.commands:
+                    return None
+                return Pass(step, {**actual.services, **changed})
         services = dict(desired) if scope.may_remove else {**actual.services, **desired}
-        wanted = [services[key] for key in sorted(services)]
-        if actual.applied is not None:
-            step = plan_slots(actual.applied, wanted, self.settings)
-            if not step.reload and not step.commands:
-                return None
-        return wanted
+        step = plan_slots(actual.applied, self._wanted(services), self.settings)
+        if actual.applied is not None and step.converged and services == actual.services:
+            return None
+        return Pass(step, services)
 
-    def apply(self, services: list[Service]) -> None:
-        now = self._monotonic()
-        self._unbindable = {backend: until for backend, until in self._unbindable.items() if until > now}
+    def apply(self, change: Pass) -> None:
+        step: Plan | None = change.step
         for attempt in range(BIND_ATTEMPTS):
-            served = [s for s in services if s.backend not in self._unbindable]
-            self._wait_for_reload_slot(served)
+            served = self._wanted(change.services)
+            if step is None or step.reload:  # no step: planned again after a failed reload
+                self._wait_for_reload_slot()
             try:
-                result = converge(self.process, self._applied, served)
+                result = converge(self.process, self._applied, served, step)
                 break
             except HaproxyError as error:
                 if not error.unbindable or attempt == BIND_ATTEMPTS - 1:
@@ -104,8 +122,9 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
                     log.warning("haproxy: frontend %s cannot bind its port (another process holds it); "
                                 "left out for %.0fs", backend, UNBINDABLE_RETRY_S)
                     self._unbindable[backend] = self._monotonic() + UNBINDABLE_RETRY_S
+                step = None  # plan again without them
         self._applied = result.applied
-        self._services = {service_key(s.group, s.app_id, s.service_port): s for s in services}
+        self._services = dict(change.services)
         if result.action in ("started", "reloaded"):
             self.reloads += 1
             self._last_reload = self._monotonic()
@@ -114,15 +133,20 @@ class HaproxyRole(Role[Service, Served, list[Service]]):
             self.runtime_passes += 1
         if result.fallback:
             log.warning("haproxy: a runtime command was refused (%s); reloaded instead", result.fallback)
-        left_out = frozenset((item.key, item.reason) for item in result.plan.left_out)
-        for key, reason in sorted(left_out - self._left_out):
-            log.warning("haproxy: service %s is not served: %s", key, reason)
-        self._left_out = left_out
+        if result.plan.reload or result.action == "started":  # a whole-config plan: it knows what is left out
+            left_out = frozenset((item.key, item.reason) for item in result.plan.left_out)
+            for key, reason in sorted(left_out - self._left_out):
+                log.warning("haproxy: service %s is not served: %s", key, reason)
+            self._left_out = left_out
 
-    def _wait_for_reload_slot(self, services: list[Service]) -> None:
+    def _wanted(self, services: Mapping[str, Service]) -> list[Service]:
+        """Every service in key order, but those whose port another process holds."""
+        return [services[key] for key in sorted(services) if services[key].backend not in self._unbindable]
+
+    def _wait_for_reload_slot(self) -> None:
         """Before a reload, wait out the rest of the minimum interval since the last one: the
         loop reads no record meanwhile, so everything that arrives goes into the next pass."""
-        if self._applied is None or not plan_slots(self._applied, services, self.settings).reload:
+        if self._applied is None:
             return
         wait = self._last_reload + self.min_reload_interval - self._monotonic()
         if wait > 0:

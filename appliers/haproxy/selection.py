@@ -51,7 +51,7 @@ def select(services: Iterable[Service], settings: HaproxySettings) -> Selection:
         if (service.app_id, service.service_port) in seen_app_ports:
             continue  # the same app port through another group: served once
         seen_app_ports.add((service.app_id, service.service_port))
-        reason = _unrenderable(service)
+        reason = unrenderable(service)
         if reason is None and service.backend in backends:
             reason = f"backend name {service.backend} is already used by {backends[service.backend]}"
         if reason is None and service.bind_port in shared:
@@ -70,7 +70,7 @@ def select(services: Iterable[Service], settings: HaproxySettings) -> Selection:
     return Selection(tuple(served), tuple(left_out))
 
 
-def _unrenderable(service: Service) -> str | None:
+def unrenderable(service: Service) -> str | None:
     """Why this service's values cannot be written into haproxy.cfg as they are, or None.
     The processor validates labels; this guards the config text itself."""
     if not _NAME.match(service.backend):

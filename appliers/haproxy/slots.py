@@ -13,13 +13,16 @@ Capacities never shrink while a backend exists: shrinking would be a reload for 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Iterable
+
+import msgspec
 
 from appliers.haproxy.render import (
     Assignment, BackendSlots, SlotState, render, slot_capacity, slot_name, slot_state,
 )
-from appliers.haproxy.selection import LeftOut, select
+from appliers.haproxy.selection import LeftOut, key_of, select, unrenderable
 from appliers.haproxy.settings import HaproxySettings
 from schemas.haproxy import HealthCheck, Server, Service
 
@@ -30,6 +33,7 @@ class Applied:
 
     skeleton: str
     assignment: Assignment
+    served: frozenset[str] = frozenset()  # keys of the services the config serves
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Plan:
     assignment: Assignment
     skeleton: str
     left_out: tuple[LeftOut, ...]
+    served: frozenset[str] = frozenset()
 
     @property
     def reload(self) -> bool:
@@ -53,7 +58,7 @@ class Plan:
         return self.reload_reason is None and not self.commands
 
     def applied(self) -> Applied:
-        return Applied(self.skeleton, self.assignment)
+        return Applied(self.skeleton, self.assignment, self.served)
 
 
 def assign(previous: Assignment, services: Iterable[Service]) -> dict[str, BackendSlots]:
@@ -103,7 +108,50 @@ def plan(current: Applied | None, desired: Iterable[Service], settings: HaproxyS
         reason = _why_structure_changed(previous, assignment)
     else:
         reason = None
-    return Plan(reason, commands, assignment, new_skeleton, selection.left_out)
+    return Plan(reason, commands, assignment, new_skeleton, selection.left_out,
+                frozenset(key_of(service) for service in selection.services))
+
+
+def plan_members(current: Applied, running: Mapping[str, Service], changed: Mapping[str, Service | None],
+                 settings: HaproxySettings) -> Plan | None:
+    """The runtime-only plan when every changed service differs from the one HAProxy runs
+    under its key only in its servers, and they fit its slots: a cost in the changed services,
+    not in the whole config. None when that is not so: then `plan` the whole config.
+
+    `running`: the services the config was planned from, by key; `changed`: the new value of
+    each changed key (None: gone)."""
+    assignment = dict(current.assignment)
+    commands: list[str] = []
+    for key, new in changed.items():
+        old = running.get(key)
+        if new is None or old is None or _structure(new) != _structure(old):
+            return None
+        if key not in current.served:
+            if settings.serves_group(new.group) and new.servers != old.servers and not _deduplicated(new, current):
+                return None  # left out before: the full plan says whether it still is
+            continue  # not this node's group, or another group's record of an app port served
+        if unrenderable(new) is not None:
+            return None
+        slots = assignment[new.backend]
+        moved = _assign_backend(slots, new.servers)
+        if moved.capacity != slots.capacity:
+            return None  # outgrew its slots: a reload
+        for index, (was, now) in enumerate(zip(slots.servers, moved.servers)):
+            commands += slot_commands(f"{new.backend}/{slot_name(index)}",
+                                      slot_state(was, settings, new.health_check),
+                                      slot_state(now, settings, new.health_check))
+        assignment[new.backend] = moved
+    return Plan(None, tuple(commands), assignment, current.skeleton, (), current.served)
+
+
+def _structure(service: Service) -> Service:
+    """Everything but the servers: what only a reload can change."""
+    return msgspec.structs.replace(service, servers=[])
+
+
+def _deduplicated(service: Service, current: Applied) -> bool:
+    """Whether a `*` node serves this app port through another group's record."""
+    return any(key.split(":", 1)[1] == key_of(service).split(":", 1)[1] for key in current.served)
 
 
 def _why_structure_changed(previous: Assignment, assignment: Assignment) -> str:
@@ -155,4 +203,4 @@ def slot_commands(target: str, old: SlotState, new: SlotState) -> list[str]:
     return commands
 
 
-__all__ = ["Applied", "Plan", "assign", "plan", "skeleton", "slot_commands"]
+__all__ = ["Applied", "Plan", "assign", "plan", "plan_members", "skeleton", "slot_commands"]

@@ -9,6 +9,8 @@ import socket
 import pytest
 
 from appliers.haproxy.role import UNBINDABLE_RETRY_S, HaproxyRole
+from runtime.reconcile import Scope
+from schemas.haproxy import service_key
 from tests.haproxy.loopback import free_ports, get
 from tests.haproxy.conftest import service
 
@@ -28,6 +30,18 @@ class FakeTime:
         self.now += seconds
 
 
+def sync(role: HaproxyRole, services, changed: set[str] | None = None) -> None:
+    """One pass of the reconcile loop over `services` (the whole table): a full pass, or one
+    over the keys of `changed` (app ids) only, as the loop makes after records arrive."""
+    desired = {service_key(s.group, s.app_id, s.service_port): s for s in services}
+    keys = None if changed is None else frozenset(k for k in {*desired, *role.observe(Scope(None, True)).services}
+                                                   if k.split(":")[1] in changed)
+    scope = Scope(keys, True)
+    change = role.plan(desired, role.observe(scope), scope)
+    if change is not None:
+        role.apply(change)
+
+
 @pytest.fixture
 def role(balancer):
     clock = FakeTime()
@@ -40,43 +54,43 @@ def role(balancer):
 def test_a_second_structural_change_waits_for_the_reload_interval_and_membership_never_waits(role, backends):
     first, second = backends(2)
     p1, p2 = free_ports(2)
-    role.apply([service("/one", p1, first)])
+    sync(role, [service("/one", p1, first)])
     assert (role.reloads, role.clock.slept) == (1, [])  # the first start waits for nothing
 
     role.clock.now += 0.25
-    role.apply([service("/one", p1, first, second)])  # membership: the runtime API, at once
+    sync(role, [service("/one", p1, first, second)], changed={"/one"})  # membership: the runtime API, at once
     assert (role.reloads, role.runtime_passes, role.clock.slept) == (1, 1, [])
     assert {get(p1).body for _ in range(4)} == {"b1", "b2"}
 
-    role.apply([service("/one", p1, first, second), service("/two", p2, second)])  # structure
+    sync(role, [service("/one", p1, first, second), service("/two", p2, second)])  # structure
     assert (role.reloads, role.clock.slept) == (2, [0.75])
     assert get(p2).body == "b2"
 
     role.clock.now += 5.0  # long after the last reload: no wait
-    role.apply([service("/one", p1, first, second)])
+    sync(role, [service("/one", p1, first, second)])
     assert (role.reloads, role.clock.slept) == (3, [0.75])
 
 
 def test_a_port_another_process_holds_leaves_out_that_service_only_until_it_is_free(role, backends):
     (app,) = backends(1)
     p1, p2, p3 = free_ports(3)
-    role.apply([service("/one", p1, app)])
+    sync(role, [service("/one", p1, app)])
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", p2))
         squatter.listen()
-        role.apply([service("/one", p1, app), service("/two", p2, app), service("/three", p3, app)])
+        sync(role, [service("/one", p1, app), service("/two", p2, app), service("/three", p3, app)])
         assert role.left_out_unbindable == [f"two_{p2}"]
         assert get(p1).body == "b1" and get(p3).body == "b1"
 
         # Still left out while its time runs: other changes keep going through.
         role.clock.now += 10
-        role.apply([service("/one", p1, app), service("/two", p2, app)])
+        sync(role, [service("/one", p1, app), service("/two", p2, app)])
         assert role.left_out_unbindable == [f"two_{p2}"]
         assert get(p1).body == "b1"
         with pytest.raises(OSError):
             get(p3)
 
     role.clock.now += UNBINDABLE_RETRY_S
-    role.apply([service("/one", p1, app), service("/two", p2, app)])
+    sync(role, [service("/one", p1, app), service("/two", p2, app)])
     assert role.left_out_unbindable == []
     assert get(p2).body == "b1"
