@@ -48,7 +48,15 @@ def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
     broker's metadata yet, so a missing topic is asked for again until ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
-        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        try:
+            metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic())).topics.get(topic)
+        except KafkaException as error:
+            # No broker answered (one not up yet, at a cold start of everything at once): the
+            # same as a topic not there yet for whoever waits for it, not a crash.
+            if error.args[0].fatal() or time.monotonic() > deadline:
+                raise LookupError(f"topic {topic!r}: no broker answered ({error.args[0].str()})") from None
+            time.sleep(0.5)
+            continue
         if metadata is not None and metadata.error is None and metadata.partitions:
             return sorted(metadata.partitions)
         if time.monotonic() > deadline:
@@ -182,10 +190,10 @@ def follow(
             try:
                 partitions = partitions_of(consumer, topic, 10.0)
                 break
-            except LookupError:
+            except LookupError as missing:
                 if not wait_for_topic or not running():
                     raise
-                log.warning("waiting for topic %s to be created", topic)
+                log.warning("waiting for %s", missing)
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in partitions])
         logged: set[int] = set()

@@ -239,3 +239,20 @@ def test_three_brokers_survive_one_crash_with_acks_all(kafka_three):
 
     assert kafka_three.start(2) == bootstrap
     assert sorted(_metadata(bootstrap, topic, [1, 2, 3]).brokers) == [1, 2, 3]
+
+
+def test_no_broker_yet_is_a_missing_topic_for_a_reader_not_a_crash():
+    """Everything started at once: a reader whose broker is not up yet waits as for a topic
+    not created yet (LookupError after its timeout), instead of dying on the transport error."""
+    from runtime.kafka.reader import partitions_of
+    from runtime.ports import free_port
+
+    consumer = Consumer({"bootstrap.servers": f"127.0.0.1:{free_port()}", "group.id": "unused",
+                         "log_level": 0, "reconnect.backoff.max.ms": 200})
+    try:
+        started = time.monotonic()
+        with pytest.raises(LookupError, match="no broker answered"):
+            partitions_of(consumer, "wayfinder.status", 2.0)
+        assert 1.5 <= time.monotonic() - started < 10
+    finally:
+        consumer.close()
