@@ -16,8 +16,8 @@ observed time); no simulator, no producer process. The processor runs as its own
 - rebuild: the N tasks, the agents, the framework and the cluster record are in the topics
   first, with a synced `producer/mesos` mark at their end offsets (what a producer writes after
   its start-up sync). The clock runs from the processor's spawn to the first committed
-  `processor` mark that is ready and whose positions reach the end offsets of every source
-  topic: its outputs then reflect the whole cluster. The processor's VmRSS and VmHWM are read
+  `processor` mark that is ready for `vips` and `dns` (no Marathon producer here, so never
+  for `haproxy`) and whose positions reach the end offsets of every source topic: its outputs then reflect the whole cluster. The processor's VmRSS and VmHWM are read
   from /proc at that moment. The processor's own log line splits the time (read and derive,
   then the takeover that publishes the outputs).
 - streaming: then M changes from Workload.churn (a task killed, i.e. tombstoned, and its
@@ -72,6 +72,12 @@ from schemas.status import Mark, producer_key  # noqa: E402
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 GOALS = {"streaming_changes_per_second_min": 5000, "rebuild_100k_tasks_s_max": 5.0, "rss_100k_tasks_mb_max": 1024}
+
+
+def mesos_outputs_ready(mark: Mark) -> bool:
+    """Ready for the outputs of Mesos sources. A processor older than ``ready_outputs`` (--source)
+    derives only those, and says so with ``ready``."""
+    return mark.ready or {"vips", "dns"} <= set(mark.ready_outputs)
 
 
 def default_changes(per_app: int) -> int:
@@ -139,7 +145,8 @@ def run_cell(args, bootstrap: str, tasks: int, per_app: int, logs: Path) -> dict
             process = subprocess.Popen([WAYFINDER, "--log-level", "info", "process", "--bootstrap", bootstrap,
                                         "--namespace", catalog.namespace], stdout=out, stderr=subprocess.STDOUT,
                                        env=env, cwd=args.source or None)
-        found = watch.wait(lambda m: m.ready and reaches(m.positions, sources), spawned + args.rebuild_limit, process)
+        found = watch.wait(lambda m: mesos_outputs_ready(m) and reaches(m.positions, sources),
+                           spawned + args.rebuild_limit, process)
         if found is None:
             cell["rebuild"] = {"completed": False, "limit_s": args.rebuild_limit, "rss_mb": memory_mb(process.pid)}
             say(f"rebuild did not finish within {args.rebuild_limit}s")

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 from confluent_kafka import KafkaError, KafkaException
 
-from processors.readiness import is_ready, previous_epoch, processor_mark
+from processors.readiness import OutputProducers, previous_epoch, processor_mark, ready_outputs
 from processors.stage import Stage
 from runtime.kafka.reader import read_table
 from runtime.kafka.transactions import TransactionalWriter
@@ -46,7 +46,7 @@ State = tuple[Positions, int, Mapping[str, Mark]]
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, catalog: Catalog, stages: list[Stage], producers: Mapping[str, list[str]],
+    def __init__(self, bootstrap: str, catalog: Catalog, stages: list[Stage], producers: OutputProducers,
                  instance: str, started_at: float, session_timeout_s: float):
         self.bootstrap, self.catalog, self.stages, self.producers = bootstrap, catalog, stages, producers
         self.instance, self.started_at = instance, started_at
@@ -54,7 +54,7 @@ class Publisher:
         self.transactional_id = f"{catalog.namespace}.processor"
         self.writer: TransactionalWriter | None = None
         self.epoch = 0
-        self.ready = False
+        self.ready_outputs: list[str] = []
         self.synced_at: float | None = None
         self.last_mark_at = 0.0
         self._retry_at = 0.0  # no takeover before this (monotonic), after any error
@@ -104,9 +104,9 @@ class Publisher:
         """One transaction when there is something to say: source changes, rejections, a change
         of readiness, or a heartbeat due."""
         positions, lag, marks = state
-        ready = is_ready(positions, marks, self.producers)
+        ready = ready_outputs(positions, marks, self.producers)
         due = time.monotonic() - self.last_mark_at >= HEARTBEAT_S
-        if not (sources_changed or rejections or ready != self.ready or due):
+        if not (sources_changed or rejections or ready != self.ready_outputs or due):
             return
         try:
             self.writer.begin()
@@ -124,7 +124,7 @@ class Publisher:
         self.writer.abort()
         self.writer.close()
         self.writer = None
-        self.ready = False
+        self.ready_outputs = []
         log.warning("processor %s stepped down: %s", self.instance, why)
 
     def _failed(self, term: int, doing: str, error: Exception) -> None:
@@ -145,11 +145,12 @@ class Publisher:
 
     def _publish_mark(self, positions: Positions, lag: int, marks: Mapping[str, Mark]) -> None:
         now = time.time()
-        self.ready = is_ready(positions, marks, self.producers)
-        if self.ready and self.synced_at is None:
+        self.ready_outputs = ready_outputs(positions, marks, self.producers)
+        if self.ready_outputs and self.synced_at is None:
             self.synced_at = now
         mark = processor_mark(instance=self.instance, started_at=self.started_at, now=now, epoch=self.epoch,
-                              positions=positions, lag=lag, ready=self.ready, synced_at=self.synced_at)
+                              positions=positions, lag=lag, ready_outputs=self.ready_outputs, outputs=self.producers,
+                              synced_at=self.synced_at)
         topic = self.catalog.topic("status")
         value = codec.encode(mark)
         self.writer.publish(topic.name, PROCESSOR_KEY, value, Observation.now().headers(topic.schema_id))

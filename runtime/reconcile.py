@@ -118,7 +118,7 @@ class Follower(Protocol):
 
 
 class ProcessorGate(Protocol):
-    """Whether a ready processor mark has been seen (runtime.kafka.status.StatusWatch)."""
+    """Whether a processor mark has said the loop's table is ready (runtime.kafka.status.TableGate)."""
 
     @property
     def processor_ready(self) -> bool: ...

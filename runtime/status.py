@@ -28,15 +28,19 @@ class StatusRow:
     role: str | None  # None: no mark under this key
     instance: str | None = None
     in_sync: bool | None = None
-    ready: bool | None = None  # the processor's only
+    ready: bool | None = None  # the processor's only: every output ready
     synced_at: float | None = None
     heartbeat_age_s: float | None = None
     lag: int | None = None  # the processor's only
     stale: bool = False
+    ready_outputs: list[str] | None = None  # the processor's only
+    waiting: dict[str, list[str]] | None = None  # the processor's only: output -> producers it waits for
 
 
-def status_rows(marks: Mapping[str, Mark], now: float) -> list[StatusRow]:
-    """One row per expected key (a missing mark too), then any other keys found."""
+def status_rows(marks: Mapping[str, Mark], now: float, waiting: Mapping[str, list[str]] | None = None) -> list[StatusRow]:
+    """One row per expected key (a missing mark too), then any other keys found. `waiting`:
+    each output the processor is not ready for -> the producers it waits for
+    (processors.readiness.outputs_waiting)."""
     keys = [*EXPECTED_KEYS, *sorted(k for k in marks if k not in EXPECTED_KEYS)]
     rows = []
     for key in keys:
@@ -47,31 +51,40 @@ def status_rows(marks: Mapping[str, Mark], now: float) -> list[StatusRow]:
         processor = mark.role == "processor"
         age = max(now - mark.heartbeat_at, 0.0)
         rows.append(StatusRow(key, mark.role, mark.instance, mark.in_sync, mark.ready if processor else None,
-                              mark.synced_at, round(age, 1), mark.lag if processor else None, age > STALE_AFTER_S))
+                              mark.synced_at, round(age, 1), mark.lag if processor else None, age > STALE_AFTER_S,
+                              list(mark.ready_outputs) if processor else None,
+                              dict(waiting or {}) if processor else None))
     return rows
 
 
-def status_lines(marks: Mapping[str, Mark], now: float) -> list[str]:
-    """`wayfinder status`: one line per mark."""
+def status_lines(marks: Mapping[str, Mark], now: float, waiting: Mapping[str, list[str]] | None = None) -> list[str]:
+    """`wayfinder status`: one line per mark. A processor ready for some outputs only is
+    ``partly ready``, with ``ready=`` the outputs it is ready for and ``waiting=`` what each
+    other output waits for (``haproxy:producer/marathon``; ``processor`` when its producers
+    are synced and the processor has yet to mark it)."""
     lines = []
-    for row in status_rows(marks, now):
+    for row in status_rows(marks, now, waiting):
         if row.role is None:
             lines.append(f"{row.key:<18} no mark")
             continue
-        state = ("ready" if row.ready else "not ready") if row.ready is not None else (
-            "in sync" if row.in_sync else "not in sync")
+        state = _processor_state(row) if row.ready is not None else ("in sync" if row.in_sync else "not in sync")
         parts = [f"{row.key:<18}", f"{state:<12}", f"instance={row.instance}",
                  f"synced_at={_clock(row.synced_at)}", f"heartbeat={row.heartbeat_age_s:.1f}s ago"]
         if row.lag is not None:
             parts.append(f"lag={row.lag}")
+        if not row.ready and row.ready_outputs:
+            parts.append(f"ready={','.join(row.ready_outputs)}")
+        if not row.ready and row.waiting:
+            parts.append("waiting=" + ",".join(f"{output}:{'+'.join(producers) or 'processor'}"
+                                               for output, producers in row.waiting.items()))
         if row.stale:
             parts.append("STALE")
         lines.append(" ".join(parts))
     return lines
 
 
-def status_json(marks: Mapping[str, Mark], now: float) -> list[dict]:
-    return [asdict(row) for row in status_rows(marks, now)]
+def status_json(marks: Mapping[str, Mark], now: float, waiting: Mapping[str, list[str]] | None = None) -> list[dict]:
+    return [asdict(row) for row in status_rows(marks, now, waiting)]
 
 
 def upstream_problems(marks: Mapping[str, Mark], now: float, lag_behind: int = LAG_BEHIND) -> list[str]:
@@ -107,6 +120,12 @@ class UpstreamLog:
                 self.log.info("%s: upstream current again", self.what)
             self.problems = problems
         return problems
+
+
+def _processor_state(row: StatusRow) -> str:
+    if row.ready:
+        return "ready"
+    return "partly ready" if row.ready_outputs else "not ready"
 
 
 def _clock(at: float | None) -> str:

@@ -47,13 +47,18 @@ class Mark(Struct, frozen=True):
       silent.
     - ``in_sync``: a producer's tables equal the cluster now (its stream is live after a full
       sync); for the processor, that it is the active one and is consuming.
-    - ``synced_at``: when the producer last completed a full sync; for the processor, when its
-      outputs first reflected synced sources.
+    - ``synced_at``: when the producer last completed a full sync; for the processor, when one
+      of its outputs first reflected synced sources (its first entry in ``ready_outputs``).
     - ``positions``: for a producer, the end offsets of its tables right after its last full
       sync; for the processor, the source positions its published outputs reflect.
-    - ``ready`` (processor): rebuilt, and ``positions`` reach every producer's ``positions``.
+    - ``ready`` (processor): rebuilt, and ``positions`` reach every producer's ``positions``:
+      every output in ``ready_outputs``.
     - ``lag`` (processor): source records not yet reflected in its outputs.
     - ``epoch`` (processor): the election generation that made it active.
+    - ``ready_outputs`` (processor): the output aliases (``dns``, ``haproxy``, ``vips``, sorted)
+      whose sources' producers all have synced marks that ``positions`` reach. An output
+      needs only its own producers: a cluster without Marathon still gets ``dns`` and ``vips``.
+      Empty in a mark from a processor older than this field: its ``ready`` speaks for all.
     """
 
     role: str
@@ -66,3 +71,4 @@ class Mark(Struct, frozen=True):
     ready: bool = False
     lag: int = 0
     epoch: int = 0
+    ready_outputs: list[str] = []

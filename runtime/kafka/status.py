@@ -1,9 +1,11 @@
 """Reading the status topic: the newest readiness mark per key (schemas.status).
 
 `read_marks` reads the topic once (for `wayfinder status`); `StatusWatch` follows it for a
-node, in a thread of its own, and is the node roles' ProcessorGate: ``processor_ready``
-turns True the first time a processor mark says ready, and stays True (a ready role stays
-ready; the marks only say how current the upstream is after that).
+node, in a thread of its own. Each of the node's loops gates on its own table through a
+`TableGate` (a ProcessorGate): ready the first time a processor mark lists that table in
+``ready_outputs`` (or, from an older processor, says ``ready``), and ready for good after that
+(a ready role stays ready; the marks only say how current the upstream is). So a node's dns
+role serves a cluster without Marathon while its haproxy role waits for Marathon.
 """
 
 from __future__ import annotations
@@ -44,7 +46,11 @@ class StatusWatch:
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.bootstrap, self.topic = bootstrap, topic
         self.marks: dict[str, Mark] = {}
-        self.processor_ready = False
+        self.processor_ready = False  # every output ready
+        self.ready_tables: set[str] = set()  # output aliases a processor mark has said are ready
+
+    def table_ready(self, alias: str) -> bool:
+        return self.processor_ready or alias in self.ready_tables
 
     def take(self, record: ConsumedRecord) -> None:
         """One record of the status topic (from the follower thread, or a test)."""
@@ -57,7 +63,12 @@ class StatusWatch:
         if mark is None:
             return
         self.marks[record.key] = mark
-        if record.key == PROCESSOR_KEY and mark.ready and not self.processor_ready:
+        if record.key != PROCESSOR_KEY:
+            return
+        if newly := sorted(set(mark.ready_outputs) - self.ready_tables):
+            log.info("status: the processor (%s) is ready for %s", mark.instance, ", ".join(newly))
+            self.ready_tables.update(newly)
+        if mark.ready and not self.processor_ready:
             log.info("status: the processor (%s) is ready", mark.instance)
             self.processor_ready = True
 
@@ -68,3 +79,15 @@ class StatusWatch:
                 self.take(record)
 
         await run_until_stopped(stop, follow_marks)
+
+
+class TableGate:
+    """The ProcessorGate of the loop that follows one derived table (`alias`): it waits only
+    for the producers that table is derived from."""
+
+    def __init__(self, watch: StatusWatch, alias: str) -> None:
+        self.watch, self.alias = watch, alias
+
+    @property
+    def processor_ready(self) -> bool:
+        return self.watch.table_ready(self.alias)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 
-from processors.replay import fresh_outputs
+from processors.replay import fresh_outputs, processor_stages
 from runtime.kafka.reader import read_table, read_to_end
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
@@ -26,11 +26,12 @@ from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation
 from schemas.mesos import Agent, Discovery, DiscoveryPort, Framework, NetworkInfo, Task, TaskStatus
-from schemas.status import PROCESSOR_KEY, Mark
+from schemas.status import PROCESSOR_KEY, Mark, producer_key
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
-SOURCES = ("agents", "frameworks", "cluster", "tasks")
-OUTPUTS = ("vips", "dns")
+# Every stage's sources and outputs (haproxy stays empty: no Marathon records here).
+SOURCES = tuple(dict.fromkeys(alias for stage in processor_stages(Catalog()) for alias in stage.sources))
+OUTPUTS = tuple(stage.output for stage in processor_stages(Catalog()))
 AGENTS = 4
 FRAMEWORK = Framework(id="fw-marathon", name="marathon", hostname="10.0.0.1", ip="10.0.0.1", port=8080)
 
@@ -93,13 +94,13 @@ class SourceWriter:
                 self.launch(self.random.randrange(self.apps))
         self.sink.flush()
 
-    def mark_producer_synced(self, positions: dict[str, dict[int, int]]) -> None:
-        """The mark a synced Mesos producer writes (the producers' own code writes it in production)."""
+    def mark_producer_synced(self, positions: dict[str, dict[int, int]], source: str = "mesos") -> None:
+        """The mark a synced producer writes (the producers' own code writes it in production)."""
         now = time.time()
         mark = Mark(role="producer", instance="failover-test", started_at=now, heartbeat_at=now, in_sync=True,
                     synced_at=now, positions=positions)
         topic = self.catalog.topic("status")
-        self.sink.publish(topic.name, "producer/mesos", msgspec.json.encode(mark), Observation.now().headers(topic.schema_id))
+        self.sink.publish(topic.name, producer_key(source), msgspec.json.encode(mark), Observation.now().headers(topic.schema_id))
         self.sink.flush()
 
     def close(self) -> None:

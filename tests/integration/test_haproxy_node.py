@@ -10,7 +10,6 @@ HAProxy routing by vhost to real HTTP backends on loopback.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import shutil
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,14 +19,11 @@ import pytest
 from appliers.haproxy.process import HAPROXY, group_members
 from appliers.haproxy.settings import HaproxySettings, SharedPorts
 from appliers.node import Node, NodeOptions
-from processors.app import Processor
 from tests.haproxy.loopback import Backend, free_ports, get
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 
 OPERATOR_API = FIXTURES / "mesos-operator-api" / "operator-api.json"
-# The HAProxy stage was opt-in (Processor(haproxy=True)) before readiness was per output.
-PROCESSOR_OPTIONS = {"haproxy": True} if "haproxy" in inspect.signature(Processor).parameters else {}
 
 
 class Edge:
@@ -78,7 +74,7 @@ async def edge(kafka_bootstrap: str, tmp_path: Path):
                                directory=str(tmp_path / "haproxy"), hard_stop_after="5s")
     try:
         async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API) as pipeline, \
-                RunningProcessor(pipeline, **PROCESSOR_OPTIONS):
+                RunningProcessor(pipeline):
             await pipeline.control("POST", "/sim/agents", {
                 "hostname": "127.0.0.1", "port_ranges": [[b.port, b.port] for b in backends]})
             node = Node(NodeOptions(pipeline.bootstrap, pipeline.catalog, "lb-1", "127.0.0.1", roles=("haproxy",),

@@ -43,7 +43,7 @@ async def expected_servers(pipeline, task_ids: list[str]) -> list[dict]:
 
 
 async def test_vhost_app_then_a_bad_label_app_then_a_good_one(kafka_bootstrap):
-    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API) as pipeline, RunningProcessor(pipeline, haproxy=True):
+    async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API) as pipeline, RunningProcessor(pipeline):
         shop = {"id": "/shop/web", "instances": 2, "portDefinitions": [{"port": 10001}],
                 "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": "Shop.Example.com", "HAPROXY_0_STICKY": "yes"}}
         launched = await pipeline.control("POST", "/sim/apps", shop)

@@ -161,20 +161,29 @@ def test_three_processors_a_paused_active_is_fenced(cluster):
     assert str(first) not in turns[-1].split(":")[1]
 
 
-def test_the_mark_is_ready_once_the_outputs_reflect_a_synced_producer(cluster):
+def test_an_output_is_ready_once_it_reflects_its_synced_producers(cluster):
     bootstrap, catalog, writer, processes = cluster
     writer.load()
     pid = processes.start()
     active_pid(bootstrap, catalog, {pid})
     wait_converged(bootstrap, catalog)
-    assert not processor_marks(bootstrap, catalog)[-1].ready  # no producer has said it is in sync
+    first = processor_marks(bootstrap, catalog)[-1]
+    assert (first.ready, first.ready_outputs, first.synced_at) == (False, [], None)  # no producer is in sync
 
     writer.churn(5)
     ends = {"tasks": {p: o for p, o in enumerate(_end_offsets(bootstrap, catalog.topic("tasks").name))}}
     writer.mark_producer_synced(ends)
-    ready = wait_for(lambda: [m for m in processor_marks(bootstrap, catalog) if m.ready], 15, "a ready processor mark")[0]
+    ready = wait_for(lambda: [m for m in processor_marks(bootstrap, catalog) if m.ready_outputs], 15,
+                     "a processor mark with ready outputs")[0]
+    # Only the Mesos producer has synced: the outputs of Mesos sources are ready, haproxy
+    # (Marathon apps and tasks) waits, and so `ready` (every output) stays false.
+    assert {"dns", "vips"} <= set(ready.ready_outputs) and "haproxy" not in ready.ready_outputs and not ready.ready
     assert all(ready.positions["tasks"][p] >= o for p, o in ends["tasks"].items())
     assert ready.lag == 0 and ready.in_sync and ready.synced_at is not None and ready.epoch >= 1
+
+    writer.mark_producer_synced({}, source="marathon")  # synced with no apps: nothing to reach
+    every = wait_for(lambda: [m for m in processor_marks(bootstrap, catalog) if m.ready], 15, "a ready processor mark")[0]
+    assert {"dns", "haproxy", "vips"} <= set(every.ready_outputs) and every.synced_at == ready.synced_at
 
     # Rewritten on a heartbeat while nothing changes.
     count = len(processor_marks(bootstrap, catalog))

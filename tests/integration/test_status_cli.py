@@ -11,10 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
+from processors.dns.agent import DnsStage
+from processors.haproxy.agent import HaproxyStage
+from processors.l4lb.agent import L4Stage
+from processors.readiness import outputs_waiting, producers_by_output
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
 from runtime.status import status_lines
 from schemas import codec
+from schemas.catalog import Catalog
 from schemas.headers import Observation
 from schemas.status import Mark
 from tests.integration.pipeline import new_catalog
@@ -62,9 +67,10 @@ async def test_status_shows_each_mark_and_stale_ones(kafka_bootstrap):
             row["heartbeat_age_s"] = round(row["heartbeat_age_s"])
     assert [row for row in rows if row["key"] != "processor"] == [
         {"key": "producer/mesos", "role": "producer", "instance": "host-a/101/x1", "in_sync": True, "ready": None,
-         "synced_at": 1_800_000_000.0, "heartbeat_age_s": rows[0]["heartbeat_age_s"], "lag": None, "stale": False},
+         "synced_at": 1_800_000_000.0, "heartbeat_age_s": rows[0]["heartbeat_age_s"], "lag": None, "stale": False,
+         "ready_outputs": None, "waiting": None},
         {"key": "producer/marathon", "role": None, "instance": None, "in_sync": None, "ready": None,
-         "synced_at": None, "heartbeat_age_s": None, "lag": None, "stale": False},
+         "synced_at": None, "heartbeat_age_s": None, "lag": None, "stale": False, "ready_outputs": None, "waiting": None},
     ]
     assert 0 < rows[0]["heartbeat_age_s"] < 30
     (processor,) = [row for row in rows if row["key"] == "processor"]
@@ -87,3 +93,19 @@ def test_status_lines_render_every_field():
         "processor          ready        instance=host-b/202/y2 synced_at=2027-01-15T08:00:10Z heartbeat=100.0s ago "
         "lag=12 STALE",
     ]
+
+
+def test_a_processor_ready_for_some_outputs_says_which_and_what_the_others_wait_for():
+    catalog = Catalog("unit")
+    producers = producers_by_output(catalog, {stage.output: stage.sources for stage in (L4Stage, DnsStage, HaproxyStage)})
+    marks = {
+        "producer/mesos": Mark("producer", "host-a/101/x1", NOW - 600, NOW - 1, True, synced_at=1_800_000_000.0,
+                               positions={"tasks": {0: 4}}),
+        "processor": Mark("processor", "host-b/202/y2", NOW - 600, NOW - 1, True, synced_at=1_800_000_010.0,
+                          positions={"tasks": {0: 4}}, lag=0, epoch=1, ready_outputs=["dns", "vips"]),
+    }
+    waiting = outputs_waiting(marks, producers)
+    assert waiting == {"haproxy": ["producer/marathon"]}
+    assert status_lines(marks, NOW, waiting)[2] == (
+        "processor          partly ready instance=host-b/202/y2 synced_at=2027-01-15T08:00:10Z heartbeat=1.0s ago "
+        "lag=0 ready=dns,vips waiting=haproxy:producer/marathon")
