@@ -13,9 +13,10 @@ for that: this process exports the l4lb role's VIPs in the kernel, and its readi
 worker, and each worker's dns loop takes them as it would here. VIP names thus still follow
 the kernel this process programs, and each worker's dns role is still ready only after l4lb.
 
-The node follows the status topic once for all roles: it is their readiness gate (a ready
-processor mark), and it says when the upstream goes stale, which the node logs once per
-transition while it keeps serving its last good state.
+The node follows the status topic once for all roles. Each loop gates on its own table
+(`TableGate`): a processor mark that lists that table as ready, so a cluster without Marathon
+gets DNS and VIPs while the haproxy role waits. The status topic also says when the upstream
+goes stale, which the node logs once per transition while it keeps serving its last good state.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ from appliers.haproxy.role import HaproxyRole
 from appliers.l4lb.kernel import Kernel
 from appliers.l4lb.role import L4lbRole
 from appliers.options import NodeOptions, check_dns_workers
+from appliers.overlay.configdir import ConfigDir
+from appliers.overlay.kernel import OverlayKernel
+from appliers.overlay.role import OverlayRole
 from runtime.kafka.follower import TableFollower
-from runtime.kafka.status import StatusWatch
+from runtime.kafka.status import StatusWatch, TableGate
 from runtime.reconcile import Dependency, ProcessorGate, ReconcileLoop
 from runtime.status import UpstreamLog
 from schemas.l4lb import Vip
@@ -41,10 +45,10 @@ from schemas.status import HEARTBEAT_S
 
 log = logging.getLogger(__name__)
 
-ROLES = ("l4lb", "dns", "haproxy")
+ROLES = ("l4lb", "dns", "haproxy", "overlay")
 # The derived table each loop follows (catalog alias). "vips" is no role to ask for: a node
 # that runs dns without l4lb follows the vips table for the VIP names (appliers/dns/vip_table.py).
-TOPICS = {"l4lb": "vips", "vips": "vips", "dns": "dns", "haproxy": "haproxy"}
+TOPICS = {"l4lb": "vips", "vips": "vips", "dns": "dns", "haproxy": "haproxy", "overlay": "overlay"}
 
 
 def _vips_in_kernel(l4lb: ReconcileLoop) -> Mapping[str, Vip]:
@@ -90,7 +94,7 @@ class Node:
         check_dns_workers(options)
         self.options = options
         self.status = StatusWatch(options.bootstrap, options.catalog.topic("status").name)
-        self.gate = gate if gate is not None else self.status
+        self.gate = gate  # one gate for every loop (tests); None: each loop gates on its own table
         worker = options.dns_worker
         self.upstream = UpstreamLog(log, f"node {options.node_id}" + (f" dns worker {worker}" if worker is not None else ""))
         self.watch_upstream = not worker  # one process of a node says it, not every DNS worker
@@ -120,10 +124,15 @@ class Node:
         elif name == "haproxy":
             # The periodic pass brings back services left out while another process held their port.
             role, resync = HaproxyRole(options.haproxy), options.resync_interval
+        elif name == "overlay":
+            config_dir = ConfigDir(options.overlay_dir) if options.overlay_dir else None
+            role = OverlayRole(OverlayKernel(options.netns), options.agent_ip, config_dir)
+            resync = options.resync_interval  # repairs drift (a route deleted by hand)
         else:
             role = DnsRole(options)
             resync = None  # the zones are this process's memory: nothing else can change them
-        return ReconcileLoop(role, follower, self.gate, resync_interval=resync,
+        gate = self.gate if self.gate is not None else TableGate(self.status, TOPICS[name])
+        return ReconcileLoop(role, follower, gate, resync_interval=resync,
                              catch_up_timeout=options.catch_up_timeout)
 
     @property

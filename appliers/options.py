@@ -42,6 +42,8 @@ class NodeOptions:
     dns_worker: int | None = None  # set inside worker k; None: the node's own process
     # haproxy (appliers/haproxy): groups, ports, directory, certificate, health checking
     haproxy: HaproxySettings = field(default_factory=HaproxySettings)
+    # overlay (appliers/overlay): where the CNI network configs go (None: none written)
+    overlay_dir: str | None = None
 
 
 MAX_DNS_WORKERS = 64

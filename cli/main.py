@@ -100,12 +100,17 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
 @click.option("--session-timeout-ms", default=6000, show_default=True, type=click.IntRange(min=100, max=300_000),
               help="How long a silent active processor keeps the role before a standby takes over (the "
                    "election group's session timeout; the broker's group.min.session.timeout.ms is the floor).")
-@click.option("--haproxy", is_flag=True,
-              help="Also derive the haproxy table from Marathon apps and tasks (marathon-lb labels). The "
-                   "processor is then ready only once the Marathon producer has synced too.")
+@click.option("--overlay", "overlays", multiple=True, metavar="NAME=SUBNET,PREFIX",
+              help="An overlay network and the prefix leased to each agent, e.g. dcos=9.0.0.0/8,24; repeat for "
+                   "several. Default: dcos=9.0.0.0/8,24 and dcos6=fd01:b::/64,80 (DC/OS's).")
+@click.option("--overlay-vtep", default="44.128.0.0/20", show_default=True, help="The VTEP IPv4 range (/8 to /30).")
+@click.option("--overlay-vtep6", default="fd01:a::/64", show_default=True,
+              help="The VTEP IPv6 range; empty: none (and so no IPv6 overlay).")
+@click.option("--overlay-grace", default=600.0, show_default=True, type=click.FloatRange(min=0),
+              help="Seconds a gone agent keeps its overlay leases before they are freed.")
 def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_no_legacy_names, dns_ttl,
-            session_timeout_ms, haproxy):
-    """Run a stream processor: derive the VIP and DNS tables from the source topics.
+            session_timeout_ms, overlays, overlay_vtep, overlay_vtep6, overlay_grace):
+    """Run a stream processor: derive the VIP, DNS, HAProxy and overlay lease tables from the source topics.
 
     Run one or more: one is active, the others are warm standbys that take over when it stops."""
     from processors.app import Processor
@@ -117,11 +122,16 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
                                   legacy_discovery_names=not dns_no_legacy_names, ttl=dns_ttl)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    from processors.overlay.config import parse_config
     from runtime.kafka.election import ElectionFailed
 
     try:
+        overlay = parse_config(overlays, overlay_vtep, overlay_vtep6, overlay_grace)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    try:
         run_until_signal(Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns, session_timeout_ms,
-                                   haproxy=haproxy).run)
+                                   overlay).run)
     except ElectionFailed as error:
         raise click.ClickException(str(error)) from None
 
@@ -150,7 +160,7 @@ def _dns_workers(ctx, param, value) -> int:
 @namespace_option
 @click.option("--node-id", required=True, help="This node's name (for logs and metrics).")
 @click.option("--agent-ip", required=True, help="This node's agent IP.")
-@click.option("--roles", default="l4lb,dns", show_default=True, help="Comma-separated roles to run: l4lb, dns, haproxy.")
+@click.option("--roles", default="l4lb,dns", show_default=True, help="Comma-separated roles to run: l4lb, dns, haproxy, overlay.")
 @click.option("--dns-listen", default="127.0.0.1:53", show_default=True, help="Where the node's DNS server listens (UDP and TCP).")
 @click.option("--netns", default=None, help="Program the kernel inside this named network namespace.")
 @click.option("--route-dev", default=None, help="Device for the routes that let the node itself reach VIPs.")
@@ -187,10 +197,12 @@ def _dns_workers(ctx, param, value) -> int:
 @click.option("--haproxy-ssl-cert", default=None, help="PEM (certificate and key) for HTTPS; default: a self-signed one.")
 @click.option("--no-haproxy-health-check", is_flag=True,
               help="Serve tasks whatever their Marathon health (marathon-lb without --health-check).")
+@click.option("--overlay-dir", default="/var/lib/wayfinder/overlay", show_default=True,
+              help="Where the overlay role writes the CNI network configs (the Mesos agent's --network_cni_config_dir).")
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
          dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
          dns_tcp_idle, dns_soa_mname, dns_soa_rname, dns_workers, haproxy_groups, haproxy_dir, haproxy_ports,
-         haproxy_bind, haproxy_ssl_cert, no_haproxy_health_check):
+         haproxy_bind, haproxy_ssl_cert, no_haproxy_health_check, overlay_dir):
     """Run this node's roles: apply the derived topics to the kernel, serve DNS, run HAProxy."""
     from appliers.haproxy.settings import parse_settings
     from appliers.node import Node, NodeOptions
@@ -210,7 +222,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         forward_zones=_forward_zones(forward_zones), mesos_dns=mesos_dns,
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
         max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
-        dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname, haproxy=haproxy,
+        dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname, haproxy=haproxy, overlay_dir=overlay_dir,
     )
     try:
         running = Node(options)
@@ -253,20 +265,26 @@ def vips(bootstrap, namespace, netns, as_json):
 @namespace_option
 @click.option("--json", "as_json", is_flag=True, help="A JSON list instead of lines.")
 def status(bootstrap, namespace, as_json):
-    """Each producer's and the processor's readiness mark: in sync or ready, since when, heartbeat age, lag."""
+    """Each producer's and the processor's readiness mark: in sync or ready (and which outputs
+    are, and what the others wait for), since when, heartbeat age, lag."""
     import time
 
     import orjson
 
+    from processors.readiness import outputs_waiting, producers_by_output
+    from processors.replay import processor_stages
     from runtime.kafka.status import read_marks
     from runtime.status import status_json, status_lines
 
-    marks = read_marks(resolve_bootstrap(bootstrap), Catalog(namespace).topic("status").name)
+    catalog = Catalog(namespace)
+    marks = read_marks(resolve_bootstrap(bootstrap), catalog.topic("status").name)
+    producers = producers_by_output(catalog, {stage.output: stage.sources for stage in processor_stages(catalog)})
+    waiting = outputs_waiting(marks, producers)
     now = time.time()
     if as_json:
-        click.echo(orjson.dumps(status_json(marks, now), option=orjson.OPT_INDENT_2).decode())
+        click.echo(orjson.dumps(status_json(marks, now, waiting), option=orjson.OPT_INDENT_2).decode())
     else:
-        for line in status_lines(marks, now):
+        for line in status_lines(marks, now, waiting):
             click.echo(line)
 
 
@@ -354,9 +372,11 @@ def _forward_zones(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 def _register_subcommands() -> None:
     from cli.kafka import kafka_group
+    from cli.overlay import overlay_group
     from simulator.commands import simulate_command
 
     main.add_command(kafka_group, "kafka")
+    main.add_command(overlay_group, "overlay")
     main.add_command(simulate_command, "simulate")
 
 

@@ -1,5 +1,5 @@
-"""`wayfinder process`: derives the `vips` and `dns` tables from the source topics, as the one
-active processor of its namespace or as a warm standby.
+"""`wayfinder process`: derives the `vips`, `dns` and `haproxy` tables from the source topics,
+as the one active processor of its namespace or as a warm standby.
 
 Any number may run. Each one
 - follows every partition of every source topic itself (assigned, no consumer group), from
@@ -29,11 +29,10 @@ from collections.abc import Callable
 
 
 from processors.active import Publisher, State
-from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
-from processors.haproxy.agent import HaproxyStage
-from processors.l4lb.agent import L4Stage
-from processors.readiness import producers_of, reaches
+from processors.overlay.config import OverlayConfig
+from processors.readiness import producers_by_output, reaches
+from processors.replay import processor_stages
 from processors.stage import SourceRecord, Stage, Update, decode_batch
 from runtime.blocking import run_until_stopped
 from runtime.memory import release_free_memory
@@ -53,19 +52,17 @@ BATCH_RECORDS = 5000
 BATCH_LINGER_S = 0.001  # after a batch's first record, how long to wait for more (a commit takes longer, and what arrives meanwhile makes the next batch)
 IDLE_POLL_S = 0.05  # also how soon a change of role is noticed
 HELD_REJECTIONS = 10_000
+TICK_S = 1.0  # how often the stages see time pass (overlay leases freed after their grace)
 
 
 class Processor:
     def __init__(self, bootstrap: str, catalog: Catalog, dns: DnsConfig | None = None,
-                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, haproxy: bool = False):
+                 session_timeout_ms: int = DEFAULT_SESSION_TIMEOUT_MS, overlay: OverlayConfig | None = None):
         self.bootstrap = bootstrap
         self.catalog = catalog
         self.session_timeout_ms = session_timeout_ms
-        self.stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)]
-        # Opt-in for now: readiness is one mark for every stage, and the HAProxy stage's
-        # sources make it wait for the Marathon producer, which a Mesos-only cluster lacks.
-        if haproxy:
-            self.stages.append(HaproxyStage(catalog))
+        self.stages: list[Stage] = processor_stages(catalog, dns, overlay)
+        self._next_tick = 0.0  # monotonic
         self.instance = instance_name()
         aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
         self._sources = {alias: source for stage in self.stages for alias, source in stage.sources.items()}
@@ -77,7 +74,9 @@ class Processor:
         self._undecodable: list[Rejection] = []  # source records that match no schema, not yet handed on
         self.follower: PartitionsFollower | None = None
         self.election: Election | None = None
-        self.publisher = Publisher(bootstrap, catalog, self.stages, producers_of(catalog, aliases), self.instance,
+        # Readiness is per output: a cluster without Marathon gets vips and dns, not haproxy.
+        producers = producers_by_output(catalog, {stage.output: stage.sources for stage in self.stages})
+        self.publisher = Publisher(bootstrap, catalog, self.stages, producers, self.instance,
                                    time.time(), session_timeout_ms / 1000)
         # Rejections found while standing by, each with the source positions of its batch: a
         # takeover publishes those the previous active's last mark does not cover.
@@ -139,6 +138,7 @@ class Processor:
             updates = self._decoded(batch)
             for stage in self.stages:
                 stage.apply_updates(updates)
+            changed = self._tick() or bool(batch)
             rejections = self._take_rejections()
             if self.election.failure:
                 raise ElectionFailed(f"this processor cannot be elected: {self.election.failure}")
@@ -152,7 +152,7 @@ class Processor:
                 release_free_memory()  # the output topics read for the comparison are gone
                 continue
             if self.publisher.active:
-                self.publisher.publish(term, self._state(), rejections, bool(batch))
+                self.publisher.publish(term, self._state(), rejections, changed)
             else:
                 self._hold(rejections)
 
@@ -180,6 +180,16 @@ class Processor:
         updates, rejections = decode_batch(self._sources, batch, "processor")
         self._undecodable.extend(rejections)
         return updates
+
+    def _tick(self) -> bool:
+        """About every ``TICK_S``, the stages see time pass; whether any output is pending since."""
+        now = time.monotonic()
+        if now < self._next_tick:
+            return False
+        self._next_tick = now + TICK_S
+        for stage in self.stages:
+            stage.tick(time.time())
+        return any(stage.pending for stage in self.stages)
 
     def _state(self) -> State:
         positions = {alias: dict(self.follower.positions[topic]) for topic, alias in self._alias_of.items()}

@@ -14,16 +14,24 @@ from processors.dns.agent import DnsStage
 from processors.dns.config import DnsConfig
 from processors.haproxy.agent import HaproxyStage
 from processors.l4lb.agent import L4Stage
+from processors.overlay.agent import OverlayStage
+from processors.overlay.config import OverlayConfig
 from processors.stage import SourceRecord, Stage
 from schemas.catalog import Catalog
 from schemas.headers import Observation
 
 
+def processor_stages(catalog: Catalog, dns: DnsConfig | None = None, overlay: OverlayConfig | None = None) -> list[Stage]:
+    """Every stage of the processor, one per output table."""
+    return [L4Stage(catalog), DnsStage(catalog, dns), HaproxyStage(catalog), OverlayStage(catalog, overlay)]
+
+
 def fresh_outputs(catalog: Catalog, sources: Mapping[str, Mapping[str, bytes]], published: Mapping[str, Mapping[str, bytes]],
-                  dns: DnsConfig | None = None, haproxy: bool = False) -> dict[str, dict[str, bytes]]:
+                  dns: DnsConfig | None = None, overlay: OverlayConfig | None = None) -> dict[str, dict[str, bytes]]:
     """Output alias -> the table (key -> encoded value) the stages derive from `sources`
-    (alias -> key -> encoded value); `published` (output alias -> table) seeds named VIPs."""
-    stages: list[Stage] = [L4Stage(catalog), DnsStage(catalog, dns)] + ([HaproxyStage(catalog)] if haproxy else [])
+    (alias -> key -> encoded value); `published` (output alias -> table) seeds named VIPs
+    and overlay leases."""
+    stages = processor_stages(catalog, dns, overlay)
     obs = Observation.now()
     batch = {alias: [SourceRecord(alias, key, value, obs) for key, value in table.items()]
              for alias, table in sources.items()}

@@ -158,10 +158,21 @@ class Stage:
         """The whole batch in one step: each touched output key is derived once, and remembered
         with the observation of the newest update that changed it."""
         updates.sort(key=lambda update: update.obs.observed_ns)  # a later index: a newer observation
-        changes, causes = self.table.apply_batch([(self.sources[u.alias].kind, u.key, u.entity) for u in updates])
+        changes, causes = self.derive(updates)
         self.changed({key: updates[index].obs for key, index in causes.items()})
         for what, why, raw in self.rejected(updates, changes):
             self.reject(what, why, raw)
+
+    def derive(self, updates: list[Update]) -> tuple[Changes, dict[str, int]]:
+        """The table's changes for a batch of updates, oldest first (a stage whose table needs
+        more of each update than its entity, such as when it was observed, overrides this)."""
+        return self.table.apply_batch([(self.sources[u.alias].kind, u.key, u.entity) for u in updates])
+
+    def tick(self, now: float) -> None:
+        """Time has passed (``now``: seconds since the epoch). A table whose output changes with
+        time alone (overlay leases freed after a grace period) derives those changes here and
+        hands them to ``changed``, published like any other. The processor calls this about
+        every second, active or standing by; most stages have nothing to do."""
 
     def changed(self, observed: Mapping[str, Observation]) -> None:
         """Remember changed output keys with their observations (the newer one where a key is

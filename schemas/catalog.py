@@ -17,6 +17,7 @@ from schemas.dns import RecordSet
 from schemas.haproxy import Service
 from schemas.l4lb import Vip
 from schemas.marathon import App, AppTask
+from schemas.overlay import Lease
 from schemas.mesos import Agent, Cluster, Framework, Task
 from schemas.rejections import Rejection
 from schemas.status import Mark
@@ -87,7 +88,8 @@ _ENTRIES = (
      ("producers/mesos", "producers/marathon"), ("wayfinder tail", "outside consumers"),
      "Append-only history of every change: task launches, kills, health, agents, apps."),
     ("rejections", "rejections", "source (mesos, marathon, l4lb, dns …)", Rejection, False, 1,
-     ("producers/mesos", "producers/marathon", "processors/l4lb", "processors/dns", "processors/haproxy"), ("operators", "outside consumers"),
+     ("producers/mesos", "producers/marathon", "processors/l4lb", "processors/dns", "processors/haproxy",
+      "processors/overlay"), ("operators", "outside consumers"),
      "Append-only log of every input refused, and why."),
     ("vips", "l4lb.vips", "<protocol>/<vip ip>/<port>", Vip, True, 3,
      ("processors/l4lb",), ("appliers/l4lb", "wayfinder vips", "outside consumers"),
@@ -99,6 +101,10 @@ _ENTRIES = (
      ("processors/haproxy",), ("appliers/haproxy", "outside consumers"),
      "Every L7 service of the marathon-lb labels: one service port of one app in one LB group, with its "
      "frontend settings, vhost and path rules, health check and servers."),
+    ("overlay", "overlay.leases", "<overlay>/<agent id>", Lease, True, 3,
+     ("processors/overlay",), ("appliers/overlay", "wayfinder overlay", "outside consumers"),
+     "Every agent's lease of every overlay network: its subnet, the Mesos and Docker halves, its VTEP "
+     "addresses and MAC, the MTU; a gone agent's lease carries gone_since until the grace period ends."),
     ("status", "status", "producer/mesos, producer/marathon or processor", Mark, True, 1,
      ("producers/mesos", "producers/marathon", "processors"),
      ("processors", "appliers", "wayfinder status", "outside consumers"),

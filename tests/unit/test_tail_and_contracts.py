@@ -52,7 +52,7 @@ def test_published_schemas_match_the_types():
 
 
 def test_catalog_names_every_issue_alias_once():
-    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns", "haproxy", "status"]
+    assert DEFAULT_CATALOG.aliases() == ["agents", "frameworks", "tasks", "cluster", "apps", "app-tasks", "events", "rejections", "vips", "dns", "haproxy", "overlay", "status"]
     assert len({t.name for t in DEFAULT_CATALOG.topics}) == len(DEFAULT_CATALOG.topics)
     assert DEFAULT_CATALOG.topic("tasks").config["cleanup.policy"] == "compact"
     assert DEFAULT_CATALOG.topic("events").config["cleanup.policy"] == "delete"

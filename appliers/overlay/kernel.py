@@ -1,0 +1,275 @@
+"""The one side-effecting seam of the overlay role: the VXLAN device, its addresses, neighbours,
+FDB, routes, the table-42 rule (pyroute2) and the masquerade table (libnftables), read back and
+changed, in the process's network namespace or a named one.
+
+As in the l4lb seam, all of it runs on ONE worker thread that enters the namespace with
+setns(2) before it opens a socket: a netlink socket (and a libnftables context) belongs to the
+namespace of the thread that opened it, and the rest of the process stays where it is.
+
+What is ours: the device `vtep1024` and everything on it (only PERMANENT neighbours and FDB
+entries: the learned ones belong to the kernel), the routes with protocol ROUTE_PROTO in the
+main table and table 42, the rules that look up table 42, and the table `inet wayfinder_overlay`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.thread import BrokenThreadPool
+from typing import Callable, Iterable, TypeVar
+
+import orjson
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from appliers.l4lb.kernel import _enter_netns as enter_netns
+from appliers.l4lb.libnftables import OUTPUT_JSON, Nft
+from appliers.overlay import nat as nft
+from appliers.overlay import plan as ops
+from appliers.overlay.model import MAIN_TABLE, OVERLAY_TABLE, Nat, NodeState, Vtep
+from schemas.overlay import VTEP_NAME
+
+# Our routes carry this rtnetlink protocol number (l4lb's are 87), so the role lists, replaces
+# and deletes only its own and never a route someone else made.
+ROUTE_PROTO = 88
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+IFF_UP = 0x1
+RT_SCOPE_LINK = 253
+T = TypeVar("T")
+
+
+class NftError(RuntimeError):
+    """nft refused a transaction; nothing of it was applied."""
+
+
+def _family(address: str) -> int:
+    return socket.AF_INET6 if ipaddress.ip_network(address, strict=False).version == 6 else socket.AF_INET
+
+
+class OverlayKernel:
+    """The overlay's kernel state of one network namespace (None: the process's own)."""
+
+    def __init__(self, netns: str | None = None, timeout: float = 60.0) -> None:
+        self.netns = netns
+        self.timeout = timeout  # bounds every wait on the worker
+        self._pool: ThreadPoolExecutor | None = None  # started on first use: no side effects here
+        self._local = threading.local()
+
+    def _call(self, fn: Callable[..., T], *args) -> T:
+        if self._pool is None:
+            init = (lambda: enter_netns(self.netns)) if self.netns else None  # type: ignore[arg-type]
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"overlay-{self.netns or 'host'}", initializer=init)
+        try:
+            return self._pool.submit(fn, *args).result(timeout=self.timeout)
+        except BrokenThreadPool as exc:  # setns failed (namespace gone?): start afresh next call
+            self._pool = None
+            raise OSError(f"overlay worker for netns {self.netns!r} could not start: {exc}") from exc
+
+    def _ipr(self) -> IPRoute:
+        if getattr(self._local, "ipr", None) is None:
+            self._local.ipr = IPRoute()  # on the worker thread, after setns
+        return self._local.ipr
+
+    def _nft(self) -> Nft:
+        if getattr(self._local, "nft", None) is None:
+            self._local.nft = Nft()
+        return self._local.nft
+
+    def close(self) -> None:
+        if self._pool is not None:
+            def release() -> None:
+                for name in ("nft", "ipr"):
+                    obj = getattr(self._local, name, None)
+                    if obj is not None:
+                        obj.close()
+                        setattr(self._local, name, None)
+            self._pool.submit(release).result(timeout=self.timeout)
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- reading back ----------------------------------------------------------------------
+    def read(self) -> NodeState:
+        return self._call(self._read)
+
+    def _read(self) -> NodeState:
+        ipr = self._ipr()
+        rules = self._read_rules(ipr)
+        nat = self._read_nat()
+        found = ipr.link_lookup(ifname=VTEP_NAME)
+        if not found:
+            return NodeState(rules=rules, nat=nat, routes=self._read_routes(ipr, None))
+        index = found[0]
+        return NodeState(self._read_vtep(ipr, index), self._read_addresses(ipr, index),
+                         self._read_neighbours(ipr, index), self._read_fdb(ipr, index),
+                         self._read_routes(ipr, index), rules, nat)
+
+    @staticmethod
+    def _read_vtep(ipr: IPRoute, index: int) -> Vtep | None:
+        link = ipr.get_links(index)[0]
+        info = link.get("IFLA_LINKINFO")
+        data = info.get("IFLA_INFO_DATA") if info is not None else None
+        if info is None or info.get("IFLA_INFO_KIND") != "vxlan" or data is None:
+            # A device of our name that is no VXLAN: a tunnel that matches nothing, to recreate.
+            return Vtep(local="", mac=str(link.get("IFLA_ADDRESS")), learning=False, vni=-1)
+        return Vtep(local=str(data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6") or ""),
+                    mac=str(link.get("IFLA_ADDRESS")).lower(), mtu=link.get("IFLA_MTU"),
+                    up=bool(link["flags"] & IFF_UP), name=link.get("IFLA_IFNAME"), vni=data.get("IFLA_VXLAN_ID"),
+                    port=data.get("IFLA_VXLAN_PORT"), learning=bool(data.get("IFLA_VXLAN_LEARNING")))
+
+    @staticmethod
+    def _read_addresses(ipr: IPRoute, index: int) -> frozenset[str]:
+        return frozenset(str(ipaddress.ip_interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
+                         for a in ipr.get_addr(index=index) if a["scope"] != RT_SCOPE_LINK)
+
+    @staticmethod
+    def _read_neighbours(ipr: IPRoute, index: int) -> dict[str, str]:
+        out = {}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for entry in ipr.get_neighbours(family=family, ifindex=index):
+                if entry["state"] & NUD_PERMANENT and entry.get("NDA_LLADDR"):
+                    out[str(ipaddress.ip_address(entry.get("NDA_DST")))] = entry.get("NDA_LLADDR").lower()
+        return out
+
+    @staticmethod
+    def _read_fdb(ipr: IPRoute, index: int) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for entry in ipr.fdb("dump", ifindex=index):
+            if entry["ifindex"] == index and entry["state"] & NUD_PERMANENT and entry.get("NDA_DST"):
+                out.setdefault(entry.get("NDA_LLADDR").lower(), str(ipaddress.ip_address(entry.get("NDA_DST"))))
+        return out
+
+    @staticmethod
+    def _read_routes(ipr: IPRoute, index: int | None) -> dict[tuple[int, str], str]:
+        out = {}
+        for table in (MAIN_TABLE, OVERLAY_TABLE):
+            for family in (socket.AF_INET, socket.AF_INET6):
+                for route in ipr.get_routes(family=family, table=table, proto=ROUTE_PROTO):
+                    dst = route.get("RTA_DST") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+                    via = route.get("RTA_GATEWAY")
+                    if route.get("RTA_TABLE", route["table"]) != table or route["proto"] != ROUTE_PROTO:
+                        continue
+                    # A route of ours on another device (or none) is drift: an unknown gateway
+                    # makes the plan replace it.
+                    if index is None or route.get("RTA_OIF") != index or via is None:
+                        via = ""
+                    network = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
+                    out[(table, str(network))] = str(ipaddress.ip_address(via)) if via else ""
+        return out
+
+    @staticmethod
+    def _read_rules(ipr: IPRoute) -> frozenset[tuple[str, int]]:
+        out = set()
+        for family, anywhere in ((socket.AF_INET, "0.0.0.0/0"), (socket.AF_INET6, "::/0")):
+            for rule in ipr.get_rules(family=family):
+                table = rule.get("FRA_TABLE") or rule["table"]
+                if table != OVERLAY_TABLE:
+                    continue
+                src = rule.get("FRA_SRC")
+                out.add((str(ipaddress.ip_network(f"{src}/{rule['src_len']}", strict=False)) if src else anywhere, table))
+        return frozenset(out)
+
+    def _read_nat(self) -> Nat | None:
+        rc, listing, err = self._nft().run(f"list table {nft.FAMILY} {nft.TABLE}", OUTPUT_JSON)
+        if rc != 0 and "No such file or directory" in err:
+            return None
+        if rc != 0:
+            raise NftError(err.strip() or f"nft rc={rc}")
+        return nft.read_nat(orjson.loads(listing))
+
+    # -- changing ----------------------------------------------------------------------------
+    def apply(self, operations: Iterable[ops.KernelOp]) -> None:
+        """Apply the operations in order; the first failure raises (the loop then reads
+        everything back and plans again)."""
+        self._call(self._apply, list(operations))
+
+    def _apply(self, operations: list[ops.KernelOp]) -> None:
+        ipr = self._ipr()
+        index: int | None = None
+        for op in operations:
+            if isinstance(op, ops.CreateVtep):
+                index = self._create_vtep(ipr, op.vtep)
+                continue
+            if isinstance(op, ops.DeleteVtep):
+                found = ipr.link_lookup(ifname=op.name)
+                if found:
+                    ipr.link("del", index=found[0])
+                index = None
+                continue
+            if isinstance(op, ops.ReplaceNat):
+                self._nft_run(nft.render_replace(op.nat))
+                continue
+            if isinstance(op, ops.DeleteNat):
+                self._nft_run(nft.render_delete())
+                continue
+            if isinstance(op, (ops.AddRule, ops.DeleteRule)):
+                self._rule(ipr, op)
+                continue
+            if index is None:
+                found = ipr.link_lookup(ifname=VTEP_NAME)
+                if not found:
+                    raise OSError(f"{VTEP_NAME} is missing: cannot {op}")
+                index = found[0]
+            self._on_device(ipr, index, op)
+
+    @staticmethod
+    def _create_vtep(ipr: IPRoute, vtep: Vtep) -> int:
+        ipr.link("add", ifname=vtep.name, kind="vxlan", vxlan_id=vtep.vni, vxlan_port=vtep.port,
+                 vxlan_local=vtep.local, vxlan_learning=int(vtep.learning), address=vtep.mac, mtu=vtep.mtu)
+        index = ipr.link_lookup(ifname=vtep.name)[0]
+        if vtep.up:
+            ipr.link("set", index=index, state="up")
+        return index
+
+    @staticmethod
+    def _on_device(ipr: IPRoute, index: int, op: ops.KernelOp) -> None:
+        if isinstance(op, ops.SetVtep):
+            ipr.link("set", index=index, address=op.vtep.mac, mtu=op.vtep.mtu, state="up" if op.vtep.up else "down")
+        elif isinstance(op, (ops.AddAddress, ops.DeleteAddress)):
+            address = ipaddress.ip_interface(op.cidr)
+            _tolerating(errno.EEXIST if isinstance(op, ops.AddAddress) else errno.EADDRNOTAVAIL,
+                        ipr.addr, "add" if isinstance(op, ops.AddAddress) else "del", index=index,
+                        address=str(address.ip), prefixlen=address.network.prefixlen, family=_family(op.cidr))
+        elif isinstance(op, ops.ReplaceNeighbour):
+            ipr.neigh("replace", dst=op.ip, lladdr=op.mac, ifindex=index, state="permanent", family=_family(op.ip))
+        elif isinstance(op, ops.DeleteNeighbour):
+            _tolerating(errno.ENOENT, ipr.neigh, "del", dst=op.ip, ifindex=index, family=_family(op.ip))
+        elif isinstance(op, ops.ReplaceFdb):
+            ipr.fdb("replace", ifindex=index, lladdr=op.mac, dst=op.dst, state="permanent", flags=NTF_SELF)
+        elif isinstance(op, ops.DeleteFdb):
+            _tolerating(errno.ENOENT, ipr.fdb, "del", ifindex=index, lladdr=op.mac, dst=op.dst, flags=NTF_SELF)
+        elif isinstance(op, ops.ReplaceRoute):
+            ipr.route("replace", dst=op.dst, gateway=op.via, oif=index, table=op.table, proto=ROUTE_PROTO,
+                      family=_family(op.dst))
+        elif isinstance(op, ops.DeleteRoute):
+            _tolerating(errno.ESRCH, ipr.route, "del", dst=op.dst, table=op.table, proto=ROUTE_PROTO,
+                        family=_family(op.dst))
+        else:
+            raise TypeError(f"unknown operation {op!r}")
+
+    @staticmethod
+    def _rule(ipr: IPRoute, op: ops.AddRule | ops.DeleteRule) -> None:
+        network = ipaddress.ip_network(op.src)
+        source = {"src": str(network.network_address), "src_len": network.prefixlen} if network.prefixlen else {}
+        if isinstance(op, ops.AddRule):
+            _tolerating(errno.EEXIST, ipr.rule, "add", table=op.table, family=_family(op.src), **source)
+        else:
+            _tolerating(errno.ENOENT, ipr.rule, "del", table=op.table, family=_family(op.src), **source)
+
+    def _nft_run(self, text: str) -> None:
+        rc, _, err = self._nft().run(text)
+        if rc != 0:
+            raise NftError(err.strip() or f"nft rc={rc}")
+
+
+def _tolerating(code: int, fn: Callable[..., object], *args, **kwargs) -> None:
+    """Run a netlink call whose one failure `code` means it is done already (added before,
+    gone already): the read-back it was planned from may be a moment old."""
+    try:
+        fn(*args, **kwargs)
+    except NetlinkError as error:
+        if error.code != code:
+            raise

@@ -1,0 +1,130 @@
+"""What this node's kernel should hold for the overlay, derived from every lease. Pure.
+
+One VXLAN device per node (``vtep1024``), shared by every overlay: its VTEP comes from this
+node's own leases (found by the agent IP). Per remote agent, what dcos-net programs
+(reference dcos-networking.md 4.3): the neighbour of its VTEP IP (and VTEP IPv6), the FDB
+entry that sends its MAC to its agent IP, the route to each of its subnets via its VTEP, and
+the table-42 route to its agent IP. The rule sends traffic from this node's containers to
+table 42; and masquerade covers traffic from this node's subnets that leaves every overlay.
+
+The same `NodeState` type is what the kernel seam reads back, so plan.py compares like with like.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from schemas.overlay import VNI, VTEP_NAME, VXLAN_PORT, Lease
+
+OVERLAY_TABLE = 42  # dcos-net's routing table for traffic from the overlay to agent IPs
+MAIN_TABLE = 254
+VTEP_MTU = 1500  # DC/OS's default VTEP MTU; containers use the lease's (1420) inside it
+
+
+@dataclass(frozen=True)
+class Vtep:
+    """The VXLAN device. ``local`` is the agent IP the tunnel is sent from."""
+
+    local: str
+    mac: str
+    mtu: int = VTEP_MTU
+    up: bool = True
+    name: str = VTEP_NAME
+    vni: int = VNI
+    port: int = VXLAN_PORT
+    learning: bool = True
+
+    def same_tunnel(self, other: Vtep) -> bool:
+        """Whether `other` is the same tunnel: what cannot change without recreating the device."""
+        return (self.name, self.vni, self.port, self.local, self.learning) == \
+            (other.name, other.vni, other.port, other.local, other.learning)
+
+
+@dataclass(frozen=True)
+class Nat:
+    """Masquerade traffic from ``sources`` (this node's subnets) whose destination lies in
+    none of ``overlay`` (every leased subnet)."""
+
+    sources: frozenset[str]
+    overlay: frozenset[str]
+    intact: bool = True  # read back: False when the table's chain or rules are not exactly ours
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """The overlay's part of one node's kernel: desired (from leases) or actual (read back)."""
+
+    vtep: Vtep | None = None
+    addresses: frozenset[str] = frozenset()  # CIDRs on the VTEP ("44.128.0.1/20")
+    neighbours: dict[str, str] = field(default_factory=dict)  # VTEP IP -> MAC, permanent
+    fdb: dict[str, str] = field(default_factory=dict)  # MAC -> agent IP, self permanent
+    routes: dict[tuple[int, str], str] = field(default_factory=dict)  # (table, dst CIDR) -> via
+    rules: frozenset[tuple[str, int]] = frozenset()  # (from CIDR, table)
+    nat: Nat | None = None
+
+
+def _network(cidr: str) -> str:
+    return str(ipaddress.ip_network(cidr, strict=False))
+
+
+def _host(ip: str) -> str:
+    address = ipaddress.ip_address(ip)
+    return f"{address}/{address.max_prefixlen}"
+
+
+def own_leases(leases: Iterable[Lease], agent_ip: str) -> list[Lease]:
+    """This node's leases: those of its agent IP. Should an old agent id (gone) and a new one
+    share the IP, the live agent's leases win."""
+    mine = [lease for lease in leases if lease.agent_ip == agent_ip]
+    agents = sorted({(lease.gone_since is not None, lease.agent_id) for lease in mine})
+    if not agents:
+        return []
+    chosen = agents[0][1]
+    return sorted((lease for lease in mine if lease.agent_id == chosen), key=lambda lease: lease.overlay)
+
+
+def peers(leases: Iterable[Lease], agent_ip: str) -> dict[str, list[Lease]]:
+    """Every other agent's leases by agent id, each list sorted by overlay. An agent on this
+    node's own IP is never a peer (its routes would point at ourselves)."""
+    out: dict[str, list[Lease]] = {}
+    for lease in sorted(leases, key=lambda lease: (lease.agent_id, lease.overlay)):
+        if lease.agent_ip != agent_ip:
+            out.setdefault(lease.agent_id, []).append(lease)
+    return out
+
+
+def desired_state(leases: Iterable[Lease], agent_ip: str, vtep_mtu: int = VTEP_MTU) -> NodeState:
+    """The kernel state this node should have. Without a lease of its own the node has no
+    VTEP, hence nothing to reach its peers with: the state is empty."""
+    leases = list(leases)
+    mine = own_leases(leases, agent_ip)
+    if not mine:
+        return NodeState()
+    first = mine[0]  # every lease of an agent repeats the same VTEP
+    vtep = Vtep(local=agent_ip, mac=first.vtep_mac.lower(), mtu=vtep_mtu)
+    addresses = {f"{first.vtep_ip}/{first.vtep_prefix}"}
+    if first.vtep_ip6 and first.vtep_prefix6 is not None:
+        addresses.add(f"{ipaddress.ip_address(first.vtep_ip6)}/{first.vtep_prefix6}")
+    neighbours: dict[str, str] = {}
+    fdb: dict[str, str] = {}
+    routes: dict[tuple[int, str], str] = {}
+    for agent_leases in peers(leases, agent_ip).values():
+        peer = agent_leases[0]
+        mac = peer.vtep_mac.lower()
+        neighbours.setdefault(peer.vtep_ip, mac)
+        if peer.vtep_ip6:
+            neighbours.setdefault(str(ipaddress.ip_address(peer.vtep_ip6)), mac)
+        if ipaddress.ip_address(peer.agent_ip).version == 4:
+            fdb.setdefault(mac, peer.agent_ip)
+            routes.setdefault((OVERLAY_TABLE, _host(peer.agent_ip)), peer.vtep_ip)
+        for lease in agent_leases:
+            subnet = ipaddress.ip_network(lease.subnet, strict=False)
+            via = peer.vtep_ip if subnet.version == 4 else peer.vtep_ip6
+            if via:  # an IPv6 subnet needs the peer's IPv6 VTEP
+                routes.setdefault((MAIN_TABLE, str(subnet)), str(ipaddress.ip_address(via)))
+    own_subnets = {_network(lease.subnet) for lease in mine}
+    rules = frozenset((subnet, OVERLAY_TABLE) for subnet in own_subnets if ipaddress.ip_network(subnet).version == 4)
+    nat = Nat(frozenset(own_subnets), frozenset(_network(lease.subnet) for lease in leases))
+    return NodeState(vtep, frozenset(addresses), neighbours, fdb, routes, rules, nat)

@@ -1,0 +1,1 @@
+"""The overlay lease processor: a subnet of every overlay network and a VTEP per agent."""
