@@ -11,7 +11,6 @@ import socket
 import dns.asyncquery
 import dns.message
 import dns.rcode
-import orjson
 import pytest
 
 from appliers.node import Node

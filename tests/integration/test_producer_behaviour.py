@@ -2,7 +2,6 @@
 
 import asyncio
 
-import orjson
 import pytest
 
 from tests.integration.pipeline import Pipeline, changes_of, task_id_of

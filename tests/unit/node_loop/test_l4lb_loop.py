@@ -4,7 +4,6 @@ Kafka. Each test asserts what the fake kernel holds (VIP -> slots) and how it go
 from __future__ import annotations
 
 from appliers.l4lb.fake import FakeKernel
-from appliers.l4lb.model import KernelVip
 from appliers.l4lb.role import L4lbRole
 from runtime.kafka.fake_follower import FakeFollower
 from runtime.reconcile import ProcessorReady, ReconcileLoop
