@@ -4,7 +4,9 @@ HAProxy routing by vhost to real HTTP backends on loopback.
 - a task killed changes the servers through the runtime API, without a reload;
 - an unhealthy task is left out, and back once healthy; an app scaled to zero answers 503;
 - a node serves its own group only;
-- an app with a bad label is refused (rejections) and the others, old and new, keep routing.
+- an app with a bad label is refused (rejections) and the others, old and new, keep routing;
+- the labels' routing: paths and rule weights, the HTTPS redirect, HTTPS by SNI, sticky
+  sessions, TCP mode on a PORT override, the X-Marathon-App-Id frontend.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ class Edge:
     """A running pipeline with a node serving group `external`, backends b1..b6 whose ports
     are the host ports of one agent, 127.0.0.1."""
 
-    def __init__(self, pipeline: Pipeline, node: Node, backends: list[Backend], http: int):
-        self.pipeline, self.node, self.backends, self.http = pipeline, node, backends, http
+    def __init__(self, pipeline: Pipeline, node: Node, backends: list[Backend], ports: SharedPorts):
+        self.pipeline, self.node, self.backends, self.ports = pipeline, node, backends, ports
+        self.http = ports.http
         self.loop = node.loops["haproxy"]
 
     async def launch(self, app_id: str, instances: int, service_port: int, labels: dict, **fields) -> list[dict]:
@@ -48,18 +51,27 @@ class Edge:
         return {b.name for b in self.backends if b.port in ports}
 
 
-async def served_by(port: int, host: str, tries: int = 6) -> set[str]:
-    """The backends that answered `tries` requests for `host` (non-200 answers as 'status N')."""
+async def served_by(port: int, host: str, tries: int = 6, sni: bool = False) -> set[str]:
+    """The backends that answered `tries` requests for `host` (non-200 answers as 'status N');
+    over TLS with `host` as the SNI name when `sni`."""
     found = set()
     for _ in range(tries):
-        reply = await asyncio.to_thread(get, port, "/", host)
+        reply = await asyncio.to_thread(get, port, "/", host, host if sni else None)
         found.add(reply.body if reply.status == 200 else f"status {reply.status}")
     return found
 
 
-async def eventually_served(port: int, host: str, wanted: set[str], timeout: float = 30.0) -> None:
+async def answered(port: int) -> str:
+    """Who answers a GET on 127.0.0.1:port ('refused' while nothing listens)."""
+    try:
+        return (await asyncio.to_thread(get, port)).body
+    except OSError:
+        return "refused"
+
+
+async def eventually_served(port: int, host: str, wanted: set[str], timeout: float = 30.0, sni: bool = False) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while (found := await served_by(port, host)) != wanted:
+    while (found := await served_by(port, host, sni=sni)) != wanted:
         assert asyncio.get_running_loop().time() < deadline, f"{host} served by {found}, not {wanted}"
         await asyncio.sleep(0.3)
 
@@ -81,7 +93,7 @@ async def edge(kafka_bootstrap: str, tmp_path: Path):
                                     haproxy=settings))
             stop = asyncio.Event()
             task = asyncio.create_task(node.run(stop))
-            running = Edge(pipeline, node, backends, http)
+            running = Edge(pipeline, node, backends, settings.ports)
             try:
                 await asyncio.wait_for(running.loop.ready.wait(), 60)
                 yield running
@@ -157,3 +169,45 @@ async def test_health_scaling_groups_and_a_bad_label_through_the_pipeline(kafka_
         await eventually_served(lb.http, "web.test", await lb.pipeline.eventually(
             lambda: lb.backends_of("/web"), lambda found: len(found) == 1))
         assert lb.loop.role.reloads == reloads, "scaling must not reload HAProxy"
+
+
+async def test_paths_redirect_sni_sticky_tcp_and_app_id_routing_from_labels(kafka_bootstrap, tmp_path):
+    async with edge(kafka_bootstrap, tmp_path) as lb:
+        root_port, path_port, secure_port, sticky_port, tcp_service, tcp_bind = free_ports(6)
+        external = {"HAPROXY_GROUP": "external"}
+        await lb.launch("/shop/home", 1, root_port, {**external, "HAPROXY_0_VHOST": "shop.test"})
+        await lb.launch("/shop/zapi", 1, path_port, {**external, "HAPROXY_0_VHOST": "shop.test", "HAPROXY_0_PATH": "/api"})
+        await lb.launch("/secure", 1, secure_port, {**external, "HAPROXY_0_VHOST": "secure.test",
+                                                    "HAPROXY_0_REDIRECT_TO_HTTPS": "true"})
+        await lb.launch("/sticky", 1, sticky_port, {**external, "HAPROXY_0_VHOST": "sticky.test", "HAPROXY_0_STICKY": "yes"})
+        await lb.launch("/raw", 1, tcp_service, {**external, "HAPROXY_0_MODE": "tcp", "HAPROXY_0_PORT": str(tcp_bind)})
+        names = {}
+        for app_id in ("/shop/home", "/shop/zapi", "/secure", "/sticky", "/raw"):
+            (names[app_id],) = await lb.pipeline.eventually(lambda a=app_id: lb.backends_of(a), lambda found: len(found) == 1)
+
+        # PATH (weight 1 by default) wins over the same vhost without a path, although the
+        # path app sorts last by app id (the order rules take at equal weights).
+        api = await lb.pipeline.eventually(lambda: asyncio.to_thread(get, lb.http, "/api/items", "shop.test"),
+                                           lambda reply: reply.body == names["/shop/zapi"])
+        assert (api.status, api.headers["x-backend-path"]) == (200, "/api/items")
+        await eventually_served(lb.http, "shop.test", {names["/shop/home"]})
+        # REDIRECT_TO_HTTPS on :80, and the same vhost by SNI on :443 with the node's certificate.
+        await eventually_served(lb.ports.https, "secure.test", {names["/secure"]}, sni=True)
+        redirect = await asyncio.to_thread(get, lb.http, "/login", "secure.test")
+        assert (redirect.status, redirect.headers["location"]) == (301, "https://secure.test/login")
+        # STICKY: HAProxy sets marathon-lb's cookie; sent back, it keeps the same server.
+        await eventually_served(lb.http, "sticky.test", {names["/sticky"]})
+        first = await asyncio.to_thread(get, lb.http, "/", "sticky.test")
+        assert first.status == 200 and first.headers["set-cookie"].startswith("mesosphere_server_id=")
+        cookie = first.headers["set-cookie"].split(";")[0]
+        again = await asyncio.to_thread(get, lb.http, "/", "sticky.test", None, {"Cookie": cookie})
+        assert again.body == first.body == names["/sticky"]
+        # MODE tcp, bound at HAPROXY_0_PORT instead of the service port: bytes pass through.
+        await lb.pipeline.eventually(lambda: answered(tcp_bind), lambda body: body == names["/raw"])
+        with pytest.raises(OSError):
+            await asyncio.to_thread(get, tcp_service)
+        # The app-id frontend routes by X-Marathon-App-Id to the app's first http port.
+        by_id = await lb.pipeline.eventually(
+            lambda: asyncio.to_thread(get, lb.ports.appid, "/", "anything", None, {"X-Marathon-App-Id": "/shop/zapi"}),
+            lambda reply: reply.body == names["/shop/zapi"])
+        assert by_id.status == 200
