@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from appliers.overlay import plan as ops
-from appliers.overlay.model import NodeState
+from appliers.overlay.model import MAIN_TABLE, NodeState
 
 
 class FakeKernel:
@@ -15,11 +15,21 @@ class FakeKernel:
         self.state = state or NodeState()
         self.batches: list[list[ops.KernelOp]] = []  # every applied batch, in order
         self.reads = 0
+        self.partial_reads = 0
         self.fail_next = 0  # how many of the next batches to refuse (before any of it applies)
 
     def read(self) -> NodeState:
         self.reads += 1
         return self._copy(self.state)
+
+    def read_touched(self, touched) -> NodeState | None:
+        """Only the touched entries, as the real seam reads them (no table-42 routes, no masquerade)."""
+        self.partial_reads += 1
+        if self.state.vtep is None:
+            return None
+        return NodeState(neighbours={k: v for k, v in self.state.neighbours.items() if k in touched.neighbours},
+                         fdb={k: v for k, v in self.state.fdb.items() if k in touched.fdb},
+                         routes={k: v for k, v in self.state.routes.items() if k in touched.routes and k[0] == MAIN_TABLE})
 
     def apply(self, operations: Iterable[ops.KernelOp]) -> None:
         operations = list(operations)
@@ -51,6 +61,12 @@ def _step(state: NodeState, op: ops.KernelOp) -> NodeState:
         return replace(state, nat=op.nat)
     if isinstance(op, ops.DeleteNat):
         return replace(state, nat=None)
+    if isinstance(op, (ops.AddNatOverlay, ops.DeleteNatOverlay)):
+        if state.nat is None:
+            raise OSError("the masquerade table is missing")
+        cidrs = frozenset(op.cidrs)
+        overlay = state.nat.overlay | cidrs if isinstance(op, ops.AddNatOverlay) else state.nat.overlay - cidrs
+        return replace(state, nat=replace(state.nat, overlay=overlay))
     if isinstance(op, ops.AddRule):
         return replace(state, rules=state.rules | {(op.src, op.table)})
     if isinstance(op, ops.DeleteRule):

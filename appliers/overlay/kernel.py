@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
+import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.thread import BrokenThreadPool
@@ -28,7 +29,9 @@ from pyroute2.netlink.exceptions import NetlinkError
 from appliers.l4lb.kernel import _enter_netns as enter_netns
 from appliers.l4lb.libnftables import OUTPUT_JSON, Nft
 from appliers.overlay import nat as nft
+from appliers.overlay import netlink
 from appliers.overlay import plan as ops
+from appliers.overlay.index import Touched
 from appliers.overlay.model import MAIN_TABLE, OVERLAY_TABLE, Nat, NodeState, Vtep
 from schemas.overlay import VTEP_NAME
 
@@ -36,7 +39,6 @@ from schemas.overlay import VTEP_NAME
 # and deletes only its own and never a route someone else made.
 ROUTE_PROTO = 88
 NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
 IFF_UP = 0x1
 RT_SCOPE_LINK = 253
 T = TypeVar("T")
@@ -74,6 +76,11 @@ class OverlayKernel:
             self._local.ipr = IPRoute()  # on the worker thread, after setns
         return self._local.ipr
 
+    def _rtnl(self) -> netlink.Rtnl:
+        if getattr(self._local, "rtnl", None) is None:
+            self._local.rtnl = netlink.Rtnl()
+        return self._local.rtnl
+
     def _nft(self) -> Nft:
         if getattr(self._local, "nft", None) is None:
             self._local.nft = Nft()
@@ -82,7 +89,7 @@ class OverlayKernel:
     def close(self) -> None:
         if self._pool is not None:
             def release() -> None:
-                for name in ("nft", "ipr"):
+                for name in ("nft", "ipr", "rtnl"):
                     obj = getattr(self._local, name, None)
                     if obj is not None:
                         obj.close()
@@ -106,6 +113,51 @@ class OverlayKernel:
         return NodeState(self._read_vtep(ipr, index), self._read_addresses(ipr, index),
                          self._read_neighbours(ipr, index), self._read_fdb(ipr, index),
                          self._read_routes(ipr, index), rules, nat)
+
+    def read_touched(self, touched: Touched) -> NodeState | None:
+        """Only the touched entries, each read back by its key: neighbours by VTEP IP, FDB
+        entries by MAC, main-table routes by an exact-match lookup. Not in it, because the
+        kernel cannot answer for one of them alone: table-42 routes (RTM_GETROUTE looks up
+        through the rules and ignores RTA_TABLE) and the masquerade's overlay-set elements
+        (nft 1.0.6's `get element` misses elements of an interval set next to another one).
+        None when the device is missing: a full read is needed."""
+        return self._call(self._read_touched, touched)
+
+    def _read_touched(self, touched: Touched) -> NodeState | None:
+        found = self._ipr().link_lookup(ifname=VTEP_NAME)
+        if not found:
+            return None
+        index = found[0]
+        neighbours, fdb = sorted(touched.neighbours), sorted(touched.fdb)
+        routes = sorted(key for key in touched.routes if key[0] == MAIN_TABLE)
+        requests = [netlink.neighbour(netlink.RTM_GETNEIGH, netlink.WRITE, index, ip) for ip in neighbours]
+        requests += [netlink.fdb(netlink.RTM_GETNEIGH, netlink.WRITE, index, mac) for mac in fdb]
+        requests += [netlink.route(netlink.RTM_GETROUTE, netlink.WRITE, MAIN_TABLE, dst, 0,
+                                   rtm_flags=netlink.RTM_F_FIB_MATCH) for _, dst in routes]
+        replies = iter(self._rtnl().exchange(requests))
+        state = NodeState()
+        for ip, reply in zip(neighbours, replies):
+            for _, payload in reply.messages:
+                flags, ifindex, attrs = netlink.parse_neighbour(payload)
+                if ifindex == index and flags & NUD_PERMANENT and attrs.get(netlink.NDA_LLADDR):
+                    state.neighbours[ip] = attrs[netlink.NDA_LLADDR].hex(":")
+        for mac, reply in zip(fdb, replies):
+            for _, payload in reply.messages:
+                flags, ifindex, attrs = netlink.parse_neighbour(payload)
+                if ifindex == index and flags & NUD_PERMANENT and attrs.get(netlink.NDA_DST):
+                    state.fdb[mac] = str(ipaddress.ip_address(attrs[netlink.NDA_DST]))
+        for (table, dst), reply in zip(routes, replies):
+            for _, payload in reply.messages:
+                dst_len, found_table, proto, attrs = netlink.parse_route(payload)
+                network = ipaddress.ip_network(dst)
+                exact = (dst_len == network.prefixlen and found_table == table and proto == ROUTE_PROTO
+                         and attrs.get(netlink.RTA_DST, network.network_address.packed) == network.network_address.packed)
+                if not exact:
+                    continue  # another route answers for it: ours is missing
+                via = attrs.get(netlink.RTA_GATEWAY)
+                on_device = attrs.get(netlink.RTA_OIF) == struct.pack("=i", index)
+                state.routes[(table, dst)] = str(ipaddress.ip_address(via)) if via and on_device else ""
+        return state
 
     @staticmethod
     def _read_vtep(ipr: IPRoute, index: int) -> Vtep | None:
@@ -189,7 +241,18 @@ class OverlayKernel:
     def _apply(self, operations: list[ops.KernelOp]) -> None:
         ipr = self._ipr()
         index: int | None = None
-        for op in operations:
+        batch: list[ops.KernelOp] = []  # per-peer entries, sent together (netlink.py says why)
+        for op in [*operations, None]:
+            if isinstance(op, _PER_PEER):
+                batch.append(op)
+                continue
+            if batch:
+                if index is None:
+                    index = self._vtep_index(ipr, batch[0])
+                self._per_peer(index, batch)
+                batch = []
+            if op is None:
+                break
             if isinstance(op, ops.CreateVtep):
                 index = self._create_vtep(ipr, op.vtep)
                 continue
@@ -205,15 +268,46 @@ class OverlayKernel:
             if isinstance(op, ops.DeleteNat):
                 self._nft_run(nft.render_delete())
                 continue
+            if isinstance(op, (ops.AddNatOverlay, ops.DeleteNatOverlay)):
+                self._nft_run(nft.render_overlay_elements("add" if isinstance(op, ops.AddNatOverlay) else "delete",
+                                                          op.cidrs))
+                continue
             if isinstance(op, (ops.AddRule, ops.DeleteRule)):
                 self._rule(ipr, op)
                 continue
             if index is None:
-                found = ipr.link_lookup(ifname=VTEP_NAME)
-                if not found:
-                    raise OSError(f"{VTEP_NAME} is missing: cannot {op}")
-                index = found[0]
+                index = self._vtep_index(ipr, op)
             self._on_device(ipr, index, op)
+
+    @staticmethod
+    def _vtep_index(ipr: IPRoute, op: ops.KernelOp) -> int:
+        found = ipr.link_lookup(ifname=VTEP_NAME)
+        if not found:
+            raise OSError(f"{VTEP_NAME} is missing: cannot {op}")
+        return found[0]
+
+    def _per_peer(self, index: int, batch: list[ops.KernelOp]) -> None:
+        """Neighbours, FDB entries and routes in one exchange; the first refusal raises (the
+        loop then reads everything back). A delete of what is gone already is done."""
+        requests, tolerated = [], []
+        for op in batch:
+            if isinstance(op, ops.ReplaceNeighbour):
+                requests.append(netlink.neighbour(netlink.RTM_NEWNEIGH, netlink.REPLACE, index, op.ip, op.mac))
+            elif isinstance(op, ops.DeleteNeighbour):
+                requests.append(netlink.neighbour(netlink.RTM_DELNEIGH, netlink.WRITE, index, op.ip))
+            elif isinstance(op, ops.ReplaceFdb):
+                requests.append(netlink.fdb(netlink.RTM_NEWNEIGH, netlink.REPLACE, index, op.mac, op.dst))
+            elif isinstance(op, ops.DeleteFdb):
+                requests.append(netlink.fdb(netlink.RTM_DELNEIGH, netlink.WRITE, index, op.mac, op.dst))
+            elif isinstance(op, ops.ReplaceRoute):
+                requests.append(netlink.route(netlink.RTM_NEWROUTE, netlink.REPLACE, op.table, op.dst, ROUTE_PROTO,
+                                              index, op.via))
+            else:
+                requests.append(netlink.route(netlink.RTM_DELROUTE, netlink.WRITE, op.table, op.dst, ROUTE_PROTO))
+            tolerated.append(_GONE.get(type(op)))
+        for op, code, reply in zip(batch, tolerated, self._rtnl().exchange(requests)):
+            if reply.error and reply.error != code:
+                raise OSError(reply.error, f"{op}: {errno.errorcode.get(reply.error, reply.error)}")
 
     @staticmethod
     def _create_vtep(ipr: IPRoute, vtep: Vtep) -> int:
@@ -233,20 +327,6 @@ class OverlayKernel:
             _tolerating(errno.EEXIST if isinstance(op, ops.AddAddress) else errno.EADDRNOTAVAIL,
                         ipr.addr, "add" if isinstance(op, ops.AddAddress) else "del", index=index,
                         address=str(address.ip), prefixlen=address.network.prefixlen, family=_family(op.cidr))
-        elif isinstance(op, ops.ReplaceNeighbour):
-            ipr.neigh("replace", dst=op.ip, lladdr=op.mac, ifindex=index, state="permanent", family=_family(op.ip))
-        elif isinstance(op, ops.DeleteNeighbour):
-            _tolerating(errno.ENOENT, ipr.neigh, "del", dst=op.ip, ifindex=index, family=_family(op.ip))
-        elif isinstance(op, ops.ReplaceFdb):
-            ipr.fdb("replace", ifindex=index, lladdr=op.mac, dst=op.dst, state="permanent", flags=NTF_SELF)
-        elif isinstance(op, ops.DeleteFdb):
-            _tolerating(errno.ENOENT, ipr.fdb, "del", ifindex=index, lladdr=op.mac, dst=op.dst, flags=NTF_SELF)
-        elif isinstance(op, ops.ReplaceRoute):
-            ipr.route("replace", dst=op.dst, gateway=op.via, oif=index, table=op.table, proto=ROUTE_PROTO,
-                      family=_family(op.dst))
-        elif isinstance(op, ops.DeleteRoute):
-            _tolerating(errno.ESRCH, ipr.route, "del", dst=op.dst, table=op.table, proto=ROUTE_PROTO,
-                        family=_family(op.dst))
         else:
             raise TypeError(f"unknown operation {op!r}")
 
@@ -263,6 +343,11 @@ class OverlayKernel:
         rc, _, err = self._nft().run(text)
         if rc != 0:
             raise NftError(err.strip() or f"nft rc={rc}")
+
+
+_PER_PEER = (ops.ReplaceNeighbour, ops.DeleteNeighbour, ops.ReplaceFdb, ops.DeleteFdb, ops.ReplaceRoute, ops.DeleteRoute)
+# The errno a delete gets when its entry is gone already (the read-back may be a moment old).
+_GONE = {ops.DeleteNeighbour: errno.ENOENT, ops.DeleteFdb: errno.ENOENT, ops.DeleteRoute: errno.ESRCH}
 
 
 def _tolerating(code: int, fn: Callable[..., object], *args, **kwargs) -> None:

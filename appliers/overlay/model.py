@@ -65,7 +65,7 @@ class NodeState:
     nat: Nat | None = None
 
 
-def _network(cidr: str) -> str:
+def network_of(cidr: str) -> str:
     return str(ipaddress.ip_network(cidr, strict=False))
 
 
@@ -95,6 +95,37 @@ def peers(leases: Iterable[Lease], agent_ip: str) -> dict[str, list[Lease]]:
     return out
 
 
+@dataclass(frozen=True)
+class PeerEntries:
+    """What one peer asks of this node's kernel. Two peers may ask for the same entry (a VTEP
+    IP freed by one and leased to the other): the first by agent id wins, in desired_state and
+    in LeaseIndex alike."""
+
+    neighbours: dict[str, str]
+    fdb: dict[str, str]
+    routes: dict[tuple[int, str], str]
+
+
+def peer_entries(agent_leases: list[Lease]) -> PeerEntries:
+    """One peer's entries, from its leases sorted by overlay (the first carries its VTEP)."""
+    peer = agent_leases[0]
+    mac = peer.vtep_mac.lower()
+    neighbours = {peer.vtep_ip: mac}
+    if peer.vtep_ip6:
+        neighbours.setdefault(str(ipaddress.ip_address(peer.vtep_ip6)), mac)
+    fdb: dict[str, str] = {}
+    routes: dict[tuple[int, str], str] = {}
+    if ipaddress.ip_address(peer.agent_ip).version == 4:
+        fdb[mac] = peer.agent_ip
+        routes[(OVERLAY_TABLE, _host(peer.agent_ip))] = peer.vtep_ip
+    for lease in agent_leases:
+        subnet = ipaddress.ip_network(lease.subnet, strict=False)
+        via = peer.vtep_ip if subnet.version == 4 else peer.vtep_ip6
+        if via:  # an IPv6 subnet needs the peer's IPv6 VTEP
+            routes.setdefault((MAIN_TABLE, str(subnet)), str(ipaddress.ip_address(via)))
+    return PeerEntries(neighbours, fdb, routes)
+
+
 def desired_state(leases: Iterable[Lease], agent_ip: str, vtep_mtu: int = VTEP_MTU) -> NodeState:
     """The kernel state this node should have. Without a lease of its own the node has no
     VTEP, hence nothing to reach its peers with: the state is empty."""
@@ -111,20 +142,14 @@ def desired_state(leases: Iterable[Lease], agent_ip: str, vtep_mtu: int = VTEP_M
     fdb: dict[str, str] = {}
     routes: dict[tuple[int, str], str] = {}
     for agent_leases in peers(leases, agent_ip).values():
-        peer = agent_leases[0]
-        mac = peer.vtep_mac.lower()
-        neighbours.setdefault(peer.vtep_ip, mac)
-        if peer.vtep_ip6:
-            neighbours.setdefault(str(ipaddress.ip_address(peer.vtep_ip6)), mac)
-        if ipaddress.ip_address(peer.agent_ip).version == 4:
-            fdb.setdefault(mac, peer.agent_ip)
-            routes.setdefault((OVERLAY_TABLE, _host(peer.agent_ip)), peer.vtep_ip)
-        for lease in agent_leases:
-            subnet = ipaddress.ip_network(lease.subnet, strict=False)
-            via = peer.vtep_ip if subnet.version == 4 else peer.vtep_ip6
-            if via:  # an IPv6 subnet needs the peer's IPv6 VTEP
-                routes.setdefault((MAIN_TABLE, str(subnet)), str(ipaddress.ip_address(via)))
-    own_subnets = {_network(lease.subnet) for lease in mine}
+        entries = peer_entries(agent_leases)
+        for key, value in entries.neighbours.items():
+            neighbours.setdefault(key, value)
+        for key, value in entries.fdb.items():
+            fdb.setdefault(key, value)
+        for key, value in entries.routes.items():
+            routes.setdefault(key, value)
+    own_subnets = {network_of(lease.subnet) for lease in mine}
     rules = frozenset((subnet, OVERLAY_TABLE) for subnet in own_subnets if ipaddress.ip_network(subnet).version == 4)
-    nat = Nat(frozenset(own_subnets), frozenset(_network(lease.subnet) for lease in leases))
+    nat = Nat(frozenset(own_subnets), frozenset(network_of(lease.subnet) for lease in leases))
     return NodeState(vtep, frozenset(addresses), neighbours, fdb, routes, rules, nat)

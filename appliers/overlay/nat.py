@@ -104,3 +104,17 @@ def read_nat(listing: dict) -> Nat:
             rules.append(_rule_matches(item["rule"].get("expr", [])))
     intact = seen_sets == set(_SETS) and chains == [{**_CHAIN, "name": "postrouting"}] and rules == _RULES
     return Nat(frozenset(sides["sources"]), frozenset(sides["overlay"]), intact)
+
+
+def _overlay_set(cidr: str) -> str:
+    return "overlay6" if ipaddress.ip_network(cidr, strict=False).version == 6 else "overlay4"
+
+
+def render_overlay_elements(verb: str, cidrs: Iterable[str]) -> str:
+    """`add` or `delete` leased subnets in the overlay sets, one transaction (a partial pass)."""
+    by_set: dict[str, list[str]] = {}
+    for cidr in cidrs:
+        by_set.setdefault(_overlay_set(cidr), []).append(str(ipaddress.ip_network(cidr, strict=False)))
+    return "".join(f"{verb} element {FAMILY} {TABLE} {name} {{ {', '.join(sorted(elements))} }}\n"
+                   for name, elements in sorted(by_set.items()))
+

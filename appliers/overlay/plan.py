@@ -101,6 +101,18 @@ class DeleteNat:
 
 
 @dataclass(frozen=True)
+class AddNatOverlay:
+    """Leased subnets into the masquerade's overlay sets (a partial pass: the table stays)."""
+
+    cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeleteNatOverlay:
+    cidrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WriteConfig:
     """A CNI network config file (name inside the overlay dir) and its whole content."""
 
@@ -114,7 +126,8 @@ class RemoveConfig:
 
 
 KernelOp = (CreateVtep | SetVtep | DeleteVtep | AddAddress | DeleteAddress | ReplaceNeighbour | DeleteNeighbour
-            | ReplaceFdb | DeleteFdb | ReplaceRoute | DeleteRoute | AddRule | DeleteRule | ReplaceNat | DeleteNat)
+            | ReplaceFdb | DeleteFdb | ReplaceRoute | DeleteRoute | AddRule | DeleteRule | ReplaceNat | DeleteNat
+            | AddNatOverlay | DeleteNatOverlay)
 FileOp = WriteConfig | RemoveConfig
 
 
@@ -150,10 +163,7 @@ def plan_kernel(desired: NodeState, actual: NodeState, may_remove: bool) -> list
         updates.append(SetVtep(desired.vtep))
     updates += [AddAddress(cidr) for cidr in sorted(desired.addresses - actual.addresses)]
     updates += [AddRule(src, table) for src, table in sorted(desired.rules - actual.rules)]
-    updates += [ReplaceNeighbour(ip, desired.neighbours[ip]) for ip in _changed(desired.neighbours, actual.neighbours)]
-    updates += [ReplaceFdb(mac, desired.fdb[mac]) for mac in _changed(desired.fdb, actual.fdb)]
-    updates += [ReplaceRoute(table, dst, desired.routes[(table, dst)])
-                for table, dst in _changed(desired.routes, actual.routes)]
+    updates += _peer_updates(desired, actual)
     nat = desired.nat
     if nat is not None and actual.nat is not None and not may_remove:
         # Not complete: keep what the kernel has too (a peer's subnet we have not read yet).
@@ -161,12 +171,42 @@ def plan_kernel(desired: NodeState, actual: NodeState, may_remove: bool) -> list
     if nat is not None and nat != actual.nat:
         updates.append(ReplaceNat(nat))
     if may_remove:
-        deletions += [DeleteRoute(table, dst) for table, dst in _extra(desired.routes, actual.routes)]
-        deletions += [DeleteFdb(mac, actual.fdb[mac]) for mac in _extra(desired.fdb, actual.fdb)]
-        deletions += [DeleteNeighbour(ip) for ip in _extra(desired.neighbours, actual.neighbours)]
+        deletions += _peer_deletions(desired, actual)
         deletions += [DeleteRule(src, table) for src, table in _extra(desired.rules, actual.rules)]
         deletions += [DeleteAddress(cidr) for cidr in _extra(desired.addresses, actual.addresses)]
     return updates + deletions
+
+
+def plan_touched(desired: NodeState, actual: NodeState, may_remove: bool) -> list[KernelOp]:
+    """A partial pass: `desired` and `actual` hold only the entries the changed leases touch
+    (appliers.overlay.index), so whatever is not in them, every other peer, is never planned,
+    let alone removed. The device, its addresses, the rule and the masquerade's sources belong
+    to this node's own lease, which a partial pass never covers; the overlay sets change by
+    element instead of a whole table."""
+    want = desired.nat.overlay if desired.nat else frozenset()
+    have = actual.nat.overlay if actual.nat else frozenset()
+    updates: list[KernelOp] = _peer_updates(desired, actual)
+    if want - have:
+        updates.append(AddNatOverlay(tuple(sorted(want - have))))
+    if not may_remove:
+        return updates
+    deletions = _peer_deletions(desired, actual)
+    if have - want:
+        deletions.append(DeleteNatOverlay(tuple(sorted(have - want))))
+    return updates + deletions
+
+
+def _peer_updates(desired: NodeState, actual: NodeState) -> list[KernelOp]:
+    return [*(ReplaceNeighbour(ip, desired.neighbours[ip]) for ip in _changed(desired.neighbours, actual.neighbours)),
+            *(ReplaceFdb(mac, desired.fdb[mac]) for mac in _changed(desired.fdb, actual.fdb)),
+            *(ReplaceRoute(table, dst, desired.routes[(table, dst)])
+              for table, dst in _changed(desired.routes, actual.routes))]
+
+
+def _peer_deletions(desired: NodeState, actual: NodeState) -> list[KernelOp]:
+    return [*(DeleteRoute(table, dst) for table, dst in _extra(desired.routes, actual.routes)),
+            *(DeleteFdb(mac, actual.fdb[mac]) for mac in _extra(desired.fdb, actual.fdb)),
+            *(DeleteNeighbour(ip) for ip in _extra(desired.neighbours, actual.neighbours))]
 
 
 def plan_files(desired: Mapping[str, bytes], actual: Mapping[str, bytes], may_remove: bool) -> list[FileOp]:
