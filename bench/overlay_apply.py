@@ -4,6 +4,10 @@ Not a test: the machines are shared and noisy.
 
     sudo .venv/bin/python bench/overlay_apply.py [--sizes 100,1000,5000] [--changes 150] [--cold 5000]
 
+The leases name the overlay's network (9.0.0.0/8), so the masquerade holds one element whatever
+the peers; `--legacy-leases` leaves it out, as a processor before the field did (one element
+per peer, and nft 1.0.6 rewrites the whole interval set for each).
+
 Per size, in a network namespace it creates and deletes (`wfbo-<random>-<size>`): one node
 (agent 10.98.0.1) runs the overlay role (appliers/overlay/role.py) with N peers programmed by a
 first full pass, then `--changes` single-lease passes, as the reconcile loop runs them (the
@@ -45,12 +49,16 @@ MAX_PEERS = 60_000  # the /16s below hold 65,534; this bounds the run
 GOALS = {"per_change": "p99 <= 2 ms, flat across sizes", "cold_start": "<= 3 s with 5,000 peers"}
 
 
+LEGACY = False  # --legacy-leases: leases as a processor before `network` wrote them
+
+
 def agent_lease(n: int, mac_byte: int | None = None) -> Lease:
-    """Agent n (1 is the node): agent IP 10.98.x.y, subnet 9.x.y.0/24, VTEP 44.128.x.y/16."""
+    """Agent n (1 is the node): agent IP 10.98.x.y, subnet 9.x.y.0/24 of 9.0.0.0/8, VTEP 44.128.x.y/16."""
     hi, lo = n >> 8, n & 255
     mac = f"70:b3:d5:80:{hi:02x}:{lo:02x}" if mac_byte is None else f"70:b3:d5:{mac_byte:02x}:{hi:02x}:{lo:02x}"
     return Lease("dcos", f"agent-{n}", f"10.98.{hi}.{lo}", f"9.{hi}.{lo}.0/24", f"9.{hi}.{lo}.0/25",
-                 f"9.{hi}.{lo}.128/25", vtep_ip=f"44.128.{hi}.{lo}", vtep_prefix=16, vtep_mac=mac)
+                 f"9.{hi}.{lo}.128/25", vtep_ip=f"44.128.{hi}.{lo}", vtep_prefix=16, vtep_mac=mac,
+                 network=None if LEGACY else "9.0.0.0/8")
 
 
 def table(agents) -> dict[str, Lease]:
@@ -159,7 +167,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="100,1000,5000")
     parser.add_argument("--changes", type=int, default=150)
     parser.add_argument("--cold", type=int, default=5000, help="peers of the cold start; 0: none")
+    parser.add_argument("--legacy-leases", action="store_true",
+                        help="leases without `network` (an older processor's): one masquerade element per peer")
     args = parser.parse_args()
+    global LEGACY
+    LEGACY = args.legacy_leases
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces, VXLAN, nftables)")
@@ -169,7 +181,8 @@ def main() -> None:
     started = time.monotonic()
     results = [run_size(size, args.changes) for size in sizes]
     cold = asyncio.run(cold_start(args.cold)) if args.cold else None
-    print(json.dumps({"bench": "overlay_apply", "goal": GOALS["per_change"], "sizes": results, "cold_start": cold,
+    print(json.dumps({"bench": "overlay_apply", "goal": GOALS["per_change"], "legacy_leases": LEGACY,
+                      "sizes": results, "cold_start": cold,
                       "wall_s": round(time.monotonic() - started, 1)}, indent=2))
 
 

@@ -22,8 +22,14 @@ from schemas.headers import Observation
 
 
 def processor_stages(catalog: Catalog, dns: DnsConfig | None = None, overlay: OverlayConfig | None = None) -> list[Stage]:
-    """Every stage of the processor, one per output table."""
-    return [L4Stage(catalog), DnsStage(catalog, dns), HaproxyStage(catalog), OverlayStage(catalog, overlay)]
+    """Every stage of the processor, one per output table, in the order they apply a batch:
+    the overlay stage before the DNS stage, which checks container addresses against its
+    leases (read in place, no Kafka round trip) and derives again the tasks of every agent
+    whose leases it reports changed."""
+    leases = OverlayStage(catalog, overlay)
+    names = DnsStage(catalog, dns, leases.overlay_leases())
+    leases.on_leases_changed.append(names.leases_changed)
+    return [L4Stage(catalog), leases, names, HaproxyStage(catalog)]
 
 
 def fresh_outputs(catalog: Catalog, sources: Mapping[str, Mapping[str, bytes]], published: Mapping[str, Mapping[str, bytes]],

@@ -28,6 +28,10 @@ class Lease(Struct, frozen=True, gc=False):
     ``vtep_ip6`` its IPv6 VTEP address when an IPv6 VTEP range is configured.
     ``gone_since``: the agent left the cluster at this time (seconds since the epoch); the
     lease is kept, unchanged otherwise, until the grace period after it ends.
+    ``network``: the overlay's whole network (``9.0.0.0/8``), which every agent's ``subnet`` is
+    part of: a node masquerades what leaves it and sends what comes from it to table 42, as
+    DC/OS does, without a rule or set element per peer. None in a lease from a processor that
+    predates the field: a node then falls back to the agents' subnets.
     """
 
     overlay: str
@@ -43,6 +47,7 @@ class Lease(Struct, frozen=True, gc=False):
     vtep_ip6: str | None = None
     vtep_prefix6: int | None = None
     gone_since: float | None = None
+    network: str | None = None  # last: records written before it decode unchanged
 
 
 def lease_key(overlay: str, agent_id: str) -> str:

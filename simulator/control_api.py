@@ -18,6 +18,7 @@ from simulator.marathon_api import json_response
 from simulator.model import Change
 from simulator.render_control import stamps
 from simulator.operations import OperationError
+from simulator.overlays import parse_overlays
 from simulator.streams import MARATHON, MESOS
 
 if TYPE_CHECKING:
@@ -101,6 +102,23 @@ def add_control_routes(app: web.Application, sim: "Simulator") -> None:
 
     async def delete_agent(request: web.Request) -> web.Response:
         return apply(lambda: operations.remove_agent(sim.model, request.match_info["agent_id"]))
+
+    async def put_agent_overlays(request: web.Request) -> web.Response:
+        """The agent's overlay subnets (simulator/overlays.py): later launches there use them."""
+        agent_id = request.match_info["agent_id"]
+        if agent_id not in sim.model.agents:
+            return error(404, f"agent {agent_id} does not exist")
+        try:
+            overlays = parse_overlays(await read_json(request, {}))
+        except OperationError as problem:
+            return error(problem.status, problem.message)
+        except ValueError as problem:
+            return error(400, str(problem))
+        if overlays:
+            sim.model.agent_overlays[agent_id] = overlays
+        else:
+            sim.model.agent_overlays.pop(agent_id, None)
+        return json_response({"agent_id": agent_id, "overlays": overlays})
 
     async def state(request: web.Request) -> web.Response:
         summary = sim.model.summary()
@@ -188,6 +206,7 @@ def add_control_routes(app: web.Application, sim: "Simulator") -> None:
     router.add_post("/sim/tasks/{task_id}/health", task_health)
     router.add_post("/sim/agents", post_agent)
     router.add_delete("/sim/agents/{agent_id}", delete_agent)
+    router.add_put("/sim/agents/{agent_id}/overlays", put_agent_overlays)
     router.add_get("/sim/state", state)
     router.add_post("/sim/churn", start_churn)
     router.add_get("/sim/churn/{churn_id}", get_churn)

@@ -93,6 +93,8 @@ class Model:
         self.task_meta: dict[str, dict] = {}
         # Stable per-agent index (overlay subnets) and the round-robin cursor.
         self.agent_index: dict[str, int] = {}
+        # Overlay subnets given per agent (simulator/overlays.py): agent id -> overlay -> kind -> subnet.
+        self.agent_overlays: dict[str, dict[str, dict[str, str]]] = {}
         self.round_robin = 0
 
     # -- ids ------------------------------------------------------------------------

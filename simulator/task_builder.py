@@ -8,7 +8,9 @@ container's addresses.
 
 Addresses are deterministic: Docker's bridge hands out 172.17.0.x per agent, the UCR
 `mesos-bridge` 172.31.254.x per agent, and the `dcos` overlay gives agent N the subnet
-9.0.N.0/24 (first half for UCR, second half for Docker, as DC/OS's Navstar splits it).
+9.0.N.0/24 (first half for UCR, second half for Docker, as DC/OS's Navstar splits it),
+unless the agent was given its overlay subnets (simulator/overlays.py): then the lowest free
+address of those, as host-local on a Wayfinder node would give.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from simulator.convert import (pid_address, ports_to_ranges, ranges_resource, re
 from simulator.marathon_apps import container_kind, network_mode, port_specs, task_name
 from schemas.addresses import canonical_ip
 from simulator.model import Model
+from simulator.overlays import host_local_addresses
 
 
 class NoCapacity(Exception):
@@ -84,9 +87,12 @@ class Placement:
         return result
 
     def take_ip(self, agent_id: str, network: str, kind: str) -> str:
+        """The lowest free address: of the subnet the agent was given on this overlay (as
+        host-local hands them out), else of the made-up pool."""
         used = self._used_ips(agent_id)
-        index = self.model.agent_index.get(agent_id, 1)
-        for ip in _pool(network, kind, index):
+        leased = self.model.agent_overlays.get(agent_id, {}).get(network, {}).get(kind)
+        pool = host_local_addresses(leased) if leased else _pool(network, kind, self.model.agent_index.get(agent_id, 1))
+        for ip in pool:
             if ip not in used:
                 used.add(ip)
                 return ip

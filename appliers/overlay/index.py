@@ -5,15 +5,21 @@ whole node state (O(peers)). Pure: no I/O.
 A peer's entries may be asked for by another peer too (a VTEP IP freed by one agent and leased
 to the next): every entry keeps the set of agents claiming it, and the first by agent id wins,
 exactly as `desired_state` decides.
+
+The masquerade's overlay set holds the overlay networks (the leases' ``network``), which a peer
+coming or going does not change: a partial pass touches only the subnets of leases without
+``network`` (from an older processor). A change of the set of networks itself (the first lease
+of an overlay, a processor upgrade) takes a full pass (`changes_networks`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from appliers.overlay.model import Nat, NodeState, PeerEntries, network_of, peer_entries
+from appliers.overlay.model import MAIN_TABLE, Nat, NodeState, PeerEntries, covered_by, legacy_subnet, overlay_network, peer_entries
 from schemas.overlay import Lease
 
 
@@ -25,7 +31,7 @@ class Touched:
     neighbours: frozenset[str] = frozenset()  # VTEP IPs
     fdb: frozenset[str] = frozenset()  # MACs
     routes: frozenset[tuple[int, str]] = frozenset()  # (table, dst)
-    overlay: frozenset[str] = frozenset()  # leased subnets: elements of the masquerade's overlay sets
+    overlay: frozenset[str] = frozenset()  # subnets of leases without `network`: overlay-set elements
 
 
 class LeaseIndex:
@@ -38,7 +44,8 @@ class LeaseIndex:
         self._peer_leases: dict[str, dict[str, Lease]] = {}  # peer agent id -> overlay -> lease
         self._entries: dict[str, PeerEntries] = {}  # peer agent id -> what it asks for
         self._claims: dict[tuple[str, object], set[str]] = {}  # (kind, entry key) -> agent ids asking
-        self._subnets: Counter[str] = Counter()  # leased subnet -> how many leases hold it
+        self._networks: Counter[str] = Counter()  # overlay network -> how many leases name it
+        self._legacy: Counter[str] = Counter()  # subnet of a lease without `network` -> how many
 
     def rebuild(self, table: Mapping[str, Lease]) -> None:
         self._clear()
@@ -67,8 +74,8 @@ class LeaseIndex:
                     routes |= entries.routes.keys()
         for key in keys:
             for lease in (self.leases.get(key), table.get(key)):
-                if lease is not None:
-                    overlay.add(network_of(lease.subnet))
+                if lease is not None and (subnet := legacy_subnet(lease)) is not None:
+                    overlay.add(subnet)
         return Touched(frozenset(neighbours), frozenset(fdb), frozenset(routes), frozenset(overlay))
 
     def update(self, keys: Iterable[str], table: Mapping[str, Lease]) -> None:
@@ -77,12 +84,12 @@ class LeaseIndex:
         for key in keys:
             old, new = self.leases.pop(key, None), table.get(key)
             if old is not None:
-                self._subnets[network_of(old.subnet)] -= 1
-                if not self._subnets[network_of(old.subnet)]:
-                    del self._subnets[network_of(old.subnet)]
+                _count(self._networks, overlay_network(old), -1)
+                _count(self._legacy, legacy_subnet(old), -1)
             if new is not None:
                 self.leases[key] = new
-                self._subnets[network_of(new.subnet)] += 1
+                _count(self._networks, overlay_network(new), 1)
+                _count(self._legacy, legacy_subnet(new), 1)
         for agent, leases in after.items():
             self._claim(agent, self._entries.pop(agent, None), False)
             self._peer_leases.pop(agent, None)
@@ -100,8 +107,31 @@ class LeaseIndex:
         neighbours = {ip: found.neighbours[ip] for ip in touched.neighbours if (found := winner("n", ip))}
         fdb = {mac: found.fdb[mac] for mac in touched.fdb if (found := winner("f", mac))}
         routes = {key: found.routes[key] for key in touched.routes if (found := winner("r", key))}
-        overlay = frozenset(subnet for subnet in touched.overlay if self._subnets.get(subnet))
+        overlay = frozenset(subnet for subnet in touched.overlay
+                            if self._legacy.get(subnet) and not covered_by(subnet, self._networks))
         return NodeState(neighbours=neighbours, fdb=fdb, routes=routes, nat=Nat(frozenset(), overlay))
+
+    def main_route(self, key: str) -> tuple[str, str] | None:
+        """(destination, gateway) of the main-table route the lease under `key` asks for, as of
+        the last pass planned (None: no such lease, this node's own, or no route). After that
+        pass applied, the kernel holds it: a bench or a check reads applied state here."""
+        lease = self.leases.get(key)
+        if lease is None or lease.agent_ip == self.agent_ip:
+            return None
+        entries = self._entries.get(lease.agent_id)
+        dst = str(ipaddress.ip_network(lease.subnet, strict=False))
+        via = entries.routes.get((MAIN_TABLE, dst)) if entries else None
+        return (dst, via) if via else None
+
+    def changes_networks(self, keys: Iterable[str], table: Mapping[str, Lease]) -> bool:
+        """Whether taking the changed keys adds or removes an overlay network: then the rule and
+        which legacy subnets the networks cover change too, which only a full pass plans."""
+        after = Counter(self._networks)  # a handful of networks: cheap to copy
+        for key in keys:
+            for lease, step in ((self.leases.get(key), -1), (table.get(key), 1)):
+                if lease is not None:
+                    _count(after, overlay_network(lease), step)
+        return after.keys() != self._networks.keys()
 
     def _peers_after(self, keys: list[str], table: Mapping[str, Lease]) -> dict[str, dict[str, Lease]]:
         """Each agent of the changed keys: its peer leases once the change is taken (by overlay)."""
@@ -135,3 +165,12 @@ class LeaseIndex:
                 agents.discard(agent)
                 if not agents:
                     self._claims.pop(key, None)
+
+
+def _count(counter: Counter[str], key: str | None, step: int) -> None:
+    """Count `key` (None: nothing) up or down, forgetting it at zero."""
+    if key is None:
+        return
+    counter[key] += step
+    if counter[key] <= 0:
+        del counter[key]

@@ -60,6 +60,10 @@ class OverlayKernel:
         self.timeout = timeout  # bounds every wait on the worker
         self._pool: ThreadPoolExecutor | None = None  # started on first use: no side effects here
         self._local = threading.local()
+        # vtep1024's interface index as last found (worker thread only). A lookup costs about
+        # 0.5 ms, as much as the rest of a peer's pass, so a partial read or an apply reuses it;
+        # a full read finds it afresh, and any failure forgets it (the device may be another).
+        self._vtep_ifindex: int | None = None
 
     def _call(self, fn: Callable[..., T], *args) -> T:
         if self._pool is None:
@@ -95,6 +99,7 @@ class OverlayKernel:
                         obj.close()
                         setattr(self._local, name, None)
             self._pool.submit(release).result(timeout=self.timeout)
+            self._vtep_ifindex = None
             self._pool.shutdown(wait=True)
             self._pool = None
 
@@ -103,16 +108,16 @@ class OverlayKernel:
         return self._call(self._read)
 
     def _read(self) -> NodeState:
+        self._vtep_ifindex = None
         ipr = self._ipr()
         rules = self._read_rules(ipr)
         nat = self._read_nat()
         found = ipr.link_lookup(ifname=VTEP_NAME)
         if not found:
-            return NodeState(rules=rules, nat=nat, routes=self._read_routes(ipr, None))
-        index = found[0]
+            return NodeState(rules=rules, nat=nat, routes=self._read_routes(None))
+        index = self._vtep_ifindex = found[0]
         return NodeState(self._read_vtep(ipr, index), self._read_addresses(ipr, index),
-                         self._read_neighbours(ipr, index), self._read_fdb(ipr, index),
-                         self._read_routes(ipr, index), rules, nat)
+                         self._read_neighbours(index), self._read_fdb(index), self._read_routes(index), rules, nat)
 
     def read_touched(self, touched: Touched) -> NodeState | None:
         """Only the touched entries, each read back by its key: neighbours by VTEP IP, FDB
@@ -121,13 +126,22 @@ class OverlayKernel:
         through the rules and ignores RTA_TABLE) and the masquerade's overlay-set elements
         (nft 1.0.6's `get element` misses elements of an interval set next to another one).
         None when the device is missing: a full read is needed."""
-        return self._call(self._read_touched, touched)
+        return self._call(self._forgetting_on_failure, self._read_touched, touched)
+
+    def _forgetting_on_failure(self, fn: Callable[..., T], *args) -> T:
+        try:
+            return fn(*args)
+        except BaseException:
+            self._vtep_ifindex = None
+            raise
 
     def _read_touched(self, touched: Touched) -> NodeState | None:
-        found = self._ipr().link_lookup(ifname=VTEP_NAME)
-        if not found:
-            return None
-        index = found[0]
+        if self._vtep_ifindex is None:
+            found = self._ipr().link_lookup(ifname=VTEP_NAME)
+            if not found:
+                return None
+            self._vtep_ifindex = found[0]
+        index = self._vtep_ifindex
         neighbours, fdb = sorted(touched.neighbours), sorted(touched.fdb)
         routes = sorted(key for key in touched.routes if key[0] == MAIN_TABLE)
         requests = [netlink.neighbour(netlink.RTM_GETNEIGH, netlink.WRITE, index, ip) for ip in neighbours]
@@ -177,39 +191,39 @@ class OverlayKernel:
         return frozenset(str(ipaddress.ip_interface(f"{a.get('IFA_ADDRESS')}/{a['prefixlen']}"))
                          for a in ipr.get_addr(index=index) if a["scope"] != RT_SCOPE_LINK)
 
-    @staticmethod
-    def _read_neighbours(ipr: IPRoute, index: int) -> dict[str, str]:
+    def _read_neighbours(self, index: int) -> dict[str, str]:
         out = {}
         for family in (socket.AF_INET, socket.AF_INET6):
-            for entry in ipr.get_neighbours(family=family, ifindex=index):
-                if entry["state"] & NUD_PERMANENT and entry.get("NDA_LLADDR"):
-                    out[str(ipaddress.ip_address(entry.get("NDA_DST")))] = entry.get("NDA_LLADDR").lower()
+            for payload in self._rtnl().dump(netlink.dump_request(netlink.RTM_GETNEIGH, family)):
+                state, ifindex, attrs = netlink.parse_neighbour(payload)
+                if ifindex == index and state & NUD_PERMANENT and attrs.get(netlink.NDA_LLADDR) and netlink.NDA_DST in attrs:
+                    out[str(ipaddress.ip_address(attrs[netlink.NDA_DST]))] = attrs[netlink.NDA_LLADDR].hex(":")
         return out
 
-    @staticmethod
-    def _read_fdb(ipr: IPRoute, index: int) -> dict[str, str]:
+    def _read_fdb(self, index: int) -> dict[str, str]:
         out: dict[str, str] = {}
-        for entry in ipr.fdb("dump", ifindex=index):
-            if entry["ifindex"] == index and entry["state"] & NUD_PERMANENT and entry.get("NDA_DST"):
-                out.setdefault(entry.get("NDA_LLADDR").lower(), str(ipaddress.ip_address(entry.get("NDA_DST"))))
+        for payload in self._rtnl().dump(netlink.dump_request(netlink.RTM_GETNEIGH, netlink.AF_BRIDGE)):
+            state, ifindex, attrs = netlink.parse_neighbour(payload)
+            if ifindex == index and state & NUD_PERMANENT and attrs.get(netlink.NDA_DST) and attrs.get(netlink.NDA_LLADDR):
+                out.setdefault(attrs[netlink.NDA_LLADDR].hex(":"), str(ipaddress.ip_address(attrs[netlink.NDA_DST])))
         return out
 
-    @staticmethod
-    def _read_routes(ipr: IPRoute, index: int | None) -> dict[tuple[int, str], str]:
+    def _read_routes(self, index: int | None) -> dict[tuple[int, str], str]:
         out = {}
-        for table in (MAIN_TABLE, OVERLAY_TABLE):
-            for family in (socket.AF_INET, socket.AF_INET6):
-                for route in ipr.get_routes(family=family, table=table, proto=ROUTE_PROTO):
-                    dst = route.get("RTA_DST") or ("::" if family == socket.AF_INET6 else "0.0.0.0")
-                    via = route.get("RTA_GATEWAY")
-                    if route.get("RTA_TABLE", route["table"]) != table or route["proto"] != ROUTE_PROTO:
-                        continue
-                    # A route of ours on another device (or none) is drift: an unknown gateway
-                    # makes the plan replace it.
-                    if index is None or route.get("RTA_OIF") != index or via is None:
-                        via = ""
-                    network = ipaddress.ip_network(f"{dst}/{route['dst_len']}", strict=False)
-                    out[(table, str(network))] = str(ipaddress.ip_address(via)) if via else ""
+        oif = struct.pack("=i", index) if index is not None else None
+        for family, anywhere in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            for payload in self._rtnl().dump(netlink.dump_request(netlink.RTM_GETROUTE, family)):
+                dst_len, table, proto, attrs = netlink.parse_route(payload)
+                if table not in (MAIN_TABLE, OVERLAY_TABLE) or proto != ROUTE_PROTO:
+                    continue
+                via = attrs.get(netlink.RTA_GATEWAY)
+                # A route of ours on another device (or none) is drift: an unknown gateway
+                # makes the plan replace it.
+                if oif is None or attrs.get(netlink.RTA_OIF) != oif or via is None:
+                    via = None
+                out[(table, _cidr(family, attrs.get(netlink.RTA_DST), dst_len, anywhere))] = \
+                    (socket.inet_ntop(family, via) if family == socket.AF_INET else str(ipaddress.ip_address(via))) \
+                    if via else ""
         return out
 
     @staticmethod
@@ -236,11 +250,11 @@ class OverlayKernel:
     def apply(self, operations: Iterable[ops.KernelOp]) -> None:
         """Apply the operations in order; the first failure raises (the loop then reads
         everything back and plans again)."""
-        self._call(self._apply, list(operations))
+        self._call(self._forgetting_on_failure, self._apply, list(operations))
 
     def _apply(self, operations: list[ops.KernelOp]) -> None:
         ipr = self._ipr()
-        index: int | None = None
+        index = self._vtep_ifindex
         batch: list[ops.KernelOp] = []  # per-peer entries, sent together (netlink.py says why)
         for op in [*operations, None]:
             if isinstance(op, _PER_PEER):
@@ -248,19 +262,19 @@ class OverlayKernel:
                 continue
             if batch:
                 if index is None:
-                    index = self._vtep_index(ipr, batch[0])
+                    index = self._vtep_ifindex = self._vtep_index(ipr, batch[0])
                 self._per_peer(index, batch)
                 batch = []
             if op is None:
                 break
             if isinstance(op, ops.CreateVtep):
-                index = self._create_vtep(ipr, op.vtep)
+                index = self._vtep_ifindex = self._create_vtep(ipr, op.vtep)
                 continue
             if isinstance(op, ops.DeleteVtep):
                 found = ipr.link_lookup(ifname=op.name)
                 if found:
                     ipr.link("del", index=found[0])
-                index = None
+                index = self._vtep_ifindex = None
                 continue
             if isinstance(op, ops.ReplaceNat):
                 self._nft_run(nft.render_replace(op.nat))
@@ -276,7 +290,7 @@ class OverlayKernel:
                 self._rule(ipr, op)
                 continue
             if index is None:
-                index = self._vtep_index(ipr, op)
+                index = self._vtep_ifindex = self._vtep_index(ipr, op)
             self._on_device(ipr, index, op)
 
     @staticmethod
@@ -348,6 +362,17 @@ class OverlayKernel:
 _PER_PEER = (ops.ReplaceNeighbour, ops.DeleteNeighbour, ops.ReplaceFdb, ops.DeleteFdb, ops.ReplaceRoute, ops.DeleteRoute)
 # The errno a delete gets when its entry is gone already (the read-back may be a moment old).
 _GONE = {ops.DeleteNeighbour: errno.ENOENT, ops.DeleteFdb: errno.ENOENT, ops.DeleteRoute: errno.ESRCH}
+
+
+def _cidr(family: int, packed: bytes | None, length: int, anywhere: str) -> str:
+    """A route's destination as str(ip_network) writes it. The kernel keeps a route's host bits
+    zero, so inet_ntop's text (a thousand times cheaper than ipaddress) is the same for IPv4;
+    IPv6 text goes through ipaddress, whose zero compression is the one the plan compares."""
+    if packed is None:
+        return f"{anywhere}/{length}"
+    if family == socket.AF_INET:
+        return f"{socket.inet_ntop(family, packed)}/{length}"
+    return str(ipaddress.ip_network((packed, length), strict=False))
 
 
 def _tolerating(code: int, fn: Callable[..., object], *args, **kwargs) -> None:

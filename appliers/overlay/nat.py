@@ -3,8 +3,10 @@
 dcos-overlay's agent module masquerades traffic from an overlay subnet whose destination is
 outside every overlay subnet (an ipset of everything with the overlay subnets as `nomatch`,
 reference 4.2). Here: one table of Wayfinder's own, `inet wayfinder_overlay`, with interval sets
-of this node's subnets (sources) and every leased subnet (overlay), per family. The table is
-small and changes only when a lease does, so a change replaces it whole in one transaction;
+of this node's subnets (sources) and the overlay networks (overlay: ``9.0.0.0/8``; the agents'
+subnets only for leases of an older processor, see model.overlay_entry), per family. The table
+is small and changes only when this node's leases or the overlays do, never for a peer, so a
+change replaces it whole in one transaction;
 NAT bindings live in conntrack, so established flows keep theirs across the swap.
 """
 
@@ -111,7 +113,8 @@ def _overlay_set(cidr: str) -> str:
 
 
 def render_overlay_elements(verb: str, cidrs: Iterable[str]) -> str:
-    """`add` or `delete` leased subnets in the overlay sets, one transaction (a partial pass)."""
+    """`add` or `delete` an older processor's per-agent subnets in the overlay sets, one
+    transaction (a partial pass)."""
     by_set: dict[str, list[str]] = {}
     for cidr in cidrs:
         by_set.setdefault(_overlay_set(cidr), []).append(str(ipaddress.ip_network(cidr, strict=False)))

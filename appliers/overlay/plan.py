@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from appliers.overlay.model import Nat, NodeState, Vtep
+from appliers.overlay.model import Nat, NodeState, Vtep, without_covered
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ class DeleteNat:
 
 @dataclass(frozen=True)
 class AddNatOverlay:
-    """Leased subnets into the masquerade's overlay sets (a partial pass: the table stays)."""
+    """Subnets of leases without `network` into the masquerade's overlay sets (a partial pass:
+    the table stays)."""
 
     cidrs: tuple[str, ...]
 
@@ -166,8 +167,10 @@ def plan_kernel(desired: NodeState, actual: NodeState, may_remove: bool) -> list
     updates += _peer_updates(desired, actual)
     nat = desired.nat
     if nat is not None and actual.nat is not None and not may_remove:
-        # Not complete: keep what the kernel has too (a peer's subnet we have not read yet).
-        nat = Nat(nat.sources | actual.nat.sources, nat.overlay | actual.nat.overlay)
+        # Not complete: keep what the kernel has too (a network we have not read yet), less what
+        # a wanted network covers (an interval set refuses overlapping elements; a subnet of
+        # an older processor's leases inside its network adds nothing).
+        nat = Nat(without_covered(nat.sources | actual.nat.sources), without_covered(nat.overlay | actual.nat.overlay))
     if nat is not None and nat != actual.nat:
         updates.append(ReplaceNat(nat))
     if may_remove:
@@ -181,8 +184,9 @@ def plan_touched(desired: NodeState, actual: NodeState, may_remove: bool) -> lis
     """A partial pass: `desired` and `actual` hold only the entries the changed leases touch
     (appliers.overlay.index), so whatever is not in them, every other peer, is never planned,
     let alone removed. The device, its addresses, the rule and the masquerade's sources belong
-    to this node's own lease, which a partial pass never covers; the overlay sets change by
-    element instead of a whole table."""
+    to this node's own lease, which a partial pass never covers. The overlay sets hold the
+    overlay networks, which a partial pass never changes either (index.changes_networks);
+    only an older processor's per-agent subnets change them here, by element."""
     want = desired.nat.overlay if desired.nat else frozenset()
     have = actual.nat.overlay if actual.nat else frozenset()
     updates: list[KernelOp] = _peer_updates(desired, actual)

@@ -8,8 +8,9 @@ ask for now, reads back only those (kernel.read_touched) and plans only them (pl
 another peer's entries are neither read nor planned, so never removed. The exceptions are
 what the kernel cannot answer for alone (kernel.read_touched says why): the table-42 route
 and the masquerade's overlay-set elements; a partial pass takes them from the last full read,
-advanced by every apply since. A change of this node's own lease, a missing
-device, and every full pass (the start, the periodic resync, after a failure) read everything
+advanced by every apply since. The overlay sets and the rule name the overlay networks, so a
+peer's pass leaves them alone. A change of this node's own lease or of the set of overlay
+networks, a missing device, and every full pass (the start, the periodic resync, after a failure) read everything
 back and plan against all leases, which repairs whatever drifted. Nothing is removed
 before the role is complete, so a restarting node leaves every entry it finds in place
 until it has read the whole table; entries already right are never touched, so traffic in
@@ -83,7 +84,8 @@ class OverlayRole(Role[Lease, Observed, OverlayPlan]):
 
     def observe(self, scope: Scope) -> Observed:
         if not scope.full and self._table is not None and self._has_vtep \
-                and self.index.only_peers(scope.keys, self._table):
+                and self.index.only_peers(scope.keys, self._table) \
+                and not self.index.changes_networks(scope.keys, self._table):
             touched = self.index.touched(scope.keys, self._table)
             found = self.kernel.read_touched(touched)
             if found is not None:

@@ -30,10 +30,12 @@ from dataclasses import dataclass, field
 
 from processors.dns.collect import Collector, EntityRecords, Rejection
 from processors.dns.config import DnsConfig
+from processors.dns.leases import OverlayLeases
 from processors.dns.names import DCOS_ZONE, ZK_ZONE, agent_tail, task_hash, valid_name
 from processors.dns.sets import copy_of, record_set
 from processors.dns.sources import (
     Address,
+    Keep,
     address,
     agent_addresses,
     container_ips,
@@ -58,11 +60,14 @@ class Derived:
 # -- tasks ----------------------------------------------------------------------------------
 
 
-def task_records(task: Task, agent: Agent | None, framework: Framework | None, config: DnsConfig) -> EntityRecords:
+def task_records(task: Task, agent: Agent | None, framework: Framework | None, config: DnsConfig,
+                 leases: OverlayLeases | None = None) -> EntityRecords:
     """Every name of one task: Mesos-DNS (``mesos_task_names``) and dcos-dns (``dcos_task_names``).
 
     Only a TASK_RUNNING task whose agent and framework are known has names; a task whose
     agent or framework is missing waits for it (no rejection: nothing is refused yet).
+    With ``leases``, a container address inside a configured overlay but outside the agent's
+    lease of it is left out of every name, and refused (leases.py).
     """
     if task.state != "TASK_RUNNING" or agent is None or framework is None:
         return EntityRecords()
@@ -70,12 +75,14 @@ def task_records(task: Task, agent: Agent | None, framework: Framework | None, c
     hosts = agent_addresses(agent)
     if not hosts:
         out.reject(agent.hostname, f"agent {agent.id} has no IP address (host names are not resolved): no agent IP names")
-    mesos_task_names(out, task, framework, hosts, config)
-    dcos_task_names(out, task, framework, hosts)
+    keep = leases.keeper(task.agent_id, out.reject) if leases is not None else None
+    mesos_task_names(out, task, framework, hosts, config, keep)
+    dcos_task_names(out, task, framework, hosts, keep)
     return out.result(framework.name, task.id)
 
 
-def mesos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address], config: DnsConfig) -> None:
+def mesos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address], config: DnsConfig,
+                     keep: Keep | None = None) -> None:
     """Mesos-DNS task names (reference §1.5), for the sanitised name and the legacy raw one.
 
     - ``<t>.<fw>.mesos``, ``<c>.<fw>.mesos``: A/AAAA, the task addresses (``ip_sources``);
@@ -87,6 +94,10 @@ def mesos_task_names(out: Collector, task: Task, framework: Framework, hosts: li
 
     With DiscoveryInfo the whole family runs first with the raw DiscoveryInfo name
     (``legacy_discovery_names``), then with the sanitised one, as Mesos-DNS does.
+
+    Container addresses come in through the ``netinfo``, ``mesos`` and ``docker`` sources
+    (with DC/OS's ``host, netinfo`` that is the AAAA of an IPv6 container, such as one on
+    ``dcos6``); ``keep`` filters them as it filters the dcos-dns names.
     """
     rfc952 = config.enforce_rfc952
     fw = domain_frag(framework.name, rfc952)
@@ -106,7 +117,7 @@ def mesos_task_names(out: Collector, task: Task, framework: Framework, hosts: li
         names.append(sanitised)
     else:
         out.reject(discovery.name if discovery is not None else task.name, "task name has no DNS label left after sanitising")
-    addresses = task_addresses(task, hosts, config)
+    addresses = task_addresses(task, hosts, config, keep)
     suffix = f"{task_hash(task.id)}-{agent_tail(task.agent_id)}"
     for name in dict.fromkeys(names):
         _mesos_task_family(out, task, name, f"{name}-{suffix}", fw, addresses, hosts, discovery is not None, rfc952)
@@ -146,7 +157,8 @@ def _mesos_task_family(
                 out.mesos_srvs(f"_{port_name}.{service}", number, f"{canonical}.{fw}")
 
 
-def dcos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address]) -> None:
+def dcos_task_names(out: Collector, task: Task, framework: Framework, hosts: list[Address],
+                    keep: Keep | None = None) -> None:
     """dcos-dns task names (reference §2.3), ``<task>`` and ``<fw>`` each one RFC 1123 label:
 
     - ``<task>.<fw>.agentip.dcos.thisdcos.directory``: the agent address;
@@ -158,6 +170,10 @@ def dcos_task_names(out: Collector, task: Task, framework: Framework, hosts: lis
     ``<task>`` is the DiscoveryInfo name when the task has one, else the task name; so
     ``/mygroup/myapp`` gives ``myapp-mygroup`` and framework ``marathon.prod`` gives
     ``marathon-prod`` (Mesos-DNS keeps that dot).
+
+    ``keep`` filters the container addresses (an overlay address outside the agent's lease);
+    a task that reported container addresses keeps ``autoip`` on them even when every one is
+    dropped, so ``autoip`` never falls back to the agent for a container on an overlay.
     """
     raw = task.discovery.name if task.discovery is not None and task.discovery.name is not None else task.name
     name, fw = label(raw), label(framework.name)
@@ -165,8 +181,9 @@ def dcos_task_names(out: Collector, task: Task, framework: Framework, hosts: lis
         out.reject(f"{raw} ({framework.name})", "task or framework name has no DNS label left: no dcos-dns names")
         return
     base = f"{name}.{fw}"
-    containers = container_ips(task)
-    auto = hosts if has_port_mapping(task) or not containers else containers
+    reported = container_ips(task)
+    containers = keep(reported) if keep is not None and reported else reported
+    auto = hosts if has_port_mapping(task) or not reported else containers
     for kind, found in (("agentip", hosts), ("containerip", containers), ("autoip", auto)):
         out.addresses(f"{base}.{kind}.{DCOS_ZONE}.", found)
 
@@ -271,6 +288,7 @@ def entity_records(
     frameworks: Mapping[str, Framework],
     clusters: Mapping[str, Cluster],
     config: DnsConfig,
+    leases: OverlayLeases | None = None,
 ) -> Iterable[EntityRecords]:
     """The records of every entity, tasks looking up their agent and framework by id."""
     for cluster in clusters.values():
@@ -280,7 +298,7 @@ def entity_records(
     for framework in frameworks.values():
         yield framework_records(framework, config)
     for task in tasks.values():
-        yield task_records(task, agents.get(task.agent_id), frameworks.get(task.framework_id), config)
+        yield task_records(task, agents.get(task.agent_id), frameworks.get(task.framework_id), config, leases)
 
 
 def derive_records(
@@ -289,14 +307,16 @@ def derive_records(
     frameworks: Mapping[str, Framework],
     clusters: Mapping[str, Cluster],
     config: DnsConfig | None = None,
+    leases: OverlayLeases | None = None,
 ) -> Derived:
-    """The whole DNS table for a snapshot of the Mesos tables, sorted by key."""
+    """The whole DNS table for a snapshot of the Mesos tables (and the overlay leases, when
+    given), sorted by key."""
     config = config or DnsConfig()
     rdata: dict[str, set[str]] = {}
     owners: dict[str, set[str]] = {}
     names: dict[str, set[str]] = {}
     rejections: list[Rejection] = []
-    for found in entity_records(tasks, agents, frameworks, clusters, config):
+    for found in entity_records(tasks, agents, frameworks, clusters, config, leases):
         rejections.extend(found.rejections)
         for key, values in found.contributions:
             rdata.setdefault(key, set()).update(values)

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from functools import lru_cache
 
 from processors.dns.config import DnsConfig
 from schemas.mesos import Agent, Task, TaskStatus
 
 Address = tuple[str, str]  # (canonical IP, "A" or "AAAA")
+Keep = Callable[[list[Address]], list[Address]]  # the container addresses that may be published
 
 MESOS_IP_LABEL = "MesosContainerizer.NetworkSettings.IPAddress"
 DOCKER_IP_LABEL = "Docker.NetworkSettings.IPAddress"
@@ -89,17 +91,23 @@ def _source(source: str, task: Task, hosts: list[Address]) -> list[Address]:
     return _addresses(status.repeated_labels.get(label) or [status.labels.get(label)])
 
 
-def task_addresses(task: Task, hosts: list[Address], config: DnsConfig) -> list[Address]:
-    """The addresses of ``<task>.<fw>.<domain>`` by the configured sources and merge rule."""
+def task_addresses(task: Task, hosts: list[Address], config: DnsConfig, keep: Keep | None = None) -> list[Address]:
+    """The addresses of ``<task>.<fw>.<domain>`` by the configured sources and merge rule.
+
+    ``keep`` filters the container sources' addresses (not ``host``: the agent's); a source
+    whose every address it drops still counts as reporting some, so ``first`` does not fall
+    back to the next source (the agent) for a container the status placed elsewhere.
+    """
     if config.ip_merge == "first":
         for source in config.ip_sources:
             found = _source(source, task, hosts)
             if found:
-                return found
+                return keep(found) if keep is not None and source != "host" else found
         return []
     first: dict[str, Address] = {}
     for source in config.ip_sources:
-        for found in _source(source, task, hosts):
+        reported = _source(source, task, hosts)
+        for found in keep(reported) if keep is not None and source != "host" else reported:
             first.setdefault(found[1], found)
             if len(first) == 2:
                 return [first["A"], first["AAAA"]]

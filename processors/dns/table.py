@@ -8,7 +8,9 @@ update re-derives only the entities it touches, with the functions of derive.py:
 - a task: that task;
 - an agent: the agent and the tasks on it (indexed by agent id);
 - a framework: the framework and its tasks (indexed by framework id);
-- the cluster: the cluster records.
+- the cluster: the cluster records;
+- an agent's overlay leases (kind ``leases``, no value: the table reads them through its
+  ``OverlayLeases`` view when it derives): the tasks on that agent.
 
 The entity's old contributions are taken back, the new ones added, and only the record sets
 whose value changed are returned (``None`` when the name/type has no record left). Applying
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from processors.indexes import unindex
 from processors.dns.collect import EntityRecords, Rejection
 from processors.dns.config import DnsConfig
+from processors.dns.leases import OverlayLeases
 from processors.dns.derive import (
     agent_records,
     cluster_records,
@@ -43,7 +46,7 @@ from schemas.mesos import Agent, Cluster, Framework, Task
 Changes = dict[str, RecordSet | None]
 # Record-set key -> the index (in its batch) of the newest update that changed it.
 Causes = dict[str, int]
-KINDS = ("task", "agent", "framework", "cluster")
+KINDS = ("task", "agent", "framework", "cluster", "leases")
 Source = tuple[str, str]  # (kind, key)
 
 
@@ -79,8 +82,9 @@ class DnsTable:
       by ``(kind, key)``; ``take_rejections()``: the refusals that are new since the last call.
     """
 
-    def __init__(self, config: DnsConfig | None = None):
+    def __init__(self, config: DnsConfig | None = None, leases: OverlayLeases | None = None):
         self.config = config or DnsConfig()
+        self.leases = leases  # None: container addresses are not checked against overlay leases
         self.tasks: dict[str, Task] = {}
         self.agents: dict[str, Agent] = {}
         self.frameworks: dict[str, Framework] = {}
@@ -109,6 +113,10 @@ class DnsTable:
     def put_cluster(self, key: str, cluster: Cluster | None) -> Changes:
         return self.put_many([("cluster", key, cluster)])
 
+    def put_leases(self, agent_id: str) -> Changes:
+        """The agent's overlay leases changed: its tasks are derived again."""
+        return self.put_many([("leases", agent_id, None)])
+
     def put_many(self, updates: Iterable[tuple[str, str, object]]) -> Changes:
         """Apply ``(kind, key, value or None)`` updates, kind one of ``KINDS``; one Changes for all.
 
@@ -136,6 +144,8 @@ class DnsTable:
     # -- bookkeeping ----------------------------------------------------------------------
     def _store(self, kind: str, key: str, value: object) -> set[Source]:
         """Store one entity; return the sources whose records may have changed."""
+        if kind == "leases":
+            return {("task", task_id) for task_id in self._tasks_of_agent.get(key, ())}
         if kind == "task":
             old = self.tasks.get(key)
             if old == value:
@@ -173,7 +183,7 @@ class DnsTable:
             if task is None:
                 return None
             return task_records(
-                task, self.agents.get(task.agent_id), self.frameworks.get(task.framework_id), self.config
+                task, self.agents.get(task.agent_id), self.frameworks.get(task.framework_id), self.config, self.leases
             )
         if kind == "agent":
             agent = self.agents.get(key)

@@ -9,14 +9,19 @@ The stage also follows its own output topic (source ``overlay``, kind ``lease``)
 frees a gone agent's lease by tombstoning its key there, and every processor, active or
 standing by, forgets it at once (see LeaseTable). The stage's own records coming back change
 nothing.
+
+Other stages of the same processor read the leases through ``overlay_leases()`` (the DNS
+stage checks container addresses against them) and hear which agents' leases changed through
+``on_leases_changed``, with the observation of each change.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import msgspec
 
+from processors.dns.leases import OverlayLeases
 from processors.overlay.config import OverlayConfig
 from processors.overlay.table import LeaseTable
 from processors.stage import Source, Stage, Update
@@ -39,6 +44,30 @@ class OverlayStage(Stage):
     def __init__(self, catalog, config: OverlayConfig | None = None):
         super().__init__(catalog)
         self.config = config or OverlayConfig()
+        # Told, after every change, agent id -> the observation of its leases' newest change.
+        self.on_leases_changed: list[Callable[[Mapping[str, Observation]], None]] = []
+
+    def overlay_leases(self) -> OverlayLeases:
+        """A read-only view of the leases for other stages: always the current table's (a
+        takeover may replace the table)."""
+        return OverlayLeases({o.name: o.subnet for o in self.config.overlays}, self._subnets_of)
+
+    def _subnets_of(self, agent_id: str) -> dict[str, str]:
+        if self.table is None:
+            return {}
+        return {name: lease.subnet for name, lease in self.table.leases_of(agent_id).items()}
+
+    def changed(self, observed: Mapping[str, Observation]) -> None:
+        super().changed(observed)
+        if self.on_leases_changed and observed:
+            by_agent: dict[str, Observation] = {}
+            for key, obs in observed.items():
+                agent_id = key.partition("/")[2]
+                known = by_agent.get(agent_id)
+                if known is None or obs.observed_ns >= known.observed_ns:
+                    by_agent[agent_id] = obs
+            for listener in self.on_leases_changed:
+                listener(by_agent)
 
     def new_table(self, published: Mapping[str, bytes]) -> LeaseTable:
         table = LeaseTable(self.config, self._leases_of(published))
@@ -58,6 +87,12 @@ class OverlayStage(Stage):
         fresh.apply_batch([("agent", agent_id, agent) for agent_id, agent in table.agents.items()])
         self.table = fresh
         self._report(fresh)
+        moved = {key for key in table.records.keys() | fresh.records.keys()
+                 if table.records.get(key) != fresh.records.get(key)}
+        if moved and self.on_leases_changed:
+            now = Observation.now()
+            for listener in self.on_leases_changed:
+                listener({key.partition("/")[2]: now for key in moved})
 
     def derive(self, updates: list[Update]):
         """A departure's ``gone_since`` is when the tombstone was observed."""

@@ -225,7 +225,8 @@ class LeaseTable:
         return Lease(overlay=overlay.name, agent_id=agent_id, agent_ip=agent_ip, subnet=str(subnet),
                      mesos_subnet=str(mesos), docker_subnet=str(docker), vtep_ip=vtep,
                      vtep_prefix=self.config.vtep.prefixlen, vtep_mac=vtep_mac(vtep), vtep_ip6=vtep6,
-                     vtep_prefix6=self.config.vtep6.prefixlen if vtep6 is not None else None, gone_since=gone_since)
+                     vtep_prefix6=self.config.vtep6.prefixlen if vtep6 is not None else None, gone_since=gone_since,
+                     network=str(overlay.subnet))
 
     # -- rejections -----------------------------------------------------------------------
     def _refuse(self, agent_id: str, overlay: str, what: str, why: str, raw: object) -> None:

@@ -15,6 +15,11 @@ import pytest
 
 from appliers.node import Node
 from appliers.options import NodeOptions
+from runtime.kafka.topics import ensure_topics
+from runtime.kafka.writer import KafkaSink
+from schemas import codec
+from schemas.headers import Observation
+from schemas.overlay import Lease, lease_key
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
 from tests.unit.dns_derive.scenarios import expected_zone, records_of_zone
@@ -96,8 +101,37 @@ async def answers(role: Node, name: str, rdtype: str = "A") -> list[str] | int:
     return sorted(rr.to_text() for rrset in reply.answer for rr in rrset)
 
 
+def recorded_leases() -> list[Lease]:
+    """The leases the recorded DC/OS cluster held, read off its tasks' overlay addresses
+    (S0's containers are in 9.0.2.0/24 and fd01:b::2:0:0:0/80, S1's in 9.0.1.0/24): seeded into
+    the overlay topic, as an operator moving from DC/OS would, so the processor keeps them and
+    the DNS lease check passes the fixture's addresses. Wayfinder's own fresh leases would give
+    other subnets, and the fixture's overlay names would be rejected."""
+    found = []
+    for agent, ip, index, vtep in (("S0", "172.17.0.4", 2, 1), ("S1", "172.17.0.3", 1, 2)):
+        agent_id = f"30257977-0153-499d-a5b0-35afd842ef4d-{agent}"
+        common = dict(agent_id=agent_id, agent_ip=ip, vtep_ip=f"44.128.0.{vtep}", vtep_prefix=20,
+                      vtep_mac=f"70:b3:d5:80:00:{vtep:02x}", vtep_ip6=f"fd01:a::{vtep}", vtep_prefix6=64)
+        found.append(Lease(overlay="dcos", subnet=f"9.0.{index}.0/24", mesos_subnet=f"9.0.{index}.0/25",
+                           docker_subnet=f"9.0.{index}.128/25", **common))
+        found.append(Lease(overlay="dcos6", subnet=f"fd01:b:0:0:{index}::/80", mesos_subnet=f"fd01:b:0:0:{index}::/81",
+                           docker_subnet=f"fd01:b::{index}:8000:0:0/81", **common))
+    return found
+
+
+def seed_leases(pipeline: Pipeline, leases: list[Lease]) -> None:
+    ensure_topics(pipeline.bootstrap, pipeline.catalog)
+    topic = pipeline.catalog.topic("overlay")
+    sink = KafkaSink(pipeline.bootstrap, client_id="dns-e2e-leases")
+    for lease in leases:
+        sink.publish(topic.name, lease_key(lease.overlay, lease.agent_id), codec.encode(lease),
+                     Observation.now().headers(topic.schema_id))
+    sink.flush()
+
+
 async def test_fixture_zone_then_launch_and_kill_answered_by_the_node(kafka_bootstrap):
     async with Pipeline(kafka_bootstrap, mesos_state=OPERATOR_API, marathon_url=None) as pipeline, dnsmasq_upstream() as upstream:
+        await asyncio.to_thread(seed_leases, pipeline, recorded_leases())
         golden = records_of_zone(expected_zone(OPERATOR_API, ""))
         # The processor leaves out dcos-dns' copy of the mesos zone; nodes answer it as an alias.
         published = [line for line in golden if not line.split(" ")[0].endswith(".mesos.thisdcos.directory.")]

@@ -15,9 +15,10 @@ import pytest
 from appliers.overlay.configdir import ConfigDir
 from appliers.overlay.inspect import compare
 from appliers.overlay.kernel import OverlayKernel
+from appliers.overlay.model import desired_state
 from appliers.overlay.role import OverlayRole
 from runtime.kafka.fake_follower import FakeFollower
-from runtime.reconcile import ProcessorReady, ReconcileLoop
+from runtime.reconcile import ProcessorReady, ReconcileLoop, Scope
 from schemas import codec
 from schemas.overlay import lease_key
 from simulator.hosts import sh
@@ -91,8 +92,11 @@ async def test_every_agent_programs_its_vtep_and_its_peers(cluster):
         await all_ready(loops)
     text = kernel_text(cluster, 1)
     for line in ["vxlan id 1024 local 10.99.0.1", "dstport 64000", "link/ether 70:b3:d5:80:00:01",
-                 "inet 44.128.0.1/20", "from 9.0.0.0/24 lookup 42", *peer_lines(1, 2), *peer_lines(1, 3),
-                 "ip saddr @sources4 ip daddr != @overlay4 masquerade"]:
+                 "inet 44.128.0.1/20", "from 9.0.0.0/8 lookup 42", *peer_lines(1, 2), *peer_lines(1, 3),
+                 "ip saddr @sources4 ip daddr != @overlay4 masquerade",
+                 # One element each: this node's subnet, and the overlay's whole network (DC/OS's
+                 # masquerade exception), however many peers.
+                 "elements = { 9.0.0.0/24 }", "elements = { 9.0.0.0/8 }"]:
         assert line in text, line
     assert "44.128.0.1 lladdr" not in text and "9.0.0.0/24 via" not in text  # never itself
     for n in (2, 3):
@@ -188,3 +192,25 @@ async def test_a_node_restart_keeps_an_established_connection(cluster):
             assert tcp_round_trip(conn, b"after") == b"after"
     finally:
         server.close()
+
+
+def test_an_ipv6_overlay_reads_back_exactly_as_desired(cluster):
+    """The full read (raw netlink dumps) against desired_state, IPv6 VTEPs and /80 routes
+    included: a second full pass finds nothing to do."""
+    leases = {lease_key(x.overlay, x.agent_id): x
+              for n in range(1, AGENTS + 1) for x in (lease(n, ipv6=True), lease(n, "dcos6", ipv6=True))}
+    kernel = OverlayKernel(cluster.agent(1))
+    role = OverlayRole(kernel, cluster.agent_ip(1))
+    try:
+        for expected_ops in (True, False):
+            scope = Scope(None, True)
+            plan = role.plan(leases, role.observe(scope), scope)
+            assert bool(plan) == expected_ops
+            if plan:
+                role.apply(plan)
+        state = kernel.read()
+        assert state == desired_state(leases.values(), cluster.agent_ip(1))
+        assert state.routes[(254, "fd01:b:0:0:2::/80")] == "fd01:a::2" and state.neighbours["fd01:a::3"]
+        assert state.nat.overlay == {"9.0.0.0/8", "fd01:b::/64"}
+    finally:
+        kernel.close()

@@ -15,13 +15,23 @@ def test_agents_in_order_get_the_lowest_subnets_halves_and_vteps():
     assert changes["dcos/S1"] == Lease(
         overlay="dcos", agent_id="S1", agent_ip="10.0.0.1", subnet="9.0.0.0/24", mesos_subnet="9.0.0.0/25",
         docker_subnet="9.0.0.128/25", vtep_ip="44.128.0.1", vtep_prefix=20, vtep_mac="70:b3:d5:80:00:01", mtu=1420,
-        vtep_ip6="fd01:a::1", vtep_prefix6=64)
+        vtep_ip6="fd01:a::1", vtep_prefix6=64, network="9.0.0.0/8")
+    assert changes["dcos6/S1"].network == "fd01:b::/64"
     assert [(changes[f"dcos/S{n}"].subnet, changes[f"dcos/S{n}"].mesos_subnet, changes[f"dcos/S{n}"].docker_subnet,
              changes[f"dcos/S{n}"].vtep_ip, changes[f"dcos/S{n}"].vtep_mac) for n in (2, 3)] == [
         ("9.0.1.0/24", "9.0.1.0/25", "9.0.1.128/25", "44.128.0.2", "70:b3:d5:80:00:02"),
         ("9.0.2.0/24", "9.0.2.0/25", "9.0.2.128/25", "44.128.0.3", "70:b3:d5:80:00:03"),
     ]
     assert set(changes) == {f"{overlay}/S{n}" for overlay in ("dcos", "dcos6") for n in (1, 2, 3)}
+
+
+def test_a_lease_published_before_the_network_field_gets_it_and_keeps_its_place():
+    first = LeaseTable(DEFAULT)
+    arrive(first, agent(1), agent(2))
+    older = [Lease(**{**{name: getattr(lease, name) for name in Lease.__struct_fields__}, "network": None})
+             for lease in first.records.values()]
+    again = LeaseTable(DEFAULT, older)
+    assert again.records == first.records and not again.take_refusals()
 
 
 def test_an_ipv6_overlay_leases_a_80_per_agent_with_81_halves():

@@ -44,10 +44,29 @@ def test_a_peer_added_reads_and_programs_only_its_entries():
         ReplaceFdb("70:b3:d5:80:00:04", "10.99.0.4"),
         ReplaceRoute(42, "10.99.0.4/32", "44.128.0.4"),
         ReplaceRoute(254, "9.0.3.0/24", "44.128.0.4"),
-        AddNatOverlay(("9.0.3.0/24",)),
-    ]
+    ]  # no masquerade element: the set holds 9.0.0.0/8 whatever the peers
     assert (kernel.reads, kernel.partial_reads, role.partial_passes) == (1, 1, 1)
     assert kernel.state == desired_state(current.values(), ME)
+
+
+def test_leases_of_an_older_processor_change_the_masquerade_by_element():
+    role, kernel, current = started(*(lease(n, legacy=True) for n in (1, 2, 3)))
+    current[lease_key("dcos", "agent-4")] = lease(4, legacy=True)
+    assert run_pass(role, current, ["dcos/agent-4"])[-1] == AddNatOverlay(("9.0.3.0/24",))
+    del current[lease_key("dcos", "agent-3")]
+    assert run_pass(role, current, ["dcos/agent-3"])[-1] == DeleteNatOverlay(("9.0.2.0/24",))
+    assert role.partial_passes == 2 and kernel.state == desired_state(current.values(), ME)
+
+
+def test_a_change_of_the_overlay_networks_takes_a_full_pass():
+    role, kernel, current = started(*(lease(n, legacy=True) for n in (1, 2, 3)))
+    current[lease_key("dcos", "agent-2")] = lease(2)  # the first lease of an upgraded processor
+    run_pass(role, current, ["dcos/agent-2"])
+    assert (kernel.reads, kernel.partial_reads, role.partial_passes) == (2, 0, 0)
+    assert kernel.state.nat.overlay == {"9.0.0.0/8"} and kernel.state == desired_state(current.values(), ME)
+    current[lease_key("dcos", "agent-4")] = lease(4, legacy=True)  # covered by 9.0.0.0/8: nothing to add
+    assert run_pass(role, current, ["dcos/agent-4"])[-1] == ReplaceRoute(254, "9.0.3.0/24", "44.128.0.4")
+    assert role.partial_passes == 1 and kernel.state == desired_state(current.values(), ME)
 
 
 def test_a_peer_changed_is_replaced_in_place():
@@ -72,7 +91,6 @@ def test_a_peer_removed_goes_and_no_other_peer_is_removed():
         DeleteRoute(254, "9.0.2.0/24"),
         DeleteFdb("70:b3:d5:80:00:03", "10.99.0.3"),
         DeleteNeighbour("44.128.0.3"),
-        DeleteNatOverlay(("9.0.2.0/24",)),
     ]
     assert "44.128.0.2" in kernel.state.neighbours and "44.128.0.9" in kernel.state.neighbours
     run_pass(role, current)  # the full pass (resync) repairs the drift
@@ -125,3 +143,14 @@ def test_ipv6_peers_partially():
     del current["dcos6/agent-3"]
     run_pass(role, current, ["dcos6/agent-3"])
     assert role.partial_passes == 2 and kernel.state == desired_state(current.values(), ME)
+
+
+def test_the_applied_route_of_a_lease_as_of_the_last_pass():
+    role, kernel, current = started(lease(1), lease(2))
+    assert role.index.main_route("dcos/agent-2") == ("9.0.1.0/24", "44.128.0.2")
+    assert role.index.main_route("dcos/agent-1") is None  # this node's own
+    assert role.index.main_route("dcos/agent-3") is None
+    current[lease_key("dcos", "agent-3")] = lease(3)
+    run_pass(role, current, ["dcos/agent-3"])
+    assert role.index.main_route("dcos/agent-3") == ("9.0.2.0/24", "44.128.0.3")
+    assert kernel.state.routes[(254, "9.0.2.0/24")] == "44.128.0.3"

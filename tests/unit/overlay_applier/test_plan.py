@@ -21,12 +21,12 @@ def test_an_empty_kernel_gets_everything_in_order():
     assert plan_kernel(TWO, NodeState(), may_remove=False) == [
         CreateVtep(TWO.vtep),
         AddAddress("44.128.0.1/20"),
-        AddRule("9.0.0.0/24", 42),
+        AddRule("9.0.0.0/8", 42),
         ReplaceNeighbour("44.128.0.2", "70:b3:d5:80:00:02"),
         ReplaceFdb("70:b3:d5:80:00:02", "10.99.0.2"),
         ReplaceRoute(42, "10.99.0.2/32", "44.128.0.2"),
         ReplaceRoute(254, "9.0.1.0/24", "44.128.0.2"),
-        ReplaceNat(Nat(frozenset({"9.0.0.0/24"}), frozenset({"9.0.0.0/24", "9.0.1.0/24"}))),
+        ReplaceNat(Nat(frozenset({"9.0.0.0/24"}), frozenset({"9.0.0.0/8"}))),
     ]
 
 
@@ -40,8 +40,7 @@ def test_a_peer_added():
         ReplaceFdb("70:b3:d5:80:00:03", "10.99.0.3"),
         ReplaceRoute(42, "10.99.0.3/32", "44.128.0.3"),
         ReplaceRoute(254, "9.0.2.0/24", "44.128.0.3"),
-        ReplaceNat(THREE.nat),
-    ]
+    ]  # the masquerade names the overlay's network: a peer does not change it
 
 
 def test_a_peer_changed_is_replaced_in_place():
@@ -55,7 +54,6 @@ def test_a_peer_changed_is_replaced_in_place():
 
 def test_a_peer_removed_goes_from_every_table_once_complete():
     assert plan_kernel(TWO, THREE, may_remove=True) == [
-        ReplaceNat(TWO.nat),
         DeleteRoute(42, "10.99.0.3/32"),
         DeleteRoute(254, "9.0.2.0/24"),
         DeleteFdb("70:b3:d5:80:00:03", "10.99.0.3"),
@@ -71,12 +69,22 @@ def test_nothing_is_removed_before_complete():
         ReplaceNeighbour("44.128.0.3", "70:b3:d5:80:00:33"), ReplaceFdb("70:b3:d5:80:00:33", "10.99.0.3")]
 
 
-def test_the_masquerade_sets_keep_the_kernel_s_subnets_before_complete():
-    extra = dataclasses.replace(TWO, nat=Nat(TWO.nat.sources, TWO.nat.overlay | {"9.0.7.0/24"}))
+def test_the_masquerade_sets_keep_the_kernel_s_networks_before_complete():
+    extra = dataclasses.replace(TWO, nat=Nat(TWO.nat.sources, TWO.nat.overlay | {"10.7.0.0/16"}))
     assert plan_kernel(TWO, extra, may_remove=False) == []
     assert plan_kernel(TWO, extra, may_remove=True) == [ReplaceNat(TWO.nat)]
     broken = dataclasses.replace(TWO, nat=Nat(TWO.nat.sources, TWO.nat.overlay, intact=False))
     assert plan_kernel(TWO, broken, may_remove=False) == [ReplaceNat(TWO.nat)]
+
+
+def test_an_upgraded_processor_s_network_replaces_the_subnets_it_covers_even_before_complete():
+    legacy = desired_state([lease(1, legacy=True), lease(2, legacy=True), lease(3, legacy=True)], ME)
+    assert legacy.nat.overlay == {"9.0.0.0/24", "9.0.1.0/24", "9.0.2.0/24"}
+    # An interval set refuses 9.0.1.0/24 next to 9.0.0.0/8: the kernel's subnets kept are those outside.
+    assert plan_kernel(THREE, legacy, may_remove=False) == [
+        AddRule("9.0.0.0/8", 42), ReplaceNat(Nat(frozenset({"9.0.0.0/24"}), frozenset({"9.0.0.0/8"})))]
+    assert plan_kernel(THREE, legacy, may_remove=True) == [
+        AddRule("9.0.0.0/8", 42), ReplaceNat(THREE.nat), DeleteRule("9.0.0.0/24", 42)]
 
 
 def test_the_device_s_mac_mtu_or_state_are_set_in_place_its_tunnel_recreated():
@@ -90,7 +98,7 @@ def test_the_device_s_mac_mtu_or_state_are_set_in_place_its_tunnel_recreated():
 
 def test_own_lease_gone_removes_everything_once_complete():
     assert plan_kernel(NodeState(), THREE, may_remove=True) == [
-        DeleteRule("9.0.0.0/24", 42), DeleteNat(), DeleteVtep("vtep1024")]
+        DeleteRule("9.0.0.0/8", 42), DeleteNat(), DeleteVtep("vtep1024")]
 
 
 def test_drift_a_stray_address_and_rule_are_removed():
