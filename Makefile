@@ -19,7 +19,7 @@ unit: setup
 setup: system-packages $(STAMP) kafka-install
 
 # Debian packages the suite and the demo use. Installed only when one is missing.
-DEBIAN_PACKAGES := openjdk-17-jre-headless maven iproute2 nftables libnftables1 conntrack docker-compose bind9-dnsutils dnsmasq-base unbound dnsperf haproxy openssl containernetworking-plugins
+DEBIAN_PACKAGES := openjdk-17-jre-headless maven iproute2 nftables libnftables1 conntrack docker-compose bind9-dnsutils dnsmasq-base unbound dnsperf haproxy openssl containernetworking-plugins prometheus
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -28,6 +28,7 @@ from processors.readiness import OutputProducers, previous_epoch, processor_mark
 from processors.stage import Stage
 from runtime.kafka.reader import read_table
 from runtime.kafka.transactions import TransactionalWriter
+from runtime.metrics import PROCESSOR_ACTIVE, PROCESSOR_PUBLISHED, REJECTIONS
 from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation
@@ -83,13 +84,16 @@ class Publisher:
             self.epoch = previous_epoch(marks) + 1
             self.synced_at = None
             writer.begin()
-            written = 0
+            written, by_output = 0, {}
             for stage in self.stages:
                 stage.reseed(published[stage])
-                written += stage.publish_difference(writer, published[stage])
+                by_output[stage.output] = stage.publish_difference(writer, published[stage])
+                written += by_output[stage.output]
             self._publish_rejections(rejections)
             self._publish_mark(positions, lag, marks)
             writer.commit(COMMIT_TIMEOUT_S)
+            self._count(by_output, rejections)
+            PROCESSOR_ACTIVE.set(1)
         except (KafkaException, TimeoutError, LookupError, RuntimeError) as error:
             if self.writer is None:
                 writer.close()
@@ -110,13 +114,22 @@ class Publisher:
             return
         try:
             self.writer.begin()
-            for stage in self.stages:
-                stage.publish_pending(self.writer)
+            by_output = {stage.output: stage.publish_pending(self.writer) for stage in self.stages}
             self._publish_rejections(rejections)
             self._publish_mark(positions, lag, marks)
             self.writer.commit(COMMIT_TIMEOUT_S)
         except KafkaException as error:
             self._failed(term, "publishing", error)
+            return
+        self._count(by_output, rejections)
+
+    def _count(self, by_output: Mapping[str, int], rejections: list[Rejection]) -> None:
+        """The metrics of a committed transaction (an aborted one published nothing)."""
+        for output, written in by_output.items():
+            if written:
+                PROCESSOR_PUBLISHED.labels(self.catalog.topic(output).name).inc(written)
+        for rejection in rejections:
+            REJECTIONS.labels(rejection.source).inc()
 
     def step_down(self, why: str) -> None:
         if self.writer is None:
@@ -125,6 +138,7 @@ class Publisher:
         self.writer.close()
         self.writer = None
         self.ready_outputs = []
+        PROCESSOR_ACTIVE.set(0)
         log.warning("processor %s stepped down: %s", self.instance, why)
 
     def _failed(self, term: int, doing: str, error: Exception) -> None:

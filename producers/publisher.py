@@ -17,6 +17,7 @@ from producers.history import change_events
 from producers.history_gap import Gap, gap_event
 from producers.problems import InputRejected
 from producers.record_check import MAX_VALUE_BYTES, record_problem
+from runtime.metrics import PRODUCER_CHANGES, REJECTIONS
 from runtime.tables import RecordSink, TableMirror
 from schemas import codec
 from schemas.catalog import DEFAULT_CATALOG, Catalog
@@ -97,6 +98,7 @@ class Publisher:
         headers = Observation.now().headers(self._rejections.schema_id)
         self._sink.publish(self._rejections.name, self.source, codec.encode(value), headers)
         self.rejected += 1
+        REJECTIONS.labels(self.source).inc()
 
     def history_gap(self, gap: Gap, until: float, rebuilt: list[ChangeEvent]) -> None:
         """The ``history_gap`` event, then the events rebuilt from the master's memory."""
@@ -109,6 +111,7 @@ class Publisher:
 
     def _history(self, alias: str, key: str, old, new, obs: Observation) -> None:
         self.published += 1
+        PRODUCER_CHANGES.labels(self.source).inc()
         headers = obs.headers(self._events.schema_id)
         for event in change_events(alias, key, old, new, self.source, obs.observed_ns / 1e9):
             self._sink.publish(self._events.name, key, codec.encode(event), headers)

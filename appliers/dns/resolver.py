@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from appliers.dns.answer import Forwarding
 from appliers.dns.cache import CacheKey, Client, ReplyCache, StoredReply
@@ -57,6 +57,13 @@ class ForwarderCounters:
     servfail: int = 0  # nobody answered in time
     no_route: int = 0  # no upstream configured for the name: REFUSED
     stragglers_cancelled: int = 0  # losers cut short because too many were running
+    # Upstream queries by (upstream, outcome): "answered", "error" (it said SERVFAIL or
+    # REFUSED), "failed" (timeout, refused or reset connection, malformed reply).
+    by_upstream: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def outcome(self, upstream: Upstream, outcome: str) -> None:
+        key = (str(upstream), outcome)
+        self.by_upstream[key] = self.by_upstream.get(key, 0) + 1
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
@@ -196,11 +203,14 @@ class Forwarder:
             stored = self.cache.prepare(reply)
         except (TimeoutError, OSError, WireError, asyncio.IncompleteReadError):
             self.counters.upstream_failures += 1
+            self.counters.outcome(upstream, "failed")
             self.health.record_failure(upstream)
             return None
         if stored.rcode in (SERVFAIL, REFUSED):  # an answer for the client, no use to us
+            self.counters.outcome(upstream, "error")
             self.health.record_failure(upstream)
         else:
+            self.counters.outcome(upstream, "answered")
             self.health.record_success(upstream, loop.time() - started)
         return stored
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from appliers.dns.answer import SERVFAIL, Answerer, Forwarding, header_only
 from appliers.dns.fastpath import FastPath
@@ -58,13 +58,18 @@ class Counters:
     tcp_refused: int = 0  # closed at once: over a limit, and every other connection busy
     tcp_evicted: int = 0  # idle connections closed to make room for a new one
     tcp_timeouts: int = 0  # closed for idling, or for taking too long over one message
+    # Replies sent by rcode (the index), per transport: one list increment a reply, read at
+    # scrape time (appliers/dns/worker_metrics.py), far cheaper than a prometheus Counter.
+    udp_rcodes: list[int] = field(default_factory=lambda: [0] * 16)
+    tcp_rcodes: list[int] = field(default_factory=lambda: [0] * 16)
 
     def snapshot(self) -> dict[str, int]:
         return asdict(self)
 
-    def count_reply(self, reply: bytes) -> None:
+    def count_reply(self, reply: bytes, tcp: bool = False) -> None:
         self.answered += 1
         rcode = reply[3] & 0x0F
+        (self.tcp_rcodes if tcp else self.udp_rcodes)[rcode] += 1
         if rcode == _NXDOMAIN:
             self.nxdomain += 1
         elif rcode == SERVFAIL:

@@ -194,7 +194,7 @@ class TcpConnections:
             writer.write(len(reply).to_bytes(2, "big") + reply)
             async with asyncio.timeout(self.message_timeout):
                 await writer.drain()
-            counters.count_reply(reply)
+            counters.count_reply(reply, tcp=True)
             self.table.became_idle(connection, loop.time())
             # Pipelined queries already sit in the reader's buffer, and neither readexactly
             # nor drain yields while data is buffered: without this, one client streaming

@@ -26,7 +26,8 @@ Supervision (the node's own process, `DnsWorkers`):
 - SIGTERM/SIGINT of the node: every worker gets SIGTERM, then SIGKILL after 10 s;
 - no orphans: a worker stops when its stdin reaches EOF (the node's process is gone, however
   it died) and has PR_SET_PDEATHSIG set to SIGTERM; it ignores SIGINT (the node stops it).
-A worker reports `listening` and `ready` on its stdout; its logs go to stderr as the node's.
+A worker reports `listening` and `ready` on its stdout, and its metrics every second (a
+`metrics` line; appliers/dns/metrics.py); its logs go to stderr as the node's.
 The worker's side is appliers/dns/worker_process.py.
 """
 
@@ -46,6 +47,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from appliers.dns.metrics import WorkerTotals, decode_report
 from appliers.options import NodeOptions
 
 if TYPE_CHECKING:
@@ -129,6 +131,7 @@ class Worker:
         self.started = time.monotonic()
         self.listening = False
         self.ready = False
+        self.samples: dict = {}  # its metrics as last reported (appliers/dns/metrics.py)
         self.reading = asyncio.get_running_loop().create_task(self._read_reports())
 
     @property
@@ -155,6 +158,8 @@ class Worker:
             elif line == READY:
                 self.ready = True
                 log.info("dns worker %d (pid %d): ready", self.index, self.pid)
+            elif (samples := decode_report(line)) is not None:
+                self.samples = samples
 
     async def stop(self) -> None:
         """SIGTERM, SIGKILL after STOP_GRACE_S; returns once the process is reaped."""
@@ -206,6 +211,7 @@ class DnsWorkers:
         self.spawn = spawn
         self.workers: dict[int, Worker] = {}  # index -> the running process
         self.restarts = 0
+        self.totals = WorkerTotals()  # the node's metrics: every worker's, past ones included
         self._loops: dict[str, ReconcileLoop] = {}
 
     def wire(self, loops: Mapping[str, ReconcileLoop]) -> None:
@@ -259,6 +265,7 @@ class DnsWorkers:
                 return
             await worker._closed()
             del self.workers[index]
+            self.totals.retire(worker.samples)
             how = _exit_text(worker.process.returncode)
             if first and not worker.listening:
                 raise WorkerFailed(f"dns worker {index} {how} before it listened (see its log above)")

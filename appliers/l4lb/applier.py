@@ -101,6 +101,11 @@ class L4Applier:
     def dirty(self) -> bool:
         return bool(self._pending) or self._full or self._actual is None
 
+    def programmed_counts(self) -> tuple[int, int]:
+        """(VIPs, backends) in the kernel as of the last successful sync, for the metrics."""
+        vips = list(self._last_desired.values())  # one C-level copy: the apply thread may be changing it
+        return len(vips), sum(len(vip.slots) for vip in vips)
+
     def set_desired(self, vips: Mapping[str, Vip], complete: bool) -> None:
         """Replace the whole desired table. `complete` says every input partition was read to
         its end: from then on, VIPs the kernel has and this lacks are deleted (never before).

@@ -21,6 +21,7 @@ from producers.marathon.observer import MarathonObserver
 from producers.marathon.sse import MAX_EVENT_BYTES, MAX_LINE_BYTES, SSEDecoder
 from producers.marks import ProducerMarks
 from producers.problems import InputRejected
+from runtime.metrics import PRODUCER_CLOCK, PRODUCER_RECONNECTS, PRODUCER_SYNCS
 from schemas.headers import Observation
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class MarathonLoop:
 
     def _lost(self) -> None:
         self.connected.clear()
+        PRODUCER_RECONNECTS.labels("marathon").inc()
         if self.marks:
             self.marks.lost()
         if self._last_alive is not None:
@@ -101,7 +103,9 @@ class MarathonLoop:
                     raise aiohttp.ClientPayloadError("Marathon closed the event stream")
                 last_byte = time.monotonic()
                 self._last_alive = time.time()
+                PRODUCER_CLOCK.contact("marathon")  # keep-alives count: the stream is alive
                 for event in decoder.feed(chunk):
+                    PRODUCER_CLOCK.event("marathon")
                     for app_id in self.observer.on_event(event, Observation.now()):
                         await self._fetch_app(app_id)
 
@@ -113,6 +117,8 @@ class MarathonLoop:
         except InputRejected as problem:  # keep the tables as they are; the next resync retries
             self.observer.publisher.reject(problem)
             return False
+        PRODUCER_SYNCS.labels("marathon").inc()
+        PRODUCER_CLOCK.contact("marathon")
         self._last_alive = time.time()
         if self.marks:
             await self.marks.synced()

@@ -29,6 +29,7 @@ from producers.mesos.observer import MesosObserver
 from producers.mesos.recordio import MAX_RECORD_BYTES, RecordIODecoder
 from producers.mesos.snapshot import parse_master_state
 from producers.problems import InputRejected
+from runtime.metrics import PRODUCER_CLOCK, PRODUCER_RECONNECTS, PRODUCER_SYNCS
 from schemas.headers import Observation
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class MesosLoop:
     def _lost(self, cause: str) -> None:
         """The stream is gone: not in sync, and history is unwatched from its last record on."""
         self.connected.clear()
+        PRODUCER_RECONNECTS.labels("mesos").inc()
         if self.marks:
             self.marks.lost()
         if self._last_alive is not None:
@@ -119,6 +121,7 @@ class MesosLoop:
                     snapshots = self.observer.snapshots
                     self._apply(record, leader)
                     if self.observer.snapshots != snapshots:
+                        PRODUCER_SYNCS.labels("mesos").inc()
                         self._last_alive = time.time()
                         backoff.reset()
                         self.connected.set()
@@ -129,6 +132,7 @@ class MesosLoop:
 
     def _apply(self, record: bytes, leader) -> None:
         obs = Observation.now()
+        PRODUCER_CLOCK.event("mesos")  # heartbeats too: a quiet but live master keeps this fresh
         try:
             event = orjson.loads(record)
         except orjson.JSONDecodeError as error:
@@ -169,6 +173,8 @@ class MesosLoop:
                 for problem in problems.found:
                     self.observer.publisher.reject(problem)
                 self.observer.on_snapshot(snapshot, leader, time.time(), obs)
+                PRODUCER_SYNCS.labels("mesos").inc()
+                PRODUCER_CLOCK.contact("mesos")
                 self._last_alive = time.time()
                 self.connected.set()
                 if self.marks:
