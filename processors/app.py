@@ -27,7 +27,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-
 from processors.active import Publisher, State
 from processors.dns.config import DnsConfig
 from processors.overlay.config import OverlayConfig
@@ -36,10 +35,11 @@ from processors.replay import processor_stages
 from processors.stage import SourceRecord, Stage, Update, decode_batch
 from runtime.blocking import run_until_stopped
 from runtime.memory import release_free_memory
+from runtime.metrics import PROCESSOR_CONSUMED, PROCESSOR_LAG
 from runtime.kafka.election import Election, ElectionFailed
 from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
 from runtime.kafka.status import decode_mark
-from runtime.kafka.topics import ensure_topics
+from runtime.kafka.topics import ensure_topics_until
 from schemas.catalog import Catalog
 from schemas.headers import Observation, RecordMeta
 from schemas.rejections import Rejection
@@ -53,6 +53,7 @@ BATCH_LINGER_S = 0.001  # after a batch's first record, how long to wait for mor
 IDLE_POLL_S = 0.05  # also how soon a change of role is noticed
 HELD_REJECTIONS = 10_000
 TICK_S = 1.0  # how often the stages see time pass (overlay leases freed after their grace)
+LAG_EVERY_S = 1.0  # how often the lag gauges are brought up to date (no broker request: cheap)
 
 
 class Processor:
@@ -63,6 +64,7 @@ class Processor:
         self.session_timeout_ms = session_timeout_ms
         self.stages: list[Stage] = processor_stages(catalog, dns, overlay)
         self._next_tick = 0.0  # monotonic
+        self._next_lag = 0.0  # monotonic
         self.instance = instance_name()
         aliases = list(dict.fromkeys(alias for stage in self.stages for alias in stage.sources))
         self._sources = {alias: source for stage in self.stages for alias, source in stage.sources.items()}
@@ -85,7 +87,8 @@ class Processor:
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         """Until `stop`; `started` is set once the tables are rebuilt and the election joined."""
         loop = asyncio.get_running_loop()
-        await asyncio.to_thread(ensure_topics, self.bootstrap, self.catalog)
+        if not await ensure_topics_until(self.bootstrap, self.catalog, stop):
+            return
         await run_until_stopped(stop, lambda halt: self._work(
             halt, lambda: started and loop.call_soon_threadsafe(started.set)))
 
@@ -134,6 +137,7 @@ class Processor:
     def _follow(self, halt: threading.Event) -> None:
         while not halt.is_set():
             records = self.follower.poll(BATCH_RECORDS, IDLE_POLL_S, BATCH_LINGER_S)
+            self._measure(records)
             batch = self._batch_of(records)
             updates = self._decoded(batch)
             for stage in self.stages:
@@ -155,6 +159,21 @@ class Processor:
                 self.publisher.publish(term, self._state(), rejections, changed)
             else:
                 self._hold(rejections)
+
+    def _measure(self, records: list[ConsumedRecord]) -> None:
+        """Records read per source topic, and about every LAG_EVERY_S the lag of each."""
+        if records:
+            read: dict[str, int] = {}
+            for record in records:
+                read[record.topic] = read.get(record.topic, 0) + 1
+            for topic, count in read.items():
+                if topic in self._alias_of:
+                    PROCESSOR_CONSUMED.labels(topic).inc(count)
+        now = time.monotonic()
+        if now >= self._next_lag:
+            self._next_lag = now + LAG_EVERY_S
+            for topic in self._alias_of:
+                PROCESSOR_LAG.labels(topic).set(self.follower.lag((topic,)))
 
     # -- records --------------------------------------------------------------------------
     def _source_of(self, record: ConsumedRecord) -> str | None:

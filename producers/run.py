@@ -32,7 +32,7 @@ from producers.mesos.recordio import MAX_RECORD_BYTES
 from producers.publisher import Publisher
 from producers.record_check import MAX_VALUE_BYTES
 from runtime.kafka.reader import read_table
-from runtime.kafka.topics import ensure_topics
+from runtime.kafka.topics import ensure_topics_until
 from runtime.kafka.writer import KafkaSink
 from schemas import codec
 from schemas.catalog import DEFAULT_CATALOG, Catalog
@@ -101,7 +101,8 @@ class Producers:
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         options = self.options
-        await asyncio.to_thread(ensure_topics, options.bootstrap, options.catalog)
+        if not await ensure_topics_until(options.bootstrap, options.catalog, stop):
+            return
         sink = KafkaSink(options.bootstrap, client_id="wayfinder-producer")
         offsets = EndOffsets(options.bootstrap)
         previous_marks = await asyncio.to_thread(read_table, options.bootstrap, options.catalog.topic("status").name)

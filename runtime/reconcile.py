@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
 from runtime.kafka.follower import CatchUpProgress, Offsets
-from runtime.kafka.reader import ConsumedRecord
+from runtime.kafka.reader import ConsumedRecord, Halted
+from runtime.metrics import APPLY_SECONDS, CONVERGENCE
 from schemas.headers import RecordMeta
 
 log = logging.getLogger(__name__)
@@ -179,9 +180,13 @@ class ReconcileLoop(Generic[Entry]):
         loop = asyncio.get_running_loop()
         kafka = ThreadPoolExecutor(1, f"{name}-follow")
         target = ThreadPoolExecutor(1, f"{name}-apply") if self.role.threaded else None
+        halting = asyncio.create_task(self._halt_follower_on(stop))
         try:
             await self.role.open()
-            await self._load(loop, kafka, target)
+            try:
+                await self._load(loop, kafka, target)
+            except Halted:
+                return  # stopped during the catch-up (`finally` still closes everything)
             self.caught_up.set()
             next_resync = self._next_resync()
             while not stop.is_set():
@@ -200,12 +205,23 @@ class ReconcileLoop(Generic[Entry]):
                     await self.role.serve()
                     self.ready.set()
                     log.info("%s: ready", name)
+        except Halted:
+            pass  # stopped while asking Kafka for end offsets
         finally:
+            halting.cancel()
             await asyncio.to_thread(self.follower.close)
             kafka.shutdown(wait=True)
             if target:
                 target.shutdown(wait=True)
             await self.role.close()
+
+    async def _halt_follower_on(self, stop: asyncio.Event) -> None:
+        """A stop interrupts the follower's thread (a catch-up, or Kafka unreachable) instead
+        of waiting for it to end by itself; a follower without `halt` (a fake) never blocks."""
+        await stop.wait()
+        halt = getattr(self.follower, "halt", None)
+        if halt is not None:
+            halt.set()
 
     def _next_resync(self) -> float | None:
         return time.monotonic() + self.resync_interval if self.resync_interval else None
@@ -304,9 +320,9 @@ class ReconcileLoop(Generic[Entry]):
         self._changed, self._full, self._unmeasured = set(), False, []
         try:
             if target is not None:
-                await loop.run_in_executor(target, self._observe_plan_apply, scope)
+                applied_in = await loop.run_in_executor(target, self._observe_plan_apply, scope)
             else:
-                self._observe_plan_apply(scope)
+                applied_in = self._observe_plan_apply(scope)
         except Exception as error:  # noqa: BLE001 - any failure: keep the last good state, retry
             self.failures += 1
             self.last_error = f"{type(error).__name__}: {error}"
@@ -320,21 +336,31 @@ class ReconcileLoop(Generic[Entry]):
         self.passes += 1
         self.last_error = None
         at = self.clock()
+        converged = []
         for record in records:
             meta = RecordMeta.from_headers(record.headers)
             if meta:
-                self.convergence_s.append(at - meta.observed_ns / 1e9)
+                converged.append(at - meta.observed_ns / 1e9)
+        self.convergence_s.extend(converged)
+        # Observed here, on the event loop, where the node's /metrics reads them.
+        CONVERGENCE.observe(self.role.name, converged)
+        if applied_in is not None:
+            APPLY_SECONDS.observe(self.role.name, (applied_in,))
         if records and self.on_applied:
             self.on_applied(records, at)
         for listener in self._listeners:
             listener()
         return True
 
-    def _observe_plan_apply(self, scope: Scope) -> None:
+    def _observe_plan_apply(self, scope: Scope) -> float | None:
+        """Seconds the apply step took; None when there was nothing to apply."""
         actual = self.role.observe(scope)
         plan = self.role.plan(self.desired, actual, scope)
-        if plan:
-            self.role.apply(plan)
+        if not plan:
+            return None
+        started = time.perf_counter()
+        self.role.apply(plan)
+        return time.perf_counter() - started
 
 
 @dataclass(frozen=True)

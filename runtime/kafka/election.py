@@ -22,6 +22,9 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
+from runtime.kafka.client_config import passed_through
+from runtime.logs import with_client_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -46,7 +49,7 @@ class Election:
         self._logged: set[int] = set()
         self._on_change = on_change
         self._stop = threading.Event()
-        self._consumer = Consumer({
+        self._consumer = Consumer(with_client_logging({
             "bootstrap.servers": bootstrap,
             "group.id": group,
             "client.id": member or "wayfinder-election",
@@ -58,7 +61,8 @@ class Election:
             "enable.auto.commit": False,
             "auto.offset.reset": "latest",  # the records do not matter, only who holds the partition
             "enable.partition.eof": False,
-        })
+            **passed_through(),
+        }))
         self._thread = threading.Thread(target=self._run, name="election", daemon=True)
 
     def start(self) -> None:

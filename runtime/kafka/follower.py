@@ -17,13 +17,17 @@ the end offsets queried are then the last stable offsets.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from runtime.kafka.reader import ConsumedRecord, end_offsets, partitions_of, record_of, recoverable, watermarks
+from runtime.kafka.reader import (ConsumedRecord, Halted, end_offsets, partitions_of, record_of, recoverable,
+                                  watermarks)
+from runtime.kafka.client_config import passed_through
+from runtime.logs import with_client_logging
 
 # partition -> offset (the next one to read)
 Offsets = dict[int, int]
@@ -41,6 +45,9 @@ class CatchUpProgress:
     def __call__(self, read: int, total: int) -> None:
         self.read, self.total = read, total
         now = time.monotonic()
+        # The total is an estimate from offsets (compaction and transaction markers make it an
+        # upper bound, a record written meanwhile can exceed it): never report past 100%.
+        read = self.read = min(read, total)
         if total and (now - self._logged_at >= self.every_s or read >= total):
             self._logged_at = now
             self.log.info("%s: catching up %d/%d records (%.0f%%)", self.what, read, total, 100.0 * read / total)
@@ -49,15 +56,18 @@ class CatchUpProgress:
 class TableFollower:
     """One topic, every partition assigned (never a group), read from the beginning.
 
-    Used from one thread only (the confluent consumer is not thread-safe)."""
+    Used from one thread only (the confluent consumer is not thread-safe), except `halt`: set
+    from anywhere, it makes a catch-up or an end-offsets request in progress raise Halted
+    within a second, so a node stops while Kafka is unreachable or a big table loads."""
 
     def __init__(self, bootstrap: str, topic: str):
         self.topic = topic
+        self.halt = threading.Event()
         self._partitions: list[int] = []
         self._eof: Offsets = {}  # partition -> the end offset its last EOF event reported
         self._logged: set[int] = set()  # error codes already logged
         self._consumer = Consumer(
-            {
+            with_client_logging({
                 "bootstrap.servers": bootstrap,
                 "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
                 "enable.auto.commit": False,
@@ -73,7 +83,8 @@ class TableFollower:
                 # A full queue postpones the next fetch by this much (default 1 s), which a
                 # catch-up hits all the time; the first changes after it would wait for it.
                 "fetch.queue.backoff.ms": 5,
-            }
+                **passed_through(),
+            })
         )
 
     def end_offsets(self, timeout: float = 30.0) -> Offsets:
@@ -81,8 +92,8 @@ class TableFollower:
         position at or past it has seen everything committed before this call."""
         deadline = time.monotonic() + timeout
         if not self._partitions:
-            self._partitions = partitions_of(self._consumer, self.topic, timeout)
-        return end_offsets(self._consumer, self.topic, self._partitions, deadline)
+            self._partitions = partitions_of(self._consumer, self.topic, timeout, self.halt)
+        return end_offsets(self._consumer, self.topic, self._partitions, deadline, self.halt)
 
     def reached(self, ends: Offsets) -> bool:
         """True once every partition has been read up to `ends` (control records and aborted
@@ -113,13 +124,15 @@ class TableFollower:
         take = each or keep
         deadline = time.monotonic() + timeout
         ends = self.end_offsets(timeout)
-        starts = {p: watermarks(self._consumer, TopicPartition(self.topic, p), deadline)[0] for p in ends}
+        starts = {p: watermarks(self._consumer, TopicPartition(self.topic, p), deadline, self.halt)[0] for p in ends}
         ends = {p: end for p, end in ends.items() if end > starts[p]}  # nothing left to read in the others
         # An estimate for progress: compaction and transaction markers make it an upper bound.
         total = sum(max(ends[p] - starts[p], 0) for p in ends)
         self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self._partitions])
         read = 0
         while not self.reached(ends):
+            if self.halt.is_set():
+                raise Halted(self.topic)
             if time.monotonic() > deadline:
                 raise TimeoutError(f"catching up on {self.topic} took longer than {timeout}s")
             for record in self._poll(10_000, 0.2):

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
+from runtime.kafka.client_config import passed_through
+from runtime.logs import with_client_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -31,7 +34,7 @@ class ConsumedRecord:
 
 def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
-        {
+        with_client_logging({
             "bootstrap.servers": bootstrap,
             "group.id": f"wayfinder-reader-{uuid.uuid4().hex}",  # required by the client; never joined
             "enable.auto.commit": False,
@@ -39,22 +42,32 @@ def _consumer(bootstrap: str) -> Consumer:
             # Only what a transaction committed (librdkafka's default, stated because the
             # processor's outputs are written in transactions).
             "isolation.level": "read_committed",
-        }
+            **passed_through(),
+        })
     )
 
 
-def partitions_of(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+class Halted(Exception):
+    """The caller's halt event was set while waiting on Kafka: a requested stop, no error."""
+
+
+def partitions_of(consumer: Consumer, topic: str, timeout: float, halt: threading.Event | None = None) -> list[int]:
     """The topic's partitions. A topic created a moment ago may not have reached every
-    broker's metadata yet, so a missing topic is asked for again until ``timeout``."""
+    broker's metadata yet, so a missing topic is asked for again until ``timeout``, or until
+    ``halt`` is set (raises Halted): each request waits at most a second for that."""
     deadline = time.monotonic() + timeout
     while True:
+        if halt is not None and halt.is_set():
+            raise Halted(topic)
         try:
-            metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic())).topics.get(topic)
+            wait = max(0.1, min(1.0, deadline - time.monotonic()))
+            metadata = consumer.list_topics(topic, timeout=wait).topics.get(topic)
         except KafkaException as error:
             # No broker answered (one not up yet, at a cold start of everything at once): the
             # same as a topic not there yet for whoever waits for it, not a crash.
             if error.args[0].fatal() or time.monotonic() > deadline:
                 raise LookupError(f"topic {topic!r}: no broker answered ({error.args[0].str()})") from None
+            log.warning("no Kafka broker answers yet (%s); retrying", error.args[0].str())
             time.sleep(0.5)
             continue
         if metadata is not None and metadata.error is None and metadata.partitions:
@@ -107,11 +120,16 @@ _SETTLING = (
 )
 
 
-def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
-    """Low and high offsets; retried while a new topic's leader is still taking over."""
+def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float,
+               halt: threading.Event | None = None) -> tuple[int, int]:
+    """Low and high offsets; retried while a new topic's leader is still taking over. With
+    ``halt``, each request waits at most a second, and a set halt raises Halted."""
     while True:
+        if halt is not None and halt.is_set():
+            raise Halted(partition.topic)
+        wait = max(deadline - time.monotonic(), 0.1)
         try:
-            return consumer.get_watermark_offsets(partition, timeout=max(deadline - time.monotonic(), 0.1))
+            return consumer.get_watermark_offsets(partition, timeout=min(wait, 1.0) if halt is not None else wait)
         except KafkaException as error:
             settling = error.args[0].retriable() or error.args[0].code() in _SETTLING
             if not settling or time.monotonic() > deadline:
@@ -119,9 +137,10 @@ def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -
             time.sleep(0.05)
 
 
-def end_offsets(consumer: Consumer, topic: str, partitions: list[int], deadline: float) -> dict[int, int]:
+def end_offsets(consumer: Consumer, topic: str, partitions: list[int], deadline: float,
+                halt: threading.Event | None = None) -> dict[int, int]:
     """Each partition's end offset now (the last stable offset, under read_committed)."""
-    return {p: watermarks(consumer, TopicPartition(topic, p), deadline)[1] for p in partitions}
+    return {p: watermarks(consumer, TopicPartition(topic, p), deadline, halt)[1] for p in partitions}
 
 
 def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[ConsumedRecord]:
@@ -188,8 +207,10 @@ def follow(
     try:
         while True:
             try:
-                partitions = partitions_of(consumer, topic, 10.0)
+                partitions = partitions_of(consumer, topic, 10.0, halt=stop)
                 break
+            except Halted:
+                return
             except LookupError as missing:
                 if not wait_for_topic or not running():
                     raise
@@ -222,7 +243,7 @@ class PartitionsFollower:
         self.topics = list(topics)
         self._logged: set[int] = set()  # error codes already logged
         self._consumer = Consumer(
-            {
+            with_client_logging({
                 "bootstrap.servers": bootstrap,
                 "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
                 "enable.auto.commit": False,
@@ -233,7 +254,8 @@ class PartitionsFollower:
                 # A full queue postpones the next fetch by this much (default 1 s): a catch-up hits
                 # it all the time, and the first changes after it would wait.
                 "fetch.queue.backoff.ms": 5,
-            }
+                **passed_through(),
+            })
         )
         deadline = time.monotonic() + timeout
         self.positions: dict[str, dict[int, int]] = {}

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from runtime.kafka.client_config import passed_through
+from runtime.logs import with_client_logging
 from schemas.catalog import Catalog
+
+log = logging.getLogger(__name__)
 
 
 def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> list[str]:
@@ -14,7 +21,7 @@ def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> li
 
     Replication follows the cluster: 3 where there are 3 or more brokers, else 1.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(with_client_logging({"bootstrap.servers": bootstrap, **passed_through()}))
     metadata = admin.list_topics(timeout=timeout)
     replication = 3 if len(metadata.brokers) >= 3 else 1
     missing = [t for t in catalog.topics if t.name not in metadata.topics]
@@ -54,3 +61,29 @@ def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None
         if time.monotonic() > deadline:
             raise TimeoutError(f"topics without partition leaders after {timeout}s: {', '.join(waiting)}")
         time.sleep(0.1)
+
+
+def partition_counts(bootstrap: str, timeout: float = 10.0) -> dict[str, int]:
+    """Every topic in the cluster and its partition count (one metadata request)."""
+    admin = AdminClient(with_client_logging({"bootstrap.servers": bootstrap, **passed_through()}))
+    return {name: len(topic.partitions) for name, topic in admin.list_topics(timeout=timeout).topics.items()
+            if topic.error is None}
+
+
+async def ensure_topics_until(bootstrap: str, catalog: Catalog, stop: asyncio.Event) -> bool:
+    """`ensure_topics` for a long-running command: retried while no broker answers (a process
+    started before its Kafka waits for it, and says so once per log window); False when
+    `stop` came first."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(ensure_topics, bootstrap, catalog, 5.0)
+            return True
+        except KafkaException as error:
+            if error.args[0].fatal():
+                raise
+            log.warning("cannot reach Kafka at %s (%s); retrying", bootstrap, error.args[0].str())
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except asyncio.TimeoutError:
+            pass
+    return False

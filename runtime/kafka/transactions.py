@@ -17,7 +17,9 @@ import logging
 
 from confluent_kafka import KafkaException, Producer
 
+from runtime.kafka.client_config import passed_through
 from runtime.kafka.writer import PRODUCER_SETTINGS
+from runtime.logs import with_client_logging
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ class TransactionalWriter:
 
     def __init__(self, bootstrap: str, transactional_id: str, client_id: str = "wayfinder"):
         self.transactional_id = transactional_id
-        self._producer = Producer({
+        self._producer = Producer(with_client_logging({
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
             **PRODUCER_SETTINGS,
@@ -50,7 +52,8 @@ class TransactionalWriter:
             # at 100,000 tasks): with librdkafka's default queue of 100,000 messages the writer
             # would wait on the queue again and again instead of handing records on.
             "queue.buffering.max.messages": QUEUE_MESSAGES,
-        })
+            **passed_through(),
+        }))
         self.in_transaction = False
 
     def start(self, timeout: float) -> None:

@@ -12,6 +12,9 @@ import threading
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from runtime.kafka.client_config import passed_through
+from runtime.logs import with_client_logging
+
 log = logging.getLogger(__name__)
 
 PRODUCER_SETTINGS = {
@@ -29,7 +32,8 @@ class KafkaSink:
     """A RecordSink that writes to Kafka. ``close()`` flushes everything still in flight."""
 
     def __init__(self, bootstrap: str, client_id: str = "wayfinder", **overrides):
-        self._producer = Producer({"bootstrap.servers": bootstrap, "client.id": client_id, **PRODUCER_SETTINGS, **overrides})
+        self._producer = Producer(with_client_logging({"bootstrap.servers": bootstrap, "client.id": client_id, **PRODUCER_SETTINGS, **overrides,
+                                                    **passed_through()}))
         self.delivered = 0
         self.failed = 0
         self.fatal: KafkaError | None = None
