@@ -44,6 +44,9 @@ class NodeOptions:
     haproxy: HaproxySettings = field(default_factory=HaproxySettings)
     # overlay (appliers/overlay): where the CNI network configs go (None: none written)
     overlay_dir: str | None = None
+    # --kafka-config's settings, for the DNS worker processes: they are fresh interpreters, so
+    # they do not share the node's process-wide client settings (runtime/kafka/client_config.py).
+    kafka_settings: dict[str, str] = field(default_factory=dict)
 
 
 MAX_DNS_WORKERS = 64

@@ -18,8 +18,10 @@ import uuid
 import msgspec
 from confluent_kafka import Consumer
 
+from runtime.kafka.client_config import passed_through
 from runtime.kafka.reader import end_offsets, partitions_of
 from runtime.kafka.writer import KafkaSink
+from runtime.logs import with_client_logging
 from schemas import codec
 from schemas.catalog import Catalog
 from schemas.headers import Observation
@@ -34,11 +36,12 @@ class EndOffsets:
     """Reads the end offsets of topics (one consumer, never subscribed, kept for reuse)."""
 
     def __init__(self, bootstrap: str):
-        self._consumer = Consumer({
+        self._consumer = Consumer(with_client_logging({
             "bootstrap.servers": bootstrap,
             "group.id": f"wayfinder-marks-{uuid.uuid4().hex}",  # required by the client; never joined
             "enable.auto.commit": False,
-        })
+            **passed_through(),
+        }))
 
     def of(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
         deadline = time.monotonic() + timeout

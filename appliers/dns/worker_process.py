@@ -18,8 +18,10 @@ from collections.abc import Sequence
 
 import msgspec
 
+from appliers.dns.metrics import REPORT_S, encode_report
 from appliers.dns.workers import (_LENGTH, LISTENING, MAX_FRAME, READY, WORKER_EXIT_DEADLINE_S, Start, Update)
 from appliers.node import DEPENDENCIES, Node
+from runtime.kafka import client_config
 from runtime.reconcile import Dependency, ReconcileLoop
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,7 @@ async def _serve(start: Start, reports: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
+    client_config.install(start.options.kafka_settings)  # before the worker makes any client
     node = Node(dataclasses.replace(start.options, roles=("dns",), dns_worker=start.index))
     dns = node.dns
     dns.role.listen_when_ready = start.listen_when_ready
@@ -124,12 +127,19 @@ async def _serve(start: Start, reports: int) -> None:
         await dns.ready.wait()
         os.write(reports, READY + b"\n")
 
+    async def report_metrics() -> None:
+        from appliers.metrics import worker_report
+
+        while True:  # until cancelled at stop
+            await asyncio.sleep(REPORT_S)
+            os.write(reports, encode_report(worker_report(dns)) + b"\n")
+
     def deadline() -> None:
         timer = threading.Timer(WORKER_EXIT_DEADLINE_S, os._exit, (1,))
         timer.daemon = True
         timer.start()
 
-    helpers = [loop.create_task(follow()), loop.create_task(report())]
+    helpers = [loop.create_task(follow()), loop.create_task(report()), loop.create_task(report_metrics())]
     stopping = loop.create_task(stop.wait())
     stopping.add_done_callback(lambda _: deadline())
     try:

@@ -1,6 +1,7 @@
 """`wayfinder demo`: Kafka, the simulator on a real Mesos document, both producers, the
-processor, the live history, (as root) a node whose VIP a client reaches by name, and a node
-whose HAProxy serves an app by vhost.
+processor, the live history, (as root) a node whose VIP a client reaches by name and two
+containers on two agents talking over the overlay by name, and a node whose HAProxy serves an
+app by vhost.
 
 It starts a local Kafka unless one is given, plays a short scenario against the simulated
 cluster (launch, scale, a new agent, a kill), and prints every change as it lands in the
@@ -21,7 +22,7 @@ import orjson
 from processors.app import Processor
 from producers.run import ProducerOptions, Producers
 from cli import tail as tailing
-from cli.demo import edge, network
+from cli.demo import edge, network, overlay
 from runtime.kafka import cluster
 from runtime.kafka.topics import ensure_topics
 from schemas.catalog import Catalog
@@ -74,6 +75,11 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
                 click.echo(f"(the VIP part of the demo is skipped: {reason})", err=True)
             else:
                 tasks.append(asyncio.create_task(network.NetworkDemo(bootstrap, catalog).run(stop, control)))
+            reason = overlay.why_not()
+            if reason:
+                click.echo(f"(the overlay part of the demo is skipped: {reason})", err=True)
+            else:
+                tasks.append(asyncio.create_task(overlay.OverlayDemo(bootstrap, catalog).run(stop, control)))
             reason = edge.why_not()
             if reason:
                 click.echo(f"(the HAProxy part of the demo is skipped: {reason})", err=True)

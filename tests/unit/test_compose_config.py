@@ -6,6 +6,9 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,3 +66,96 @@ def test_resolved_config_wires_wayfinder_to_kafka_4_0_2(compose):
     # Two processors, one election: a session the compose broker accepts (its minimum is 1 s).
     assert resolved.count("--session-timeout-ms=3000") == 2
     assert "KAFKA_GROUP_MIN_SESSION_TIMEOUT_MS: 1000" in resolved
+
+
+# compose/cluster.yml: the trial next to a real Mesos cluster (three brokers, monitoring).
+
+@pytest.fixture(scope="module")
+def cluster(compose) -> dict[str, str]:
+    """The resolved cluster.yml, one block of text per service (the compose tool prints
+    YAML; the services are the two-space-indented keys under `services:`)."""
+    tool = compose[:compose.index("--project-directory")]
+    result = subprocess.run([*tool, "--project-directory", str(COMPOSE_DIR), "-f", str(COMPOSE_DIR / "cluster.yml"),
+                             "config"], cwd=COMPOSE_DIR, capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ.get("PATH", "")})
+    assert result.returncode == 0, result.stderr
+    services = ("\n" + result.stdout).split("\nservices:\n", 1)[1].split("\nvolumes:\n", 1)[0]
+    blocks = re.split(r"^  (?=[a-z][\w-]*:\n)", services, flags=re.MULTILINE)
+    return {block.split(":", 1)[0]: block for block in blocks if block.strip()}
+
+
+def _command(block: str) -> list[str]:
+    lines = block.split("    command:\n", 1)[1].splitlines()
+    return [line[6:] for line in itertools.takewhile(lambda line: line.startswith("    - "), lines)]
+
+
+def test_cluster_has_three_brokers_the_pipeline_and_monitoring(cluster):
+    assert sorted(cluster) == ["grafana", "kafka-1", "kafka-2", "kafka-3", "node", "processor",
+                               "processor-standby", "producer", "prometheus"]
+
+
+@pytest.mark.parametrize("node_id", [1, 2, 3])
+def test_cluster_brokers_form_one_quorum_with_three_copies_and_two_in_sync(cluster, node_id):
+    block = cluster[f"kafka-{node_id}"]
+    assert "image: apache/kafka:4.0.2" in block
+    for setting in (f"KAFKA_NODE_ID: {node_id}",
+                    "KAFKA_PROCESS_ROLES: broker,controller",
+                    "KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka-1:9093,2@kafka-2:9093,3@kafka-3:9093",
+                    "CLUSTER_ID: d2F5ZmluZGVyLWNsdXN0ZQ",
+                    "KAFKA_DEFAULT_REPLICATION_FACTOR: 3", "KAFKA_MIN_INSYNC_REPLICAS: 2",
+                    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: 3",
+                    "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: 3", "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: 2",
+                    f"KAFKA_ADVERTISED_LISTENERS: INTERNAL://kafka-{node_id}:9092,HOST://127.0.0.1:{9093 + node_id}",
+                    f"- 127.0.0.1:{9093 + node_id}:{9093 + node_id}/tcp"):
+        assert setting in block, setting
+
+
+def test_cluster_runs_each_wayfinder_process_with_its_metrics_port(cluster):
+    brokers = "--bootstrap=kafka-1:9092,kafka-2:9092,kafka-3:9092"
+    assert _command(cluster["producer"]) == [
+        "produce", brokers, "--mesos=http://host.docker.internal:5050", "--marathon=http://host.docker.internal:8080",
+        "--masters=", "--metrics-listen=0.0.0.0:9310"]
+    assert _command(cluster["processor"]) == ["process", brokers, "--metrics-listen=0.0.0.0:9311"]
+    assert _command(cluster["processor-standby"]) == _command(cluster["processor"])
+    assert _command(cluster["node"]) == [
+        "node", "--bootstrap=127.0.0.1:9094,127.0.0.1:9095,127.0.0.1:9096", "--node-id=compose-node",
+        "--agent-ip=127.0.0.1", "--roles=l4lb,dns,haproxy", "--dns-listen=127.0.0.1:53",
+        "--dns-http=127.0.0.1:8123", "--metrics-listen=0.0.0.0:9312"]
+    assert "network_mode: host" in cluster["node"] and "- NET_ADMIN" in cluster["node"]
+
+
+def test_cluster_producer_points_at_the_mesos_and_marathon_it_is_given(compose):
+    tool = compose[:compose.index("--project-directory")]
+    result = subprocess.run([*tool, "-f", str(COMPOSE_DIR / "cluster.yml"), "config"], cwd=COMPOSE_DIR,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": os.environ.get("PATH", ""), "MESOS_URL": "http://10.0.0.1:5050",
+                                 "MARATHON_URL": "http://10.0.0.1:8080", "MESOS_MASTERS": "10.0.0.1:5050,10.0.0.2:5050"})
+    assert result.returncode == 0, result.stderr
+    for argument in ("--mesos=http://10.0.0.1:5050", "--marathon=http://10.0.0.1:8080",
+                     "--masters=10.0.0.1:5050,10.0.0.2:5050"):
+        assert f"    - {argument}\n" in result.stdout
+
+
+def test_cluster_monitoring_scrapes_every_metrics_port_and_provisions_the_dashboard(cluster):
+    assert "- ./prometheus/alerts.yml:/etc/prometheus/alerts.yml" in cluster["prometheus"].replace(
+        str(COMPOSE_DIR), ".")
+    prometheus = (COMPOSE_DIR / "prometheus" / "prometheus.yml").read_text()
+    targets = re.findall(r'targets: \[(.*)\]', prometheus)
+    assert targets == ['"producer:9310"', '"processor:9311", "processor-standby:9311"', '"host.docker.internal:9312"']
+    assert "- /etc/prometheus/alerts.yml" in prometheus
+    grafana = cluster["grafana"].replace(str(COMPOSE_DIR), ".")
+    assert "./grafana/wayfinder-dashboard.json:/var/lib/grafana/dashboards/wayfinder-dashboard.json:ro" in grafana
+    provider = (COMPOSE_DIR / "grafana" / "provisioning" / "dashboards" / "wayfinder.yml").read_text()
+    assert "path: /var/lib/grafana/dashboards" in provider
+    datasource = (COMPOSE_DIR / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    assert "url: http://prometheus:9090" in datasource and "uid: prometheus" in datasource
+
+
+def test_prometheus_config_is_valid_for_promtool():
+    if not shutil.which("promtool"):
+        pytest.skip("no promtool (Debian package prometheus)")
+    # --syntax-only: alerts.yml has its own check; here the scrape configuration.
+    result = subprocess.run(["promtool", "check", "config", "--syntax-only",
+                             str(COMPOSE_DIR / "prometheus" / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
