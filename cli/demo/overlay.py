@@ -30,9 +30,9 @@ from appliers.node import Node, NodeOptions
 from cli.demo.network import resolve
 from runtime.kafka.reader import read_table
 from schemas.catalog import Catalog
+from simulator.containers import CNI_DIRS, attach, build_underlay, cni_bin
 from simulator.hosts import sh, socket_in
 
-CNI_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 AGENT_IPS = {1: "10.98.0.1", 2: "10.98.0.2"}  # the underlay: not the VIP demo's 10.200.0.0/16
 PORT = 7000
 OVERLAY = "dcos"
@@ -43,13 +43,6 @@ CLIENT_APP = {"id": "/overlay/client", "instances": 1, "networks": [{"mode": "co
 SERVER_NAME = "server-overlay.marathon.autoip.dcos.thisdcos.directory"
 CLIENT_NAME = "client-overlay.marathon.containerip.dcos.thisdcos.directory"
 WAIT_S = 120.0  # for the leases, the nodes and the names; the demo goes on without this part after
-
-
-def cni_bin() -> str | None:
-    for directory in CNI_DIRS:
-        if all(os.access(f"{directory}/{plugin}", os.X_OK) for plugin in ("bridge", "host-local", "portmap")):
-            return directory
-    return None
 
 
 def why_not() -> str | None:
@@ -191,37 +184,14 @@ class OverlayDemo:
 
     def _build(self) -> None:
         underlay = self._namespace("u")
-        sh("ip", "-n", underlay, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", underlay, "link", "set", "br0", "up")
-        for n, ip in AGENT_IPS.items():
-            agent = self._namespace(f"a{n}")
-            sh("ip", "-n", underlay, "link", "add", f"u{n}", "type", "veth", "peer", "name", "eth0", "netns", agent)
-            sh("ip", "-n", underlay, "link", "set", f"u{n}", "master", "br0", "up")
-            sh("ip", "-n", agent, "addr", "add", f"{ip}/24", "dev", "eth0")
-            sh("ip", "-n", agent, "link", "set", "eth0", "up")
+        build_underlay(underlay, {self._namespace(f"a{n}"): ip for n, ip in AGENT_IPS.items()})
 
     def _attach(self, n: int, conflist_path: Path) -> str:
-        """Container c<n> on agent n: each plugin of the node's conflist run as a CNI runtime
-        runs it, in the agent's namespace (only host-local's data dir is the demo's)."""
+        """Container c<n> on agent n, attached with the CNI config agent n's node wrote (only
+        host-local's data dir is the demo's)."""
         name = f"c{n}"
-        netns = self._namespace(name)
-        conflist = json.loads(conflist_path.read_text())
-        result = None
-        cni = cni_bin()
-        for plugin in conflist["plugins"]:
-            config = {**plugin, "name": conflist["name"], "cniVersion": conflist["cniVersion"]}
-            if "ipam" in config:
-                config["ipam"] = {**config["ipam"], "dataDir": str(self.work / f"ipam-a{n}")}
-            if result is not None:
-                config["prevResult"] = result
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": "ADD", "CNI_CONTAINERID": name,
-                   "CNI_NETNS": f"/var/run/netns/{netns}", "CNI_IFNAME": "eth0", "CNI_PATH": cni}
-            done = subprocess.run(["ip", "netns", "exec", self.ns(f"a{n}"), f"{cni}/{plugin['type']}"],
-                                  input=json.dumps(config), capture_output=True, text=True, env=env, timeout=30)
-            if done.returncode:
-                raise RuntimeError(f"CNI {plugin['type']} ADD failed: {done.stdout} {done.stderr}")
-            result = json.loads(done.stdout)
-        return result["ips"][0]["address"].split("/")[0]
+        return attach(json.loads(conflist_path.read_text()), self.ns(f"a{n}"), self._namespace(name), name,
+                      self.work / f"ipam-a{n}", cni_bin())
 
     def _teardown(self) -> None:
         for netns in reversed(self.namespaces):

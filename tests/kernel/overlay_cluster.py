@@ -19,17 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from simulator.containers import CNI_DIRS, attach, build_underlay, cni_bin
 from simulator.hosts import sh, socket_in
 
-CNI_DIRS = ("/usr/lib/cni", "/usr/libexec/cni", "/opt/cni/bin")
 AGENTS = 3
-
-
-def cni_bin() -> str | None:
-    for directory in CNI_DIRS:
-        if all(os.access(f"{directory}/{plugin}", os.X_OK) for plugin in ("bridge", "host-local", "portmap")):
-            return directory
-    return None
 
 
 def require_capabilities() -> str:
@@ -82,36 +75,14 @@ class Cluster:
 
     def build(self) -> None:
         underlay = self._namespace(self.underlay)
-        sh("ip", "-n", underlay, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", underlay, "link", "set", "br0", "up")
-        for n in range(1, AGENTS + 1):
-            agent = self._namespace(self.agent(n))
-            sh("ip", "-n", underlay, "link", "add", f"u{n}", "type", "veth", "peer", "name", "eth0", "netns", agent)
-            sh("ip", "-n", underlay, "link", "set", f"u{n}", "master", "br0", "up")
-            sh("ip", "-n", agent, "addr", "add", f"{self.agent_ip(n)}/24", "dev", "eth0")
-            sh("ip", "-n", agent, "link", "set", "eth0", "up")
+        build_underlay(underlay, {self._namespace(self.agent(n)): self.agent_ip(n) for n in range(1, AGENTS + 1)})
 
     def container(self, n: int, name: str, overlay: str = "dcos") -> str:
         """A container namespace on agent `n`, attached with the CNI config the agent's overlay
-        role wrote (only host-local's data dir is the test's): runs each plugin of the list
-        as a CNI runtime does, in the agent's namespace. Returns the container's IP."""
-        netns = self._namespace(f"{self.prefix}{name}")
+        role wrote (only host-local's data dir is the test's). Returns the container's IP."""
         conflist = json.loads((self.config_dir(n) / f"{overlay}.conflist").read_text())
-        result = None
-        for plugin in conflist["plugins"]:
-            config = {**plugin, "name": conflist["name"], "cniVersion": conflist["cniVersion"]}
-            if "ipam" in config:
-                config["ipam"] = {**config["ipam"], "dataDir": str(self.work / f"ipam-a{n}")}
-            if result is not None:
-                config["prevResult"] = result
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CNI_COMMAND": "ADD", "CNI_CONTAINERID": name,
-                   "CNI_NETNS": f"/var/run/netns/{netns}", "CNI_IFNAME": "eth0", "CNI_PATH": self.cni}
-            done = subprocess.run(["ip", "netns", "exec", self.agent(n), f"{self.cni}/{plugin['type']}"],
-                                  input=json.dumps(config), capture_output=True, text=True, env=env, timeout=30)
-            if done.returncode:
-                raise RuntimeError(f"CNI {plugin['type']} ADD failed: {done.stdout} {done.stderr}")
-            result = json.loads(done.stdout)
-        return result["ips"][0]["address"].split("/")[0]
+        return attach(conflist, self.agent(n), self._namespace(f"{self.prefix}{name}"), name,
+                      self.work / f"ipam-a{n}", self.cni)
 
     def teardown(self) -> None:
         for name in reversed(self.namespaces):
