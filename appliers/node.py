@@ -38,6 +38,7 @@ from appliers.overlay.kernel import OverlayKernel
 from appliers.overlay.role import OverlayRole
 from runtime.kafka.follower import TableFollower
 from runtime.kafka.status import StatusWatch, TableGate
+from runtime.logs import log_context
 from runtime.reconcile import Dependency, ProcessorGate, ReconcileLoop
 from runtime.status import UpstreamLog
 from schemas.l4lb import Vip
@@ -144,6 +145,24 @@ class Node:
         return self.loops.get("dns")
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Every task below copies the context: each line logged in this node says which node.
+        with log_context(node_id=self.options.node_id):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        server = None
+        if self.options.status_listen and self.options.dns_worker is None:
+            from appliers.status_server import NodeStatusServer
+
+            server = NodeStatusServer(self.options.status_listen, self.loops)
+            await server.start()
+        try:
+            await self._run_roles(stop)
+        finally:
+            if server is not None:
+                await server.stop()
+
+    async def _run_roles(self, stop: asyncio.Event) -> None:
         status = asyncio.create_task(self.status.run(stop))
         health = asyncio.create_task(self._watch_upstream(stop))
         roles = [asyncio.create_task(loop.run(stop)) for loop in self.loops.values()]

@@ -17,6 +17,7 @@ class NodeOptions:
     agent_ip: str
     roles: tuple[str, ...] = ("l4lb",)
     catch_up_timeout: float = 600.0  # seconds for a role to read its whole topic at start
+    status_listen: str | None = None  # HOST:PORT or a unix socket path (appliers/status_server.py)
     # l4lb
     netns: str | None = None
     route_dev: str | None = None

@@ -37,8 +37,8 @@ def install_cmd() -> None:
 @click.option("--brokers", type=click.IntRange(min=1), default=None,
               help="Number of brokers (1 or 3). [default: 1, or what DIR already holds]")
 @click.option("--base-port", type=click.IntRange(1024, 65000), default=None,
-              help="Broker N listens on BASE+2(N-1), its controller on the next port. "
-                   "[default: 29092, or what DIR already holds]")
+              help="Broker N listens on BASE+2(N-1), its controller on the next port; another "
+                   "port moves a stopped DIR there, data kept. [default: 29092, or what DIR holds]")
 @click.option("--heap", default="384m", show_default=True, help="JVM heap per broker.")
 @DIR_OPTION
 def up_cmd(brokers: int | None, base_port: int | None, heap: str, dir_: Path) -> None:

@@ -122,42 +122,16 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
 
 
 def _masters(value: str) -> list[str]:
-    from schemas.addresses import parse_host_port
+    from schemas.addresses import is_malformed_ip, parse_host_port
 
     masters = [m.strip() for m in value.split(",") if m.strip()]
     for master in masters:
+        host, _, _ = master.rpartition(":")
+        if "[" not in master and is_malformed_ip(host):
+            raise click.ClickException(f"--masters {master!r}: {host!r} is not an IP address")
         if parse_host_port(master) is None:
             raise click.BadParameter(f"{master!r} is not HOST:PORT or [IPv6]:PORT")
     return masters
-
-
-@main.command()
-@bootstrap_option
-@namespace_option
-@click.option("--netns", default=None, help="Read the kernel of this named network namespace.")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of lines.")
-def vips(bootstrap, namespace, netns, as_json):
-    """What the node's kernel has programmed, next to what the vips topic asks for."""
-    import orjson
-
-    from appliers.l4lb.inspect import as_lines, compare
-    from appliers.l4lb.kernel import Kernel
-    from runtime.kafka.reader import read_table
-    from schemas import codec
-    from schemas.l4lb import Vip
-
-    topic = Catalog(namespace).topic("vips")
-    wanted = {k: codec.decode(v, Vip) for k, v in read_table(one_shot_kafka(resolve_bootstrap(bootstrap)), topic.name).items()}
-    kernel = Kernel(netns)
-    try:
-        entries = compare(wanted, kernel.read())
-    finally:
-        kernel.close()
-    if as_json:
-        click.echo(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
-    else:
-        for line in as_lines(entries):
-            click.echo(line)
 
 
 @main.command()
@@ -177,7 +151,7 @@ def status(bootstrap, namespace, as_json):
     from runtime.status import status_json, status_lines
 
     catalog = Catalog(namespace)
-    marks = read_marks(one_shot_kafka(resolve_bootstrap(bootstrap)), catalog.topic("status").name)
+    marks = read_marks(one_shot_kafka(resolve_bootstrap(bootstrap), catalog, "status"), catalog.topic("status").name)
     producers = producers_by_output(catalog, {stage.output: stage.sources for stage in processor_stages(catalog)})
     waiting = outputs_waiting(marks, producers)
     now = time.time()
@@ -202,13 +176,14 @@ def tail(name, bootstrap, namespace, from_beginning, as_json, filters, limit, ti
     from cli import tail as tailing
 
     try:
-        chosen = Catalog(namespace).topic(name)
+        catalog = Catalog(namespace)
+        chosen = catalog.topic(name)
         parsed = tailing.parse_filters(filters)
     except (KeyError, ValueError) as error:
         raise click.BadParameter(str(error.args[0])) from None
     out = sys.stdout.buffer
     try:
-        for record, value in tailing.tail(one_shot_kafka(resolve_bootstrap(bootstrap)), chosen, from_beginning, parsed, limit, timeout):
+        for record, value in tailing.tail(one_shot_kafka(resolve_bootstrap(bootstrap), catalog, name), chosen, from_beginning, parsed, limit, timeout):
             out.write(tailing.as_json(record, value) + b"\n" if as_json else (tailing.as_line(name, record, value) + "\n").encode())
             out.flush()
     except KeyboardInterrupt:
@@ -265,23 +240,35 @@ def schemas(write):
               help="Where the demo's own Kafka lives.")
 @namespace_option
 @click.option("--duration", type=float, default=None, help="Stop by itself after this many seconds.")
-def demo(bootstrap, kafka_dir, namespace, duration):
+@click.option("--base-port", type=click.IntRange(1024, 65000), default=29092, show_default=True,
+              help="Base port of the demo's own Kafka (see `wayfinder kafka up`); a stopped one moves there.")
+@click.pass_context
+def demo(ctx, bootstrap, kafka_dir, namespace, duration, base_port):
     """Kafka, the simulator, producers, processor, the live history, and a client reaching a VIP by name."""
+    from click.core import ParameterSource
+
+    from cli.demo.lines import quiet_logs
     from cli.demo.run import run_demo
 
-    run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration))
+    # Its own default level: a person watching sees our warnings, not the clients' retries.
+    given = {ctx.get_parameter_source("level"), ctx.find_root().get_parameter_source("log_level")}
+    settings = ctx.find_root().meta.get("wayfinder.logs", {})
+    quiet_logs(chosen_level=bool(given - {ParameterSource.DEFAULT, None}), json_logs=settings.get("format") == "json")
+    run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration, base_port))
 
 
 def _register_subcommands() -> None:
     from cli.kafka import kafka_group
     from cli.node_command import node
     from cli.overlay import overlay_group
+    from cli.vips_command import vips_command
     from simulator.commands import simulate_command
 
     main.add_command(kafka_group, "kafka")
     main.add_command(node, "node")
     main.add_command(overlay_group, "overlay")
     main.add_command(simulate_command, "simulate")
+    main.add_command(vips_command, "vips")
 
 
 _register_subcommands()

@@ -65,11 +65,13 @@ def _dns_workers(ctx, param, value) -> int:
               help="Serve tasks whatever their Marathon health (marathon-lb without --health-check).")
 @click.option("--overlay-dir", default="/var/lib/wayfinder/overlay", show_default=True,
               help="Where the overlay role writes the CNI network configs (the Mesos agent's --network_cni_config_dir).")
+@click.option("--status-listen", default=None, metavar="HOST:PORT|SOCKET",
+              help="Serve /v1/roles and /v1/vips (what `wayfinder vips --node` asks) here, or on this unix socket path.")
 @metrics_option
 def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, route_dev, resync_interval,
          dns_http, upstreams, forward_zones, mesos_dns, allow_recursion, dns_tcp_per_client, dns_tcp_max,
          dns_tcp_idle, dns_soa_mname, dns_soa_rname, dns_workers, haproxy_groups, haproxy_dir, haproxy_ports,
-         haproxy_bind, haproxy_ssl_cert, no_haproxy_health_check, overlay_dir, metrics_listen):
+         haproxy_bind, haproxy_ssl_cert, no_haproxy_health_check, overlay_dir, status_listen, metrics_listen):
     """Run this node's roles: apply the derived topics to the kernel, serve DNS, run HAProxy."""
     from appliers.haproxy.settings import parse_settings
     from appliers.node import ROLES, Node, NodeOptions
@@ -82,6 +84,8 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         checks.check_port_free("the DNS listen address (--dns-listen)", *_host_port(dns_listen), udp=True)
     if dns_http:
         checks.check_port_free("the Mesos-DNS HTTP API address (--dns-http)", *_host_port(dns_http))
+    if status_listen and "/" not in status_listen:
+        checks.check_port_free("the node status address (--status-listen)", *_host_port(status_listen))
     from runtime.kafka.client_config import passed_through
 
     try:
@@ -100,7 +104,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
         max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
         dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname, haproxy=haproxy, overlay_dir=overlay_dir,
-        kafka_settings=passed_through(),
+        kafka_settings=passed_through(), status_listen=status_listen,
     )
     try:
         running = Node(options)

@@ -97,13 +97,19 @@ def run_until_signal(main, *, fast_loop: bool = False) -> None:
         asyncio.run(runner())
 
 
-def one_shot_kafka(bootstrap: str) -> str:
-    """`bootstrap`, once a broker there answers: a one-shot command with an unreachable Kafka
-    exits 1 within 10 s with one line naming the address."""
-    from runtime.kafka.reach import KafkaUnreachable, require_kafka
+def one_shot_kafka(bootstrap: str, catalog=None, alias: str | None = None) -> str:
+    """`bootstrap`, once a broker there answers (and has the `alias` topic of `catalog`, when
+    given): a one-shot command with an unreachable Kafka, or a namespace that Kafka does not
+    have, exits 1 within 10 s with one line naming the address or the namespace and topic."""
+    from runtime.kafka.reach import KafkaUnreachable, TopicMissing, require_kafka
 
+    topic = catalog.topic(alias).name if catalog is not None and alias else None
     try:
-        require_kafka(bootstrap)
+        require_kafka(bootstrap, topic=topic)
     except KafkaUnreachable as error:
         raise click.ClickException(str(error)) from None
+    except TopicMissing:
+        raise click.ClickException(
+            f"namespace {catalog.namespace!r}: no topic {topic} at {bootstrap}; "
+            "give the cluster's namespace with --namespace (or $WAYFINDER_NAMESPACE)") from None
     return bootstrap

@@ -34,6 +34,7 @@ from processors.readiness import producers_by_output, reaches
 from processors.replay import processor_stages
 from processors.stage import SourceRecord, Stage, Update, decode_batch
 from runtime.blocking import run_until_stopped
+from runtime.logs import log_context
 from runtime.memory import release_free_memory
 from runtime.metrics import PROCESSOR_CONSUMED, PROCESSOR_LAG
 from runtime.kafka.election import Election, ElectionFailed
@@ -87,10 +88,11 @@ class Processor:
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         """Until `stop`; `started` is set once the tables are rebuilt and the election joined."""
         loop = asyncio.get_running_loop()
-        if not await ensure_topics_until(self.bootstrap, self.catalog, stop):
-            return
-        await run_until_stopped(stop, lambda halt: self._work(
-            halt, lambda: started and loop.call_soon_threadsafe(started.set)))
+        with log_context(instance=self.instance):  # the work thread copies it (asyncio.to_thread)
+            if not await ensure_topics_until(self.bootstrap, self.catalog, stop):
+                return
+            await run_until_stopped(stop, lambda halt: self._work(
+                halt, lambda: started and loop.call_soon_threadsafe(started.set)))
 
     # -- the work thread ------------------------------------------------------------------
     def _work(self, halt: threading.Event, started: Callable[[], None]) -> None:

@@ -34,6 +34,7 @@ from producers.record_check import MAX_VALUE_BYTES
 from runtime.kafka.reader import read_table
 from runtime.kafka.topics import ensure_topics_until
 from runtime.kafka.writer import KafkaSink
+from runtime.logs import set_log_context
 from schemas import codec
 from schemas.catalog import DEFAULT_CATALOG, Catalog
 from schemas.status import Mark, instance_name, producer_key
@@ -185,6 +186,7 @@ async def _supervised(loop: MesosLoop | MarathonLoop, stop: asyncio.Event) -> No
     """
     backoff = Backoff(first=1.0, limit=30.0)
     source = loop.observer.publisher.source
+    set_log_context(source=source)  # this side's own task: its lines say mesos or marathon
     while not stop.is_set():
         try:
             await loop.run(stop)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 
 
 async def run_until_stopped(stop: asyncio.Event, work: Callable[[threading.Event], None]) -> None:
@@ -20,3 +23,10 @@ async def run_until_stopped(stop: asyncio.Event, work: Callable[[threading.Event
         halt.set()
         stopping.cancel()
         await working
+
+
+def in_executor_with_context(loop: asyncio.AbstractEventLoop, executor: Executor, work: Callable, *args):
+    """`work(*args)` on `executor` in a copy of this task's context: unlike asyncio.to_thread,
+    run_in_executor does not copy it, and log lines from the thread would lose their context
+    (the role, the topic)."""
+    return loop.run_in_executor(executor, functools.partial(contextvars.copy_context().run, work, *args))

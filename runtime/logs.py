@@ -2,7 +2,8 @@
 Kafka client's own logs routed through them, and no flood when an error repeats.
 
 A JSON line has exactly ``ts`` (RFC 3339, UTC), ``level``, ``logger``, ``msg``, then the
-context that is known where it was logged (``node_id``, ``role``, ``topic``, ``kafka_client``;
+context that is known where it was logged (a node's ``node_id``, its loops' ``role`` and
+``topic``, a producer side's ``source``, the processor's ``instance``, ``kafka_client``;
 `log_context` sets it for a task and the threads it starts through asyncio), and ``exc`` with
 the traceback of an exception.
 
@@ -30,7 +31,7 @@ LEVELS = ("debug", "info", "warning", "error")
 # Seconds a repeated warning stays quiet; tests shorten it through the environment.
 REPEAT_WINDOW_ENV = "WAYFINDER_LOG_REPEAT_WINDOW"
 DEFAULT_REPEAT_WINDOW_S = 30.0
-CONTEXT_FIELDS = ("node_id", "role", "topic", "kafka_client")
+CONTEXT_FIELDS = ("node_id", "role", "topic", "source", "instance", "kafka_client")
 
 _context: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("wayfinder_log_context", default={})
 

@@ -39,8 +39,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from runtime.blocking import in_executor_with_context
 from runtime.kafka.follower import CatchUpProgress, Offsets
 from runtime.kafka.reader import ConsumedRecord, Halted
+from runtime.logs import log_context
 from runtime.metrics import APPLY_SECONDS, CONVERGENCE
 from schemas.headers import RecordMeta
 
@@ -176,6 +178,12 @@ class ReconcileLoop(Generic[Entry]):
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        # Every line this loop logs, its threads' and the Kafka client's included, says its role.
+        topic = getattr(self.follower, "topic", None)
+        with log_context(role=self.role.name, **({"topic": topic} if topic else {})):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         name = self.role.name
         loop = asyncio.get_running_loop()
         kafka = ThreadPoolExecutor(1, f"{name}-follow")
@@ -190,7 +198,7 @@ class ReconcileLoop(Generic[Entry]):
             self.caught_up.set()
             next_resync = self._next_resync()
             while not stop.is_set():
-                decoded, reached = await loop.run_in_executor(kafka, self._poll)
+                decoded, reached = await in_executor_with_context(loop, kafka, self._poll)
                 self._take(decoded)
                 if reached and not self.complete:
                     # Everything the mark reflects has been taken: the next (full) pass applies it
@@ -239,7 +247,7 @@ class ReconcileLoop(Generic[Entry]):
             gc.disable()
         try:
             started = time.monotonic()
-            reached = await loop.run_in_executor(kafka, self._catch_up)
+            reached = await in_executor_with_context(loop, kafka, self._catch_up)
             log.info("%s: caught up on %d entries in %.1fs", name, len(self.desired), time.monotonic() - started)
             self.role.loaded()
             if reached:
@@ -320,7 +328,7 @@ class ReconcileLoop(Generic[Entry]):
         self._changed, self._full, self._unmeasured = set(), False, []
         try:
             if target is not None:
-                applied_in = await loop.run_in_executor(target, self._observe_plan_apply, scope)
+                applied_in = await in_executor_with_context(loop, target, self._observe_plan_apply, scope)
             else:
                 applied_in = self._observe_plan_apply(scope)
         except Exception as error:  # noqa: BLE001 - any failure: keep the last good state, retry

@@ -53,6 +53,16 @@ def parse_host_port(text: object) -> tuple[str, int] | None:
     return match["host"], port
 
 
+_NUMERIC_HOST = re.compile(r"[0-9.]+")
+
+
+def is_malformed_ip(host: str) -> bool:
+    """Whether `host` looks like an IP address (digits and dots only, or a ``:``) yet is none
+    (``300.1``, ``10.0.0.256``): no host name looks like that, so it is a typo, not a name to
+    resolve."""
+    return (_NUMERIC_HOST.fullmatch(host) is not None or ":" in host) and canonical_ip(host) is None
+
+
 def parse_pid(pid: object) -> tuple[str, int] | None:
     """``slave(1)@10.0.0.1:5051`` -> ("10.0.0.1", 5051); ``master@[fd00::1]:5050`` ->
     ("fd00::1", 5050); None when it is no PID."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import click
 import orjson
 
+from cli.checks import check_port_free
+from cli.running import log_options, run_until_signal
 from simulator.scenario import Step, parse_scenario, run_scenario
 from simulator.server import Simulator, load_model
 
@@ -24,6 +25,7 @@ FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("simulate")
+@log_options
 @click.option("--mesos-listen", default="127.0.0.1:5050", show_default=True, callback=_host_port,
               help="Where the Mesos master API listens (port 0: any free port).")
 @click.option("--marathon-listen", default="127.0.0.1:8080", show_default=True, callback=_host_port,
@@ -45,15 +47,16 @@ def simulate_command(mesos_listen, marathon_listen, mesos_state, marathon_apps, 
         raise click.ClickException(str(error))
     if heartbeat <= 0:
         raise click.BadParameter("must be positive", param_hint="--heartbeat")
+    for option, (host, port) in (("--mesos-listen", mesos_listen), ("--marathon-listen", marathon_listen)):
+        if port:  # port 0 takes any free one
+            check_port_free(f"the simulator's listen address ({option})", host, port)
     simulator = Simulator(model, mesos_listen, marathon_listen, leader_url=leader, heartbeat_interval=heartbeat)
-    asyncio.run(_serve(simulator, steps))
+    # The shared signal handling: a stop within 5 s, whatever the scenario is waiting on.
+    run_until_signal(lambda stop: _serve(simulator, steps, stop))
 
 
-async def _serve(simulator: Simulator, steps: list[Step]) -> None:
-    stop = asyncio.Event()
+async def _serve(simulator: Simulator, steps: list[Step], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
     await simulator.start()
     click.echo(f"mesos: {simulator.mesos_url}")
     click.echo(f"marathon: {simulator.marathon_url}")

@@ -13,12 +13,12 @@ import shutil
 import tempfile
 
 import aiohttp
-import click
 from aiohttp import web
 
 from appliers.haproxy.process import HAPROXY
 from appliers.haproxy.settings import HaproxySettings, SharedPorts
 from appliers.node import Node, NodeOptions
+from cli.demo.lines import say
 from runtime.ports import free_ports
 from schemas.catalog import Catalog
 
@@ -67,8 +67,8 @@ class EdgeDemo:
                 "id": APP_ID, "instances": 2, "portDefinitions": [{"port": service_port}],
                 "constraints": [["hostname", "CLUSTER", "127.0.0.1"]],
                 "labels": {"HAPROXY_GROUP": "external", "HAPROXY_0_VHOST": VHOST}})
-            click.echo(f"HAProxy for group external on 127.0.0.1:{self.http}; a client asks for http://{VHOST}/ "
-                       f"(curl -H 'Host: {VHOST}' 127.0.0.1:{self.http})", err=True)
+            say(f"HAProxy for group external on 127.0.0.1:{self.http}; a client asks for http://{VHOST}/ "
+                f"(curl -H 'Host: {VHOST}' 127.0.0.1:{self.http})", err=True)
             await self._client(stop)
             await node
         finally:
@@ -88,7 +88,7 @@ class EdgeDemo:
                         said = f"answered by {body}" if reply.status == 200 else f"HTTP {reply.status} (not routed yet)"
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                     said = f"no answer yet ({type(error).__name__})"
-                click.echo(f"edge       http://{VHOST}/ -> {said}")
+                say(f"edge       http://{VHOST}/ -> {said}")
                 try:
                     await asyncio.wait_for(stop.wait(), 2.0)
                 except asyncio.TimeoutError:

@@ -14,10 +14,10 @@ import secrets
 import shutil
 import socket
 
-import click
 from dnslib import QTYPE, DNSRecord
 
 from appliers.node import Node, NodeOptions
+from cli.demo.lines import say
 from schemas.catalog import Catalog
 from simulator.hosts import BACKENDS, TCP_PORT, Hosts, build, teardown
 
@@ -63,11 +63,14 @@ class NetworkDemo:
         try:
             node = asyncio.create_task(self.node.run(stop))
             await asyncio.wait_for(self.node.l4lb.caught_up.wait(), 120)
+            # The DNS server binds on its own schedule: on a Kafka with history, after the l4lb
+            # loop has caught up.
+            await asyncio.wait_for(self.node.dns.role.listening.wait(), 120)
             for name, ip in BACKENDS.items():
                 await control("POST", "/sim/agents", {"hostname": ip, "id": f"demo-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
             await control("POST", "/sim/apps", APP)
-            click.echo(f"node DNS on {self.node.dns.role.server.address[0]}:{self.node.dns.role.server.address[1]}; "
-                       f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
+            say(f"node DNS on {self.node.dns.role.server.address[0]}:{self.node.dns.role.server.address[1]}; "
+                f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
             await self._client(stop)
             await node
         finally:
@@ -85,17 +88,17 @@ class NetworkDemo:
                     found = [str(error)]
                 if seen.get(task_name) != found:
                     seen[task_name] = found
-                    click.echo(f"dns        {task_name} -> {', '.join(found) or 'no answer'}")
+                    say(f"dns        {task_name} -> {', '.join(found) or 'no answer'}")
             try:
                 addresses = await asyncio.to_thread(resolve, server, NAME)
                 if addresses:
                     ip = random.choice(addresses)
                     backend, _ = await asyncio.to_thread(self.hosts.hello, "client", ip, 80)
-                    click.echo(f"client     {NAME} -> {ip}:80 -> answered by {backend}")
+                    say(f"client     {NAME} -> {ip}:80 -> answered by {backend}")
                 else:
-                    click.echo(f"client     {NAME}: no answer yet (the VIP is not in the node's kernel)")
+                    say(f"client     {NAME}: no answer yet (the VIP is not in the node's kernel)")
             except OSError as error:
-                click.echo(f"client     {NAME}: {error}")
+                say(f"client     {NAME}: {error}")
             try:
                 await asyncio.wait_for(stop.wait(), 2.0)
             except asyncio.TimeoutError:

@@ -23,10 +23,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-import click
 import orjson
 
 from appliers.node import Node, NodeOptions
+from cli.demo.lines import say
 from cli.demo.network import resolve
 from runtime.kafka.reader import read_table
 from schemas.catalog import Catalog
@@ -41,6 +41,7 @@ SERVER_APP = {"id": "/overlay/server", "instances": 1, "networks": [{"mode": "co
 CLIENT_APP = {"id": "/overlay/client", "instances": 1, "networks": [{"mode": "container", "name": OVERLAY}],
               "container": {"type": "MESOS"}, "constraints": [["hostname", "CLUSTER", AGENT_IPS[1]]]}
 SERVER_NAME = "server-overlay.marathon.autoip.dcos.thisdcos.directory"
+SERVER_SHORT = SERVER_NAME.split(".", 1)[0]
 CLIENT_NAME = "client-overlay.marathon.containerip.dcos.thisdcos.directory"
 WAIT_S = 120.0  # for the leases, the nodes and the names; the demo goes on without this part after
 
@@ -101,9 +102,9 @@ class OverlayDemo:
         if not await self._until(stop, lambda: all(path.exists() for path in conflists.values())):
             return
         containers = {n: await asyncio.to_thread(self._attach, n, conflists[n]) for n in AGENT_IPS}
-        click.echo(f"overlay    agents {', '.join(AGENT_IPS.values())}: leases "
-                   f"{', '.join(lease['mesos_subnet'] for lease in leases.values())}; containers "
-                   f"c1 {containers[1]} on {AGENT_IPS[1]}, c2 {containers[2]} on {AGENT_IPS[2]}", err=True)
+        say(f"overlay    agents {', '.join(AGENT_IPS.values())}: leases "
+            f"{', '.join(lease['mesos_subnet'] for lease in leases.values())}; containers "
+            f"c1 {containers[1]} on {AGENT_IPS[1]}, c2 {containers[2]} on {AGENT_IPS[2]}", err=True)
         await control("POST", "/sim/apps", SERVER_APP)
         await control("POST", "/sim/apps", CLIENT_APP)
         server = EchoServer(self.ns("c2"))
@@ -141,12 +142,13 @@ class OverlayDemo:
                 await asyncio.wait_for(stop.wait(), 0.5)
             except asyncio.TimeoutError:
                 pass
-        click.echo("overlay    gave up waiting for the leases or the nodes", err=True)
+        say("overlay    gave up waiting for the leases or the nodes", err=True)
         return False
 
     async def _exchanges(self, stop: asyncio.Event, containers: dict[int, str]) -> None:
         """Every two seconds: resolve the server's autoip name through agent 1's DNS, connect
         from c1 to the address it gives, print who answered and whom the server saw."""
+        await asyncio.wait_for(self.nodes[1].dns.role.listening.wait(), WAIT_S)  # binds on its own schedule
         dns = self.nodes[1].dns.role.server.address[:2]
         seen: dict[str, list[str]] = {}
         count = 0
@@ -159,16 +161,17 @@ class OverlayDemo:
                     found = [str(error)]
                 if seen.get(name) != found:
                     seen[name] = found
-                    click.echo(f"dns        {name} -> {', '.join(found) or 'no answer'}")
+                    say(f"dns        {name} -> {', '.join(found) or 'no answer'}")
             try:
                 addresses = await asyncio.to_thread(resolve, dns, SERVER_NAME)
                 if not addresses:
-                    click.echo(f"overlay    {SERVER_NAME}: no answer yet")
+                    say(f"overlay    {SERVER_NAME}: no answer yet")
                 else:
                     reply = await asyncio.to_thread(exchange, self.ns("c1"), addresses[0], f"hello {count}")
-                    click.echo(f"overlay    c1 {containers[1]} -> {SERVER_NAME} -> {addresses[0]}:{PORT}: {reply}")
+                    # The short name: the dns line above shows the whole name and its answer.
+                    say(f"overlay    c1 {containers[1]} -> {SERVER_SHORT} {addresses[0]}:{PORT}: {reply}")
             except OSError as error:
-                click.echo(f"overlay    {SERVER_NAME}: {error}")
+                say(f"overlay    {SERVER_NAME}: {error}")
             try:
                 await asyncio.wait_for(stop.wait(), 2.0)
             except asyncio.TimeoutError:
@@ -211,7 +214,8 @@ def exchange(netns: str, ip: str, message: str) -> str:
 
 class EchoServer:
     """TCP on PORT in a namespace, from a thread of this process: answers each connection with
-    what it received, whom it saw and its own address; every wait is bounded."""
+    what it received and whom it saw (the client's own address: no NAT on the way); every
+    wait is bounded."""
 
     def __init__(self, netns: str) -> None:
         self.netns = netns
@@ -234,8 +238,7 @@ class EchoServer:
                 conn.settimeout(2.0)
                 try:
                     data = conn.recv(4096).decode()
-                    mine = conn.getsockname()[0]
-                    conn.sendall(f"{data!r} answered by c2 ({mine}), which saw {peer[0]}".encode())
+                    conn.sendall(f"{data!r} answered by c2, which saw {peer[0]}".encode())
                 except OSError:
                     continue
 

@@ -5,7 +5,9 @@ app by vhost.
 
 It starts a local Kafka unless one is given, plays a short scenario against the simulated
 cluster (launch, scale, a new agent, a kill), and prints every change as it lands in the
-``events`` topic. Ctrl-C (or --duration) stops everything it started, Kafka included.
+``events`` topic, one compact line each (cli/demo/lines.py). When the scenario is done the
+clients go on probing; Ctrl-C (or --duration) stops everything it started, Kafka included, and
+a summary of the nodes' convergence closes the output.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ import threading
 from pathlib import Path
 
 import aiohttp
-import click
 import orjson
 
+from appliers.node import Node
 from processors.app import Processor
 from producers.run import ProducerOptions, Producers
 from cli import tail as tailing
 from cli.demo import edge, network, overlay
+from cli.demo.lines import DONE, history_line, say, summary
 from runtime.kafka import cluster
 from runtime.kafka.topics import ensure_topics
 from schemas.catalog import Catalog
@@ -34,29 +37,54 @@ FIXTURE = HERE / "operator-api.json"  # dcos-net's recorded SUBSCRIBE stream: ho
 SCENARIO = HERE / "scenario.jsonl"
 
 
-def _print_history(bootstrap: str, catalog: Catalog, stop: threading.Event) -> None:
-    """Follow the events topic from its start and print one line per change, until ``stop``."""
-    for record, value in tailing.tail(bootstrap, catalog.topic("events"), True, [], None, None, stop):
-        sys.stdout.write(tailing.as_line("events", record, value) + "\n")
-        sys.stdout.flush()
+class HistoryPrinter:
+    """Follows the events topic from its start and prints one line per change, until ``stop``;
+    counts what it printed for the summary."""
+
+    def __init__(self, bootstrap: str, catalog: Catalog) -> None:
+        self.bootstrap, self.catalog = bootstrap, catalog
+        self.seen = 0
+
+    def run(self, stop: threading.Event) -> None:
+        for record, value in tailing.tail(self.bootstrap, self.catalog.topic("events"), True, [], None, None, stop):
+            sys.stdout.write(history_line(record, value) + "\n")
+            sys.stdout.flush()
+            self.seen += 1
 
 
-async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, namespace: str, duration: float | None) -> None:
+async def _scenario_then_say_done(steps, simulator: Simulator, probing: list[str]) -> None:
+    await run_scenario(simulator.marathon_url, steps, lambda result: None)
+    probing = [part for part in ("VIP", "vhost", "overlay") if part in probing]  # as the README names them
+    say(DONE.format(parts=", ".join(probing)) if probing else "scenario done; Ctrl-C to stop")
+
+
+def _convergence(nodes: list[Node]) -> dict[str, list[float]]:
+    """Per role, every node's convergence samples (two nodes may run the same role)."""
+    samples: dict[str, list[float]] = {}
+    for node in nodes:
+        for role, loop in node.loops.items():
+            samples.setdefault(role, []).extend(loop.convergence_s)
+    return samples
+
+
+async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, namespace: str,
+                   duration: float | None, base_port: int = cluster.DEFAULT_BASE_PORT) -> None:
     started_kafka = False
     if not bootstrap:
-        click.echo(f"starting Apache Kafka in {kafka_dir} …", err=True)
-        bootstrap = await asyncio.to_thread(cluster.up, kafka_dir)
+        say(f"starting Apache Kafka in {kafka_dir} on base port {base_port} …", err=True)
+        bootstrap = await asyncio.to_thread(cluster.up, kafka_dir, base_port=base_port)
         started_kafka = True
     catalog = Catalog(namespace)
     simulator = Simulator(load_model(FIXTURE))
     printer_stop = threading.Event()
+    printer = HistoryPrinter(bootstrap, catalog)
+    nodes: list[Node] = []
     try:
         await simulator.start()
         await asyncio.to_thread(ensure_topics, bootstrap, catalog)
-        click.echo(f"kafka {bootstrap} | mesos {simulator.mesos_url} | marathon {simulator.marathon_url}", err=True)
-        click.echo(f"history of every change (also: wayfinder tail events --namespace {namespace}):", err=True)
-        printer = threading.Thread(target=_print_history, args=(bootstrap, catalog, printer_stop), daemon=True)
-        printer.start()
+        say(f"kafka {bootstrap} | mesos {simulator.mesos_url} | marathon {simulator.marathon_url}", err=True)
+        say(f"history of every change (in full: wayfinder tail events --namespace {namespace}):", err=True)
+        threading.Thread(target=printer.run, args=(printer_stop,), daemon=True).start()
         producers = Producers(ProducerOptions(bootstrap=bootstrap, catalog=catalog,
                                               mesos_url=simulator.mesos_url, marathon_url=simulator.marathon_url))
         async with aiohttp.ClientSession() as http:
@@ -65,26 +93,36 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
                     return await reply.json()
 
             steps = parse_scenario(str(SCENARIO), SCENARIO.read_text())
+            probing: list[str] = []  # what the clients probe once the scenario is done
             tasks = [
                 asyncio.create_task(producers.run(stop)),
                 asyncio.create_task(Processor(bootstrap, catalog).run(stop)),
-                asyncio.create_task(run_scenario(simulator.marathon_url, steps, lambda result: None)),
+                asyncio.create_task(_scenario_then_say_done(steps, simulator, probing)),
             ]
             reason = network.why_not()
             if reason:
-                click.echo(f"(the VIP part of the demo is skipped: {reason})", err=True)
+                say(f"(the VIP part of the demo is skipped: {reason})", err=True)
             else:
-                tasks.append(asyncio.create_task(network.NetworkDemo(bootstrap, catalog).run(stop, control)))
+                part = network.NetworkDemo(bootstrap, catalog)
+                nodes.append(part.node)
+                probing.append("VIP")
+                tasks.append(asyncio.create_task(part.run(stop, control)))
             reason = overlay.why_not()
             if reason:
-                click.echo(f"(the overlay part of the demo is skipped: {reason})", err=True)
+                say(f"(the overlay part of the demo is skipped: {reason})", err=True)
             else:
-                tasks.append(asyncio.create_task(overlay.OverlayDemo(bootstrap, catalog).run(stop, control)))
+                part = overlay.OverlayDemo(bootstrap, catalog)
+                nodes.extend(part.nodes.values())
+                probing.append("overlay")
+                tasks.append(asyncio.create_task(part.run(stop, control)))
             reason = edge.why_not()
             if reason:
-                click.echo(f"(the HAProxy part of the demo is skipped: {reason})", err=True)
+                say(f"(the HAProxy part of the demo is skipped: {reason})", err=True)
             else:
-                tasks.append(asyncio.create_task(edge.EdgeDemo(bootstrap, catalog).run(stop, control)))
+                part = edge.EdgeDemo(bootstrap, catalog)
+                nodes.append(part.node)
+                probing.append("vhost")
+                tasks.append(asyncio.create_task(part.run(stop, control)))
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
             await stop.wait()
@@ -92,10 +130,13 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for result in results:
                 if isinstance(result, Exception):
-                    click.echo(f"demo part failed: {result!r}", err=True)
+                    say(f"demo part failed: {result!r}", err=True)
     finally:
         printer_stop.set()
+        # Before Kafka stops, which takes seconds: a second Ctrl-C there still leaves the summary.
+        for line in summary(printer.seen, _convergence(nodes)):
+            say(line)
         await simulator.stop()
         if started_kafka:
             await asyncio.to_thread(cluster.down, kafka_dir)
-        click.echo("demo stopped", err=True)
+        say("demo stopped", err=True)

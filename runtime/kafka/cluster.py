@@ -1,7 +1,8 @@
 """A local Apache Kafka cluster (KRaft, every node broker+controller) on loopback, no Docker.
 
-A cluster directory holds: cluster.json (cluster id, broker count, base port: fixed at the first
-`up`, as the formatted storage and the static quorum are bound to them), log4j2.properties,
+A cluster directory holds: cluster.json (cluster id, broker count and base port, fixed at the
+first `up`; the base port moves on an `up` with another one while no broker of the directory
+runs, the data staying: see `_layout`), log4j2.properties,
 broker-N/{server.properties,data/,broker.log}, broker-N.pid while broker N runs, and `bootstrap`
 while the cluster runs. Broker N listens PLAINTEXT on base_port + 2*(N-1), CONTROLLER on +1.
 """
@@ -28,12 +29,13 @@ __all__ = ["DEFAULT_DIR", "KafkaClusterError", "bootstrap_of", "bootstrap_server
            "kill_broker", "start_broker", "status", "up"]
 
 DEFAULT_DIR = Path(".wayfinder/kafka")
+DEFAULT_BASE_PORT = 29092
 READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 30.0
 BIND_RETRIES = 5  # starts of one broker that lost its port to a self-connect (node.await_ports)
 
 
-def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = 29092,
+def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_PORT,
        heap: str = "384m", timeout: float = READY_TIMEOUT_S) -> str:
     """Start the cluster in `dir` (only its brokers that are down); return its bootstrap servers.
 
@@ -154,12 +156,33 @@ def _layout(dir: Path, brokers: int, base_port: int) -> dict:
         while cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
         layout = {"cluster_id": cluster_id, "brokers": brokers, "base_port": base_port}
-        (dir / "cluster.json").write_text(json.dumps(layout, indent=2) + "\n")
-    elif (layout["brokers"], layout["base_port"]) != (brokers, base_port):
+        _write_layout(dir, layout)
+    elif layout["brokers"] != brokers:
+        # The formatted storage and the replication factors are bound to the broker count.
         raise KafkaClusterError(
-            f"{dir} holds a {layout['brokers']}-broker cluster on base port {layout['base_port']}"
-            f", not {brokers} on {base_port}: use another --dir, or stop it and delete the dir")
+            f"{dir} holds a {layout['brokers']}-broker cluster, not {brokers}: use another --dir,"
+            " or stop it and delete the dir")
+    elif layout["base_port"] != base_port:
+        # A start that failed on a busy port must be retried on another one without losing the
+        # directory. Ports live only in the configs (listeners, static quorum voters), which
+        # `up` rewrites before it starts anything; the data and the cluster id stay, and each
+        # broker registers its new listener when it starts. A running broker would keep
+        # serving, and voting, on the old ports: refuse then.
+        if running := [i for i in _node_ids(dir) if node.pid_of(dir, i) is not None]:
+            raise KafkaClusterError(
+                f"{dir} runs on base port {layout['base_port']} (broker {running[0]} is up): "
+                f"`wayfinder kafka down --dir {dir}` first to move it to {base_port}")
+        layout = {**layout, "base_port": base_port}
+        _write_layout(dir, layout)
+        (dir / "bootstrap").unlink(missing_ok=True)
     return layout
+
+
+def _write_layout(dir: Path, layout: dict) -> None:
+    # Through a rename: a crash mid-write must not leave a directory no `up` can read.
+    staged = dir / "cluster.json.new"
+    staged.write_text(json.dumps(layout, indent=2) + "\n")
+    staged.replace(dir / "cluster.json")
 
 
 def _read_layout(dir: Path) -> dict | None:

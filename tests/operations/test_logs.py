@@ -55,3 +55,20 @@ def test_a_node_in_a_broker_outage_logs_a_bounded_number_of_json_lines():
     assert len(lines) < 40, lines
     assert any(line["logger"] == "librdkafka" for line in lines)
     assert any("more like it in the last" in line["msg"] for line in lines)
+
+
+def test_a_node_roles_json_lines_carry_the_node_id_and_role(kafka_bootstrap):
+    import uuid
+
+    from tests.operations.processes import wait_for_line
+
+    namespace = f"logctx{uuid.uuid4().hex[:8]}"
+    proc = start("node", "--log-format", "json", "--bootstrap", kafka_bootstrap, "--namespace", namespace,
+                 "--node-id", "n1", "--agent-ip", "127.0.0.1", "--roles", "dns",
+                 "--dns-listen", f"127.0.0.1:{free_port()}")
+    try:
+        lines = wait_for_line(proc, '"role":"dns"', 30)
+    finally:
+        stop_within_bound(proc, 15)
+    line = json.loads(lines[-1])
+    assert (line["node_id"], line["role"], line["topic"]) == ("n1", "dns", f"{namespace}.dns.records")

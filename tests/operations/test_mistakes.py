@@ -62,3 +62,36 @@ def test_one_shot_commands_with_an_unreachable_kafka():
         assert time.monotonic() - started < 15
         assert result.exit_code == 1
         assert result.stderr.startswith(f"Error: cannot reach Kafka at {address} (") and result.stderr.count("\n") == 1
+
+
+def test_masters_refuses_a_bad_ip_and_takes_names():
+    from cli.main import _masters
+
+    assert one_line_error("produce", "--mesos", "http://x", "--masters", "10.0.0.1:5050,300.1:5050") == (
+        "Error: --masters '300.1:5050': '300.1' is not an IP address")
+    assert one_line_error("produce", "--mesos", "http://x", "--masters", "fd00::zz:5050") == (
+        "Error: --masters 'fd00::zz:5050': 'fd00::zz' is not an IP address")
+    assert _masters("master-1.example:5050,10.0.0.1:5050,[fd00::1]:5050") == [
+        "master-1.example:5050", "10.0.0.1:5050", "[fd00::1]:5050"]
+
+
+def test_simulator_ports_in_use_are_named():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert one_line_error("simulate", "--mesos-listen", f"127.0.0.1:{port}") == (
+            f"Error: the simulator's listen address (--mesos-listen) 127.0.0.1:{port} is in use (TCP): another process listens there")
+        assert one_line_error("simulate", "--mesos-listen", "127.0.0.1:0", "--marathon-listen", f"127.0.0.1:{port}") == (
+            f"Error: the simulator's listen address (--marathon-listen) 127.0.0.1:{port} is in use (TCP): another process listens there")
+
+
+def test_one_shot_commands_with_an_unknown_namespace(kafka_bootstrap):
+    namespace = f"nosuch{int(time.time() * 1000) % 10**8}"
+    for command, topic in ((["status"], "status"), (["tail", "events"], "events"), (["vips"], "l4lb.vips")):
+        started = time.monotonic()
+        result = CliRunner().invoke(main, [*command, "--bootstrap", kafka_bootstrap, "--namespace", namespace])
+        assert time.monotonic() - started < 15
+        assert result.exit_code == 1
+        assert result.stderr == (f"Error: namespace {namespace!r}: no topic {namespace}.{topic} at {kafka_bootstrap}; "
+                                 "give the cluster's namespace with --namespace (or $WAYFINDER_NAMESPACE)\n")

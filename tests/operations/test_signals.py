@@ -76,3 +76,11 @@ def big_dns_table(kafka_bootstrap) -> str:
             producer.poll(0)
     assert producer.flush(60) == 0
     return catalog.namespace
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
+def test_the_simulator_stops(signum):
+    proc = start("simulate", "--log-format", "json", "--mesos-listen", "127.0.0.1:0", "--marathon-listen", "127.0.0.1:0")
+    assert proc.stdout.readline().startswith("mesos: ")
+    took, code = stop_within_bound(proc, signum)
+    assert took < STOP_BOUND_S and code in CLEAN_OR_FORCED[signum]
