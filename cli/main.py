@@ -262,7 +262,7 @@ def _register_subcommands() -> None:
     from cli.node_command import node
     from cli.overlay import overlay_group
     from cli.vips_command import vips_command
-    from simulator.commands import simulate_command
+    from cli.simulate_command import simulate_command
 
     main.add_command(kafka_group, "kafka")
     main.add_command(node, "node")

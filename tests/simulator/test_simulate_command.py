@@ -1,4 +1,4 @@
-"""`python -m simulator.commands`: prints its URLs, runs the scenario, stops on SIGTERM."""
+"""`python -m cli.simulate_command`: prints its URLs, runs the scenario, stops on SIGTERM."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ async def test_simulate_command_serves_runs_scenario_and_stops_cleanly(http, tmp
     scenario = tmp_path / "scenario.jsonl"
     scenario.write_text('{"after": 0.1, "method": "POST", "path": "/sim/apps", "body": {"id": "/cli", "instances": 2}}\n')
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator.commands", "--mesos-listen", "127.0.0.1:0",
+        sys.executable, "-m", "cli.simulate_command", "--mesos-listen", "127.0.0.1:0",
         "--marathon-listen", "127.0.0.1:0", "--mesos-state", str(FIXTURES / "mesos-state/state2.json"),
         "--scenario", str(scenario), "--heartbeat", "1", "--seed", "5",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
@@ -40,7 +40,7 @@ async def test_simulate_command_refuses_a_malformed_document(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"slaves": [')
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "simulator.commands", "--mesos-state", str(bad),
+        sys.executable, "-m", "cli.simulate_command", "--mesos-state", str(bad),
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     _, stderr = await asyncio.wait_for(process.communicate(), WAIT)
     assert process.returncode == 1
