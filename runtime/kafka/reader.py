@@ -212,6 +212,8 @@ def follow(
             except Halted:
                 return
             except LookupError as missing:
+                if stop is not None and stop.is_set():
+                    return  # asked to stop while it waited: a stop, not a missing topic
                 if not wait_for_topic or not running():
                     raise
                 log.warning("waiting for %s", missing)

@@ -51,7 +51,11 @@ def test_a_node_in_a_broker_outage_logs_a_bounded_number_of_json_lines():
     import time
     time.sleep(10)
     stop_within_bound(proc, 15)
-    lines = [json.loads(line) for line in proc.stderr.read().splitlines() if line.strip()]
+    text = proc.stderr.read()
+    raw = [line for line in text.splitlines() if line.strip()]
+    assert all(line.startswith("{") for line in raw), "lines that are not JSON:\n" + "\n".join(
+        line for line in raw if not line.startswith("{"))[:3000]
+    lines = [json.loads(line) for line in raw]
     assert len(lines) < 40, lines
     assert any(line["logger"] == "librdkafka" for line in lines)
     assert any("more like it in the last" in line["msg"] for line in lines)
