@@ -51,6 +51,18 @@ def resolve(server: tuple[str, int], name: str) -> list[str]:
     return [str(rr.rdata) for rr in reply.rr if rr.rtype == QTYPE.A]
 
 
+async def report_names(server: tuple[str, int], names, seen: dict[str, list[str]]) -> None:
+    """Resolve each name through the node's DNS and print its answers when they changed."""
+    for name in names:
+        try:
+            found = sorted(await asyncio.to_thread(resolve, server, name))
+        except OSError as error:
+            found = [str(error)]
+        if seen.get(name) != found:
+            seen[name] = found
+            say(f"dns        {name} -> {', '.join(found) or 'no answer'}")
+
+
 class NetworkDemo:
     def __init__(self, bootstrap: str, catalog: Catalog):
         # The demo runs until Ctrl-C, which tears the backends down; a day bounds them otherwise.
@@ -81,14 +93,7 @@ class NetworkDemo:
         server = self.node.dns.role.server.address[:2]
         seen: dict[str, list[str]] = {}
         while not stop.is_set():
-            for task_name in TASK_NAMES:
-                try:
-                    found = sorted(await asyncio.to_thread(resolve, server, task_name))
-                except OSError as error:
-                    found = [str(error)]
-                if seen.get(task_name) != found:
-                    seen[task_name] = found
-                    say(f"dns        {task_name} -> {', '.join(found) or 'no answer'}")
+            await report_names(server, TASK_NAMES, seen)
             try:
                 addresses = await asyncio.to_thread(resolve, server, NAME)
                 if addresses:

@@ -27,7 +27,7 @@ import orjson
 
 from appliers.node import Node, NodeOptions
 from cli.demo.lines import say
-from cli.demo.network import resolve
+from cli.demo.network import report_names, resolve
 from runtime.kafka.reader import read_table
 from schemas.catalog import Catalog
 from simulator.containers import CNI_DIRS, attach, build_underlay, cni_bin
@@ -154,14 +154,7 @@ class OverlayDemo:
         count = 0
         while not stop.is_set():
             count += 1
-            for name in (SERVER_NAME, CLIENT_NAME):
-                try:
-                    found = sorted(await asyncio.to_thread(resolve, dns, name))
-                except OSError as error:
-                    found = [str(error)]
-                if seen.get(name) != found:
-                    seen[name] = found
-                    say(f"dns        {name} -> {', '.join(found) or 'no answer'}")
+            await report_names(dns, (SERVER_NAME, CLIENT_NAME), seen)
             try:
                 addresses = await asyncio.to_thread(resolve, dns, SERVER_NAME)
                 if not addresses:

@@ -99,29 +99,18 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
                 asyncio.create_task(Processor(bootstrap, catalog).run(stop)),
                 asyncio.create_task(_scenario_then_say_done(steps, simulator, probing)),
             ]
-            reason = network.why_not()
-            if reason:
-                say(f"(the VIP part of the demo is skipped: {reason})", err=True)
-            else:
-                part = network.NetworkDemo(bootstrap, catalog)
-                nodes.append(part.node)
-                probing.append("VIP")
-                tasks.append(asyncio.create_task(part.run(stop, control)))
-            reason = overlay.why_not()
-            if reason:
-                say(f"(the overlay part of the demo is skipped: {reason})", err=True)
-            else:
-                part = overlay.OverlayDemo(bootstrap, catalog)
-                nodes.extend(part.nodes.values())
-                probing.append("overlay")
-                tasks.append(asyncio.create_task(part.run(stop, control)))
-            reason = edge.why_not()
-            if reason:
-                say(f"(the HAProxy part of the demo is skipped: {reason})", err=True)
-            else:
-                part = edge.EdgeDemo(bootstrap, catalog)
-                nodes.append(part.node)
-                probing.append("vhost")
+            # Each part of the demo: its module, what its client probes, and the nodes it runs.
+            parts = ((network, "VIP", lambda part: [part.node], network.NetworkDemo),
+                     (overlay, "overlay", lambda part: list(part.nodes.values()), overlay.OverlayDemo),
+                     (edge, "vhost", lambda part: [part.node], edge.EdgeDemo))
+            for module, probe, nodes_of, make in parts:
+                reason = module.why_not()
+                if reason:
+                    say(f"(the {probe} part of the demo is skipped: {reason})", err=True)
+                    continue
+                part = make(bootstrap, catalog)
+                nodes.extend(nodes_of(part))
+                probing.append(probe)
                 tasks.append(asyncio.create_task(part.run(stop, control)))
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
