@@ -20,20 +20,12 @@ from collections.abc import Mapping
 import msgspec
 from aiohttp import web
 
+from appliers.status_body import NodeVips  # in its own module so `wayfinder vips` can decode it without aiohttp
 from runtime.reconcile import ReconcileLoop
-from schemas.l4lb import Vip
 
 log = logging.getLogger(__name__)
 
 VIP_LOOPS = ("l4lb", "vips")  # which loop holds the VIP table, in order of preference
-
-
-class NodeVips(msgspec.Struct):
-    """The body of ``GET /v1/vips``."""
-
-    role: str
-    ready: bool
-    vips: dict[str, Vip]
 
 
 def is_unix_socket(listen: str) -> bool:

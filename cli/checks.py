@@ -1,6 +1,6 @@
 """The common mistakes on a command line, refused with one line (click prints "Error: ...",
 exit 1) before anything starts: a bad IP, no roles or unknown ones, a missing namespace, a
-port another process holds."""
+port another process holds, a --haproxy-dir another node uses."""
 
 from __future__ import annotations
 
@@ -51,3 +51,14 @@ def check_port_free(what: str, host: str, port: int, udp: bool = False) -> None:
                 if error.errno == errno.EADDRNOTAVAIL:
                     raise click.ClickException(f"{what} {host}:{port}: no interface has the address {host}") from None
                 raise
+
+
+def check_haproxy_dir_free(directory: str) -> None:
+    """Another node's haproxy role holds `directory` (appliers/haproxy/directory_lock.py). The
+    role takes the lock itself when it opens; this says it before anything starts."""
+    from appliers.haproxy.directory_lock import DirectoryInUse, check_free
+
+    try:
+        check_free(directory)
+    except DirectoryInUse as error:
+        raise click.ClickException(str(error)) from None

@@ -3,20 +3,73 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import click
 
 from cli.config_file import config_option
 from cli.running import log_options, one_shot_kafka, run_until_signal
 from runtime.logs import LEVELS, configure_logging
-from runtime.metrics import metrics_option, serving
+from runtime.metrics_option import metrics_option
 from runtime.settings import bootstrap_option, namespace_option, resolve_bootstrap
 from schemas.catalog import Catalog
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyCommand(NamedTuple):
+    """A subcommand that lives in its own module, imported only when it runs."""
+
+    module: str
+    attribute: str
+    short_help: str  # its docstring's first paragraph: what `wayfinder --help` lists
+
+
+# Importing every subcommand's module up front (the simulator's aiohttp, pyroute2, the Kafka
+# cluster tooling, ...) cost about a second of every command's start-up, `wayfinder vips`
+# included. `wayfinder --help` lists them from here without importing them;
+# tests/unit/test_cli_lazy_commands.py checks that each entry matches its command.
+LAZY_COMMANDS = {
+    "kafka": LazyCommand("cli.kafka", "kafka_group",
+                         "A local Apache Kafka (KRaft) cluster on 127.0.0.1, from Maven Central jars."),
+    "node": LazyCommand("cli.node_command", "node",
+                        "Run this node's roles: apply the derived topics to the kernel, serve DNS, run HAProxy."),
+    "overlay": LazyCommand("cli.overlay", "overlay_group",
+                           "This node's overlay leases and peers, next to what its kernel holds."),
+    "simulate": LazyCommand("cli.simulate_command", "simulate_command",
+                            "Serve a stand-in Mesos master and Marathon built from real documents."),
+    "vips": LazyCommand("cli.vips_command", "vips_command",
+                        "What the node's kernel has programmed, next to what the node (or the vips topic) asks for."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a `LAZY_COMMANDS` module only when its command is resolved
+    (run, or asked for its own --help), and lists them all without importing any."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in LAZY_COMMANDS:
+            lazy = LAZY_COMMANDS[name]
+            self.add_command(getattr(importlib.import_module(lazy.module), lazy.attribute), name)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, except that a command not imported yet is described by a
+        stand-in carrying its short help, so the lines (and their shortening) are the same."""
+        commands = [(name, self.commands.get(name) or click.Command(name, help=LAZY_COMMANDS[name].short_help))
+                    for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, command.get_short_help_str(limit)) for name, command in commands])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="info", type=click.Choice(LEVELS), show_default=True,
               help="Least severe level logged (a command's own --log-level overrides it).")
 @click.version_option(package_name="wayfinder", message="wayfinder %(version)s")
@@ -63,7 +116,7 @@ def produce(bootstrap, namespace, mesos_url, marathon_url, masters, mesos_poll, 
         max_document_bytes=max_document_mb * 1024 * 1024,
         max_record_bytes=max_document_mb * 1024 * 1024,
     )
-    from runtime.metrics import PRODUCER_CLOCK
+    from runtime.metrics import PRODUCER_CLOCK, serving
 
     run_until_signal(serving(metrics_listen, Producers(options).run, PRODUCER_CLOCK))
 
@@ -109,6 +162,7 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
         raise click.BadParameter(str(error)) from None
     from processors.overlay.config import parse_config
     from runtime.kafka.election import ElectionFailed
+    from runtime.metrics import serving
 
     try:
         overlay = parse_config(overlays, overlay_vtep, overlay_vtep6, overlay_grace)
@@ -255,20 +309,3 @@ def demo(ctx, bootstrap, kafka_dir, namespace, duration, base_port):
     settings = ctx.find_root().meta.get("wayfinder.logs", {})
     quiet_logs(chosen_level=bool(given - {ParameterSource.DEFAULT, None}), json_logs=settings.get("format") == "json")
     run_until_signal(lambda stop: run_demo(stop, bootstrap, kafka_dir, namespace, duration, base_port))
-
-
-def _register_subcommands() -> None:
-    from cli.kafka import kafka_group
-    from cli.node_command import node
-    from cli.overlay import overlay_group
-    from cli.vips_command import vips_command
-    from cli.simulate_command import simulate_command
-
-    main.add_command(kafka_group, "kafka")
-    main.add_command(node, "node")
-    main.add_command(overlay_group, "overlay")
-    main.add_command(simulate_command, "simulate")
-    main.add_command(vips_command, "vips")
-
-
-_register_subcommands()

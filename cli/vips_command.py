@@ -41,11 +41,11 @@ def _connection(node: str) -> http.client.HTTPConnection:
 
 
 def vips_from_node(node: str):
-    """The node's desired VIP table (appliers.status_server.NodeVips); OSError or ValueError
+    """The node's desired VIP table (appliers.status_body.NodeVips); OSError or ValueError
     when it does not answer with one."""
     import msgspec
 
-    from appliers.status_server import NodeVips
+    from appliers.status_body import NodeVips
 
     connection = _connection(node)
     try:

@@ -29,7 +29,6 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
-import click
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, ProcessCollector, generate_latest
 from prometheus_client.metrics_core import Metric
 
@@ -265,16 +264,3 @@ def serving(listen: tuple[str, int] | None, main: Callable[[asyncio.Event], Awai
 
     return with_metrics
 
-
-def _listen(ctx, param, value: str | None) -> tuple[str, int] | None:
-    if not value:
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-metrics_option = click.option(
-    "--metrics-listen", "metrics_listen", default=None, metavar="HOST:PORT", callback=_listen,
-    help="Serve Prometheus metrics at http://HOST:PORT/metrics (default: none).")

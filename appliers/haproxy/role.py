@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from appliers.haproxy.certificate import ensure_certificate
+from appliers.haproxy.directory_lock import DirectoryLock
 from appliers.haproxy.process import HaproxyError, HaproxyProcess, converge
 from appliers.haproxy.settings import HaproxySettings
 from appliers.haproxy.slots import Applied, Plan, plan as plan_slots, plan_members
@@ -66,6 +67,8 @@ class HaproxyRole(Role[Service, Served, Pass]):
                  monotonic: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
         self.settings = settings
         self.process = process or HaproxyProcess(settings)
+        # Held from open to close: another node on this directory is refused (directory_lock.py).
+        self.directory_lock = DirectoryLock(settings.directory)
         self.min_reload_interval = min_reload_interval
         self._monotonic, self._sleep = monotonic, sleep
         self._applied: Applied | None = None
@@ -159,7 +162,13 @@ class HaproxyRole(Role[Service, Served, Pass]):
 
     async def open(self) -> None:
         Path(self.settings.directory).mkdir(parents=True, exist_ok=True)
+        self.directory_lock.acquire()  # first: before anything in the directory is touched
         await asyncio.to_thread(ensure_certificate, self.settings)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.process.stop)
+        # Also called when open failed: the lock is then not ours, and neither is any HAProxy
+        # there (this role's process only stops what it started).
+        try:
+            await asyncio.to_thread(self.process.stop)
+        finally:
+            self.directory_lock.release()

@@ -17,14 +17,18 @@ import subprocess
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.thread import BrokenThreadPool
-from typing import Callable, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 import orjson
-from pyroute2 import IPRoute
 
 from appliers.l4lb.libnftables import OUTPUT_JSON, OUTPUT_TERSE, Nft
 from appliers.l4lb.model import FAMILIES, TABLE, TableState, table_state
 from appliers.l4lb.plan import Flush, Plan
+
+if TYPE_CHECKING:
+    # Imported where the routes need it: the package imports all of itself (~140 ms), a cost
+    # `wayfinder vips`, which only reads nftables, should not pay.
+    from pyroute2 import IPRoute
 
 CLONE_NEWNET = 0x40000000
 # Routes we own carry this rtnetlink protocol number (unused in /etc/iproute2/rt_protos), so we
@@ -79,6 +83,8 @@ class Kernel:
 
     def _ipr(self) -> IPRoute:
         if getattr(self._local, "ipr", None) is None:
+            from pyroute2 import IPRoute
+
             self._local.ipr = IPRoute()  # on the worker thread, after setns
         return self._local.ipr
 
