@@ -48,6 +48,8 @@ class NodeOptions:
     # --kafka-config's settings, for the DNS worker processes: they are fresh interpreters, so
     # they do not share the node's process-wide client settings (runtime/kafka/client_config.py).
     kafka_settings: dict[str, str] = field(default_factory=dict)
+    # The file they came from: the workers watch it too, for a rotated password.
+    kafka_config_path: str | None = None
 
 
 MAX_DNS_WORKERS = 64

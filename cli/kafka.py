@@ -12,7 +12,15 @@ from pathlib import Path
 import click
 
 from runtime.kafka import cluster
+from runtime.kafka.certs import CertificateError
 from runtime.kafka.install import KAFKA_VERSION, KafkaInstallError, install
+from runtime.kafka import acls
+from runtime.kafka.client_config import passed_through
+from runtime.kafka.secure import MECHANISM, ROLES, SecretsError, rotate_role, secrets_dir
+from runtime.kafka.secure import role_file as secure_role_file
+from runtime.kafka.security_admin import SecurityAdminError, apply_acls, set_password
+from runtime.settings import bootstrap_option, namespace_option, resolve_bootstrap
+from schemas.catalog import Catalog
 
 DIR_OPTION = click.option(
     "--dir", "dir_", type=click.Path(file_okay=False, path_type=Path), default=cluster.DEFAULT_DIR,
@@ -40,8 +48,13 @@ def install_cmd() -> None:
               help="Broker N listens on BASE+2(N-1), its controller on the next port; another "
                    "port moves a stopped DIR there, data kept. [default: 29092, or what DIR holds]")
 @click.option("--heap", default="384m", show_default=True, help="JVM heap per broker.")
+@click.option("--secure", is_flag=True, default=None,
+              help="TLS, SASL/SCRAM users per role and ACLs only: a private CA, and one client "
+                   "config per role in DIR/secrets/ROLE.properties (for --kafka-config). Chosen "
+                   "when DIR is made; later starts keep it.")
 @DIR_OPTION
-def up_cmd(brokers: int | None, base_port: int | None, heap: str, dir_: Path) -> None:
+def up_cmd(brokers: int | None, base_port: int | None, heap: str, secure: bool | None,
+           dir_: Path) -> None:
     """Start the cluster (or its stopped brokers); print the bootstrap servers last."""
     # An existing directory keeps its shape, so a bare `up` restarts what `up --brokers 3` made.
     held = {b["node_id"] for b in cluster.status(dir_)}
@@ -53,9 +66,14 @@ def up_cmd(brokers: int | None, base_port: int | None, heap: str, dir_: Path) ->
     try:
         click.echo(f"kafka {KAFKA_VERSION}: classpath {install()}", err=True)
         click.echo(f"starting the stopped brokers of {brokers} in {dir_} ...", err=True)
-        bootstrap = cluster.up(dir_, brokers=brokers, base_port=base_port, heap=heap)
-    except (KafkaInstallError, cluster.KafkaClusterError) as exc:
+        bootstrap = cluster.up(dir_, brokers=brokers, base_port=base_port, heap=heap,
+                               secured=secure)
+    except (KafkaInstallError, cluster.KafkaClusterError, CertificateError, SecretsError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if cluster.secured(dir_):
+        click.echo(f"secured: TLS + {MECHANISM}; client configs (0600) in "
+                   f"{secrets_dir(dir_)}/{{{','.join(ROLES)}}}.properties; apply the ACLs with "
+                   f"`wayfinder kafka acls --apply --dir {dir_}`", err=True)
     click.echo(f"ready in {time.monotonic() - started:.1f} s; logs: {dir_}/broker-N/broker.log",
                err=True)
     click.echo(bootstrap)
@@ -81,6 +99,69 @@ def status_cmd(dir_: Path) -> None:
     click.echo(bootstrap or f"no cluster running in {dir_}")
     if not brokers or not all(b["pid"] for b in brokers):
         raise SystemExit(3)
+
+
+@kafka_group.command("acls")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Make the cluster's ACLs of these roles exactly the table (idempotent); "
+                   "without it, only print the table.")
+@namespace_option
+@bootstrap_option
+@DIR_OPTION
+def acls_cmd(apply_: bool, namespace: str, bootstrap: str | None, dir_: Path) -> None:
+    """The ACLs each role needs, derived from the topic catalog's writers and readers.
+
+    Applying needs a super user: --kafka-config with the admin role's file, or nothing for the
+    secured cluster of --dir (its secrets/admin.properties)."""
+    catalog = Catalog(namespace)
+    grants = acls.derive(catalog)
+    rows = [("ROLE", "RESOURCE", "NAME", "OPERATIONS"), *acls.table(grants)]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3])
+    click.echo("admin and the brokers are super users: no ACL", err=True)
+    if not apply_:
+        return
+    server, settings = _admin_connection(bootstrap, dir_)
+    try:
+        changes = apply_acls(server, settings, catalog, grants)
+    except SecurityAdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"applied to {server}: {changes.added} added, {changes.removed} removed, "
+               f"{changes.kept} unchanged", err=True)
+
+
+@kafka_group.command("rotate")
+@click.argument("role", type=click.Choice(ROLES))
+@DIR_OPTION
+def rotate_cmd(role: str, dir_: Path) -> None:
+    """Give ROLE a new SCRAM password, with no broker or other role restarted.
+
+    The brokers refuse the old password on every new connection from then on, and
+    DIR/secrets/ROLE.properties holds the new one. Running Wayfinder processes that were given
+    that file as --kafka-config read it again and use the new password for their next
+    connections; connections already open stay open."""
+    if not cluster.secured(dir_):
+        raise click.ClickException(f"{dir_} holds no secured cluster (`wayfinder kafka up --secure`)")
+    server = cluster.bootstrap_of(dir_)
+    if server is None:
+        raise click.ClickException(f"the cluster in {dir_} is not running: `wayfinder kafka up --dir {dir_}`")
+    try:
+        rotate_role(dir_, role, lambda password: set_password(
+            server, cluster.admin_settings(dir_), role, password))
+    except (SecurityAdminError, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"rotated {role}'s password; the new one is in {secure_role_file(dir_, role)}", err=True)
+
+
+def _admin_connection(bootstrap: str | None, dir_: Path) -> tuple[str, dict[str, str]]:
+    """Where to apply, and as whom: the --kafka-config file's settings when one was given,
+    else the admin role of the secured cluster in --dir."""
+    server = resolve_bootstrap(bootstrap, dir_)
+    settings = passed_through()
+    if not settings.get("sasl.username") and cluster.secured(dir_):
+        settings = cluster.admin_settings(dir_)
+    return server, settings
 
 
 def _first_port(dir_: Path) -> str | None:

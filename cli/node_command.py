@@ -6,7 +6,8 @@ import click
 
 from cli.config_file import config_option
 from cli.running import log_options, run_until_signal
-from runtime.metrics import metrics_option, serving
+from runtime.metrics import serving
+from runtime.metrics_option import metrics_option
 from runtime.settings import bootstrap_option, namespace_option, resolve_bootstrap
 from schemas.catalog import Catalog
 
@@ -86,7 +87,7 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         checks.check_port_free("the Mesos-DNS HTTP API address (--dns-http)", *_host_port(dns_http))
     if status_listen and "/" not in status_listen:
         checks.check_port_free("the node status address (--status-listen)", *_host_port(status_listen))
-    from runtime.kafka.client_config import passed_through
+    from runtime.kafka.client_config import installed_source, passed_through
 
     try:
         haproxy = parse_settings(groups=haproxy_groups, ports=haproxy_ports, bind=haproxy_bind,
@@ -94,6 +95,8 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
                                  directory=haproxy_dir)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    if "haproxy" in roles.split(","):
+        checks.check_haproxy_dir_free(haproxy.directory)
 
     options = NodeOptions(
         bootstrap=resolve_bootstrap(bootstrap), catalog=Catalog(namespace), node_id=node_id, agent_ip=agent_ip,
@@ -104,15 +107,19 @@ def node(bootstrap, namespace, node_id, agent_ip, roles, dns_listen, netns, rout
         allow_recursion=allow_recursion or None, tcp_connections_per_client=dns_tcp_per_client,
         max_tcp_connections=dns_tcp_max, tcp_idle_timeout=dns_tcp_idle, dns_workers=dns_workers,
         dns_soa_mname=dns_soa_mname, dns_soa_rname=dns_soa_rname, haproxy=haproxy, overlay_dir=overlay_dir,
-        kafka_settings=passed_through(), status_listen=status_listen,
+        kafka_settings=passed_through(), kafka_config_path=installed_source(), status_listen=status_listen,
     )
     try:
         running = Node(options)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+    from appliers.haproxy.directory_lock import DirectoryInUse
     from appliers.metrics import NodeCollector
 
-    run_until_signal(serving(metrics_listen, running.run, NodeCollector(running)), fast_loop=True)
+    try:
+        run_until_signal(serving(metrics_listen, running.run, NodeCollector(running)), fast_loop=True)
+    except DirectoryInUse as error:  # another node took the directory since the check above
+        raise click.ClickException(str(error)) from None
 
 
 def _host_port(value: str) -> tuple[str, int]:

@@ -52,7 +52,7 @@ class Publisher:
         self.bootstrap, self.catalog, self.stages, self.producers = bootstrap, catalog, stages, producers
         self.instance, self.started_at = instance, started_at
         self.session_timeout_s = session_timeout_s
-        self.transactional_id = f"{catalog.namespace}.processor"
+        self.transactional_id = catalog.processor_transactional_id
         self.writer: TransactionalWriter | None = None
         self.epoch = 0
         self.ready_outputs: list[str] = []

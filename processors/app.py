@@ -38,7 +38,7 @@ from runtime.logs import log_context
 from runtime.memory import release_free_memory
 from runtime.metrics import PROCESSOR_CONSUMED, PROCESSOR_LAG
 from runtime.kafka.election import Election, ElectionFailed
-from runtime.kafka.reader import ConsumedRecord, PartitionsFollower, read_table
+from runtime.kafka.reader import ConsumedRecord, Halted, PartitionsFollower, read_table
 from runtime.kafka.status import decode_mark
 from runtime.kafka.topics import ensure_topics_until
 from schemas.catalog import Catalog
@@ -96,7 +96,10 @@ class Processor:
 
     # -- the work thread ------------------------------------------------------------------
     def _work(self, halt: threading.Event, started: Callable[[], None]) -> None:
-        self.follower = PartitionsFollower(self.bootstrap, [*self._alias_of, self._status_topic])
+        try:
+            self.follower = PartitionsFollower(self.bootstrap, [*self._alias_of, self._status_topic], halt=halt)
+        except Halted:
+            return  # stopped while a source topic did not exist yet
         try:
             self._rebuild()
             # The rebuilt tables live as long as the processor: keep later full collections from
@@ -104,7 +107,7 @@ class Processor:
             gc.collect()
             gc.freeze()
             release_free_memory()  # the records read for the rebuild are gone
-            self.election = Election(self.bootstrap, f"{self.catalog.namespace}.processor", self._status_topic,
+            self.election = Election(self.bootstrap, self.catalog.processor_group, self._status_topic,
                                      self.session_timeout_ms, member=self.instance)
             self.election.start()
             started()

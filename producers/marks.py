@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 import msgspec
 from confluent_kafka import Consumer
 
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, refresh, unjoined_group_id
 from runtime.kafka.reader import end_offsets, partitions_of
 from runtime.kafka.writer import KafkaSink
 from runtime.logs import with_client_logging
@@ -38,16 +37,18 @@ class EndOffsets:
     def __init__(self, bootstrap: str):
         self._consumer = Consumer(with_client_logging({
             "bootstrap.servers": bootstrap,
-            "group.id": f"wayfinder-marks-{uuid.uuid4().hex}",  # required by the client; never joined
+            "group.id": unjoined_group_id(),  # required by the client; never joined
             "enable.auto.commit": False,
             **passed_through(),
         }))
 
     def of(self, topic: str, timeout: float = 10.0) -> dict[int, int]:
         deadline = time.monotonic() + timeout
+        refresh(self._consumer)
         return end_offsets(self._consumer, topic, partitions_of(self._consumer, topic, timeout), deadline)
 
     def close(self) -> None:
+        forget(self._consumer)
         self._consumer.close()
 
 

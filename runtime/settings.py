@@ -52,7 +52,7 @@ def _use_kafka_config(ctx: click.Context, param: click.Parameter, path: str | No
         client_config.check_with_librdkafka(settings, path)
     except client_config.KafkaConfigError as error:
         raise click.BadParameter(str(error), ctx=ctx, param=param) from None
-    client_config.install(settings)
+    client_config.install(settings, source=path)
 
 
 def bootstrap_option(command):

@@ -133,5 +133,15 @@ class Catalog:
     def aliases(self) -> list[str]:
         return list(self._by_alias)
 
+    @property
+    def processor_group(self) -> str:
+        """The consumer group the processors elect their active one through (its lock)."""
+        return f"{self.namespace}.processor"
+
+    @property
+    def processor_transactional_id(self) -> str:
+        """The active processor's transactional id: a new active one fences the old one."""
+        return f"{self.namespace}.processor"
+
 
 DEFAULT_CATALOG = Catalog()

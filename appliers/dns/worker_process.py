@@ -100,7 +100,8 @@ async def _serve(start: Start, reports: int) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    client_config.install(start.options.kafka_settings)  # before the worker makes any client
+    # Before the worker makes any client.
+    client_config.install(start.options.kafka_settings, source=start.options.kafka_config_path)
     node = Node(dataclasses.replace(start.options, roles=("dns",), dns_worker=start.index))
     dns = node.dns
     dns.role.listen_when_ready = start.listen_when_ready

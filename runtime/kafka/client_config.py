@@ -23,6 +23,10 @@ value beside it everywhere would only give each stage a way to forget it. Child 
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -54,7 +58,17 @@ RESERVED = {
 CALLBACKS = frozenset({"error_cb", "stats_cb", "throttle_cb", "oauth_cb", "on_delivery", "on_commit",
                        "logger", "oauthbearer_token_refresh_cb"})
 
+log = logging.getLogger(__name__)
+
 BOOTSTRAP_KEY = "bootstrap.servers"
+# The group id of every consumer that assigns its partitions itself (readers and followers):
+# librdkafka wants one, and looks its coordinator up though it never joins, so on a secured
+# cluster every role may DESCRIBE the groups under this prefix (runtime/kafka/acls.py).
+UNJOINED_GROUP_PREFIX = "wayfinder-reader-"
+
+
+def unjoined_group_id() -> str:
+    return f"{UNJOINED_GROUP_PREFIX}{uuid.uuid4().hex}"
 MAX_LINES = 10_000  # a properties file is short; anything longer is not one
 
 
@@ -124,15 +138,121 @@ def check_with_librdkafka(settings: Mapping[str, str], source: str = "<kafka con
 
 _installed: dict[str, str] = {}
 _file_bootstrap: str | None = None
+_source: Path | None = None  # the file the settings came from, watched for a rotated password
+_source_stamp: tuple[int, int] | None = None
+_tracked: dict[int, object] = {}  # long-lived producers, by id(): told of new SASL credentials
+_credentials: tuple[int, str, str] | None = None  # (generation, username, password) once rotated
+_consumer_generation: dict[int, int] = {}  # id(consumer) -> the credentials generation it has
+_lock = threading.Lock()
+_watcher: threading.Thread | None = None
+WATCH_INTERVAL_S = 1.0
+CREDENTIALS = ("sasl.username", "sasl.password")
 
 
-def install(settings: Mapping[str, str]) -> None:
+def install(settings: Mapping[str, str], source: str | Path | None = None) -> None:
     """Use these settings (without bootstrap.servers, which the command resolves) in every
-    client this process makes from now on. An empty mapping goes back to none."""
-    global _installed, _file_bootstrap
+    client this process makes from now on. An empty mapping goes back to none.
+
+    With `source`, the file they came from is watched: when it changes (`wayfinder kafka
+    rotate` rewrote its password), new clients use the new settings and every tracked client
+    gets the new SASL credentials for its next connection, with no restart."""
+    global _installed, _file_bootstrap, _source, _source_stamp, _watcher
     check_passable(settings)
-    _installed = {key: value for key, value in settings.items() if key != BOOTSTRAP_KEY}
-    _file_bootstrap = settings.get(BOOTSTRAP_KEY) or None
+    with _lock:
+        _installed = {key: value for key, value in settings.items() if key != BOOTSTRAP_KEY}
+        _file_bootstrap = settings.get(BOOTSTRAP_KEY) or None
+        _source = Path(source) if source is not None else None
+        _source_stamp = _stamp(_source)
+        if _source is not None and _watcher is None:
+            _watcher = threading.Thread(target=_watch, name="kafka-config-watch", daemon=True)
+            _watcher.start()
+
+
+def installed_source() -> str | None:
+    """The file the installed settings came from (watched), or None."""
+    return str(_source) if _source is not None else None
+
+
+def track(client):
+    """Remember a long-lived producer so that a rotated password reaches it; returns it.
+    `forget` it when it is closed. A consumer is not given new credentials from here: a
+    call into a consumer that another thread polls without pause waits for a gap between
+    polls that may never come (seen: a minute, with the election's consumer). Whoever polls
+    a long-lived consumer calls `refresh(consumer)` between its polls instead."""
+    with _lock:
+        _tracked[id(client)] = client
+    return client
+
+
+def forget(client) -> None:
+    with _lock:
+        _tracked.pop(id(client), None)
+        _consumer_generation.pop(id(client), None)
+
+
+def refresh(consumer) -> None:
+    """Give `consumer` the newest SASL credentials if it does not have them yet; cheap when it
+    has (called between polls, from the thread that polls it)."""
+    current = _credentials
+    if current is None or _consumer_generation.get(id(consumer)) == current[0]:
+        return
+    consumer.set_sasl_credentials(current[1], current[2])
+    _consumer_generation[id(consumer)] = current[0]
+
+
+def reload_if_changed() -> bool:
+    """Read the watched file again if it changed; True when its settings were taken. A file
+    that no longer parses keeps the settings in use (and says why): a half-edited file must
+    not take a running process off Kafka."""
+    from confluent_kafka import KafkaException
+
+    global _installed, _source_stamp, _credentials
+    with _lock:
+        source, stamp = _source, _stamp(_source)
+        if source is None or stamp == _source_stamp:
+            return False
+        _source_stamp = stamp
+    try:
+        settings = load(source)
+    except KafkaConfigError as error:
+        log.warning("%s changed but cannot be used (%s); keeping its previous settings", source, error)
+        return False
+    fresh = {key: value for key, value in settings.items() if key != BOOTSTRAP_KEY}
+    with _lock:
+        rotated = any(fresh.get(key) != _installed.get(key) for key in CREDENTIALS)
+        _installed = fresh
+        clients = list(_tracked.values())
+    updated = 0
+    if rotated and all(fresh.get(key) for key in CREDENTIALS):
+        generation = _credentials[0] + 1 if _credentials else 1
+        _credentials = (generation, fresh["sasl.username"], fresh["sasl.password"])
+        for client in clients:
+            try:
+                client.set_sasl_credentials(fresh["sasl.username"], fresh["sasl.password"])
+                updated += 1
+            except (RuntimeError, KafkaException):  # closed meanwhile, without forget()
+                forget(client)
+    log.info("%s changed: new Kafka clients use it%s", source,
+             f"; new SASL credentials given to {updated} running producers, and to running "
+             "consumers between their polls" if rotated else "")
+    return True
+
+
+def _watch() -> None:
+    while True:  # a daemon thread: it ends with the process
+        time.sleep(WATCH_INTERVAL_S)
+        try:
+            reload_if_changed()
+        except Exception:  # noqa: BLE001 - the watch must outlive one bad read
+            log.exception("watching the Kafka config file failed")
+
+
+def _stamp(path: Path | None) -> tuple[int, int] | None:
+    try:
+        info = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_ino) if info else None
 
 
 def file_bootstrap() -> str | None:

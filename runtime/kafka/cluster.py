@@ -21,7 +21,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from runtime.kafka import node
+from runtime.kafka import node, secure
 from runtime.kafka.install import install, read_classpath
 from runtime.kafka.node import KafkaClusterError
 
@@ -36,11 +36,15 @@ BIND_RETRIES = 5  # starts of one broker that lost its port to a self-connect (n
 
 
 def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_PORT,
-       heap: str = "384m", timeout: float = READY_TIMEOUT_S) -> str:
+       heap: str = "384m", timeout: float = READY_TIMEOUT_S, secured: bool | None = None) -> str:
     """Start the cluster in `dir` (only its brokers that are down); return its bootstrap servers.
 
     Returns once every broker answers on its own listener with metadata listing all brokers, and
     a topic with a replica on every broker was created and deleted.
+
+    `secured` chooses TLS, SCRAM users and the authorizer (runtime/kafka/secure.py) for a new
+    directory; None keeps what the directory holds. A directory's storage is formatted for one
+    or the other, so a plain directory cannot become a secured one.
     """
     if brokers < 1:
         raise ValueError("brokers must be >= 1")
@@ -48,7 +52,15 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
     dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     with _locked(dir):
-        layout = _layout(dir, brokers, base_port)
+        layout = _layout(dir, brokers, base_port, secured)
+        bootstrap = bootstrap_servers(base_port, brokers)
+        overrides, format_args = None, []
+        if layout.get("secured"):
+            broker = secure.prepare(dir, bootstrap)
+            overrides = lambda port: secure.broker_settings(broker, port)  # noqa: E731
+            # The passwords go on StorageTool's command line (it has no other way to take them),
+            # visible in ps for the second it runs; every one is also in a 0600 file here.
+            format_args = secure.scram_format_args(secure.users(dir, broker))
         down_ids = [i for i in range(1, brokers + 1) if node.pid_of(dir, i) is None]
         starts: dict[int, int] = {}  # node id -> offset in its log where this start's output begins
         retries = dict.fromkeys(down_ids, BIND_RETRIES)
@@ -67,8 +79,8 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
 
         try:
             if down_ids:
-                node.write_configs(dir, layout)
-                node.format_storage(dir, classpath, layout["cluster_id"], down_ids)
+                node.write_configs(dir, layout, overrides)
+                node.format_storage(dir, classpath, layout["cluster_id"], down_ids, format_args)
             for i in down_ids:
                 node.await_ports(layout, i, deadline)
                 starts[i] = node.start(dir, classpath, i, heap)
@@ -79,7 +91,6 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
             for i in starts:
                 kill_broker(dir, i)
             raise
-        bootstrap = bootstrap_servers(base_port, brokers)
         (dir / "bootstrap").write_text(bootstrap + "\n")
         return bootstrap
 
@@ -147,15 +158,33 @@ def bootstrap_servers(base_port: int, brokers: int) -> str:
     return ",".join(f"127.0.0.1:{node.client_port(base_port, i)}" for i in range(1, brokers + 1))
 
 
-def _layout(dir: Path, brokers: int, base_port: int) -> dict:
+def secured(dir: Path = DEFAULT_DIR) -> bool:
+    """Whether the cluster in `dir` was made with `--secure`."""
+    return bool((_read_layout(Path(dir).resolve()) or {}).get("secured"))
+
+
+def admin_settings(dir: Path) -> dict[str, str]:
+    """Client settings for the cluster's administrator: none for a plain cluster, the admin
+    role's TLS and SCRAM settings for a secured one (without bootstrap.servers)."""
+    return secure.client_settings(dir, "admin") if secured(dir) else {}
+
+
+def _layout(dir: Path, brokers: int, base_port: int, secured: bool | None) -> dict:
     layout = _read_layout(dir)
+    if layout is not None and secured is not None and bool(layout.get("secured")) != secured:
+        # The storage holds its SCRAM users (or not) from the format on, and its data was
+        # written under its old rules: start over in another directory instead.
+        kind = "a secured" if layout.get("secured") else "a plain (not --secure)"
+        raise KafkaClusterError(f"{dir} holds {kind} cluster: use another --dir, or stop it "
+                                "and delete the dir")
     if layout is None:
         # What `kafka-storage.sh random-uuid` prints, without paying a JVM start for it; like
         # Kafka's Uuid.randomUuid, never starting with "-", which command lines read as an option.
         cluster_id = "-"
         while cluster_id.startswith("-"):
             cluster_id = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode()
-        layout = {"cluster_id": cluster_id, "brokers": brokers, "base_port": base_port}
+        layout = {"cluster_id": cluster_id, "brokers": brokers, "base_port": base_port,
+                  "secured": bool(secured)}
         _write_layout(dir, layout)
     elif layout["brokers"] != brokers:
         # The formatted storage and the replication factors are bound to the broker count.
@@ -200,7 +229,7 @@ def _wait_ready(dir: Path, layout: dict, deadline: float, timeout: float, retry_
     ports = [node.client_port(layout["base_port"], i) for i in ids]
     # log_level 0: "connection refused" while the JVMs start is expected, not worth printing.
     admin = AdminClient({"bootstrap.servers": bootstrap_servers(layout["base_port"], len(ids)),
-                         "log_level": 0})
+                         "log_level": 0, **admin_settings(dir)})
     last = "no answer yet"
     while time.monotonic() < deadline:
         dead = [i for i in ids if node.pid_of(dir, i) is None and not retry_bind(i)]

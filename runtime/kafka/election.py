@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException
 
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, refresh
 from runtime.logs import with_client_logging
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class Election:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                refresh(self._consumer)
                 message = self._consumer.poll(0.1)
                 if message is not None and message.error():
                     error = message.error()
@@ -94,6 +95,7 @@ class Election:
                         log.warning("election: %s", error)
         finally:
             self._set(False)
+            forget(self._consumer)
             try:
                 self._consumer.close()  # leaves the group: the next rebalance starts now
             except KafkaException as error:

@@ -19,14 +19,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from runtime.kafka.reader import (ConsumedRecord, Halted, end_offsets, partitions_of, record_of, recoverable,
                                   watermarks)
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, refresh, unjoined_group_id
 from runtime.logs import with_client_logging
 
 # partition -> offset (the next one to read)
@@ -69,7 +68,7 @@ class TableFollower:
         self._consumer = Consumer(
             with_client_logging({
                 "bootstrap.servers": bootstrap,
-                "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
+                "group.id": unjoined_group_id(),  # never joined: partitions are assigned
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
@@ -149,6 +148,7 @@ class TableFollower:
         return self._poll(10_000, timeout)
 
     def _poll(self, limit: int, timeout: float) -> list[ConsumedRecord]:
+        refresh(self._consumer)
         first = self._consumer.poll(timeout)
         if first is None:
             return []
@@ -165,4 +165,5 @@ class TableFollower:
         return records
 
     def close(self) -> None:
+        forget(self._consumer)
         self._consumer.close()

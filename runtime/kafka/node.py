@@ -38,7 +38,9 @@ def client_port(base_port: int, node_id: int) -> int:
     return base_port + 2 * (node_id - 1)
 
 
-def write_configs(dir: Path, layout: dict) -> None:
+def write_configs(dir: Path, layout: dict, overrides=None) -> None:
+    """Every broker's server.properties. `overrides(port)` gives settings that replace or join
+    the plain ones (the secured cluster's listeners, TLS and SASL: runtime/kafka/secure.py)."""
     n, base = layout["brokers"], layout["base_port"]
     # 3 brokers tolerate one down with acks=all (min.insync.replicas=2); 1 broker has 1 replica.
     rf = min(n, 3)
@@ -77,16 +79,23 @@ def write_configs(dir: Path, layout: dict) -> None:
             "log.cleaner.backoff.ms": 1000, "log.cleaner.dedupe.buffer.size": 32 << 20,
             "log.segment.bytes": 16 << 20,
         }
-        (node / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        settings.update(overrides(port) if overrides else {})
+        # 0600: a secured broker's file holds its keystore and SCRAM passwords.
+        path = node / "server.properties"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in settings.items()))
+        os.chmod(path, 0o600)
 
 
-def format_storage(dir: Path, classpath: str, cluster_id: str, ids: list[int]) -> None:
+def format_storage(dir: Path, classpath: str, cluster_id: str, ids: list[int],
+                   extra_args: list[str] = ()) -> None:
     todo = [i for i in ids if not (dir / f"broker-{i}" / "data" / "meta.properties").exists()]
     procs = {i: subprocess.Popen(  # one short JVM per node (~0.8 s), side by side
         [java_executable(), *DEFAULT_JVM_FLAGS.split(), "-cp", classpath,
          # --opt=value: an id may start with "-", which "-t ID" would read as an option.
          "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-         "-c", str(dir / f"broker-{i}" / "server.properties")],
+         "-c", str(dir / f"broker-{i}" / "server.properties"), *extra_args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in todo}
     for i, proc in procs.items():
         out, _ = proc.communicate(timeout=120)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaError, KafkaException, TopicPartition
 
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, refresh, unjoined_group_id
 from runtime.logs import with_client_logging
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def _consumer(bootstrap: str) -> Consumer:
     return Consumer(
         with_client_logging({
             "bootstrap.servers": bootstrap,
-            "group.id": f"wayfinder-reader-{uuid.uuid4().hex}",  # required by the client; never joined
+            "group.id": unjoined_group_id(),  # required by the client; never joined
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             # Only what a transaction committed (librdkafka's default, stated because the
@@ -73,6 +72,11 @@ def partitions_of(consumer: Consumer, topic: str, timeout: float, halt: threadin
         if metadata is not None and metadata.error is None and metadata.partitions:
             return sorted(metadata.partitions)
         if time.monotonic() > deadline:
+            if metadata is not None and metadata.error is not None and (
+                    metadata.error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED):
+                # A secured cluster hides what a role may not read: say so, not "missing".
+                raise LookupError(f"topic {topic!r}: this client's user may not read it "
+                                  "(`wayfinder kafka acls` lists who may)")
             raise LookupError(f"topic {topic!r} does not exist")
         time.sleep(0.1)
 
@@ -222,6 +226,7 @@ def follow(
         logged: set[int] = set()
         while running():
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - time.monotonic()))
+            refresh(consumer)
             message = consumer.poll(wait)
             if message is None:
                 continue
@@ -229,6 +234,7 @@ def follow(
                 continue
             yield record_of(message)
     finally:
+        forget(consumer)
         consumer.close()
 
 
@@ -241,13 +247,17 @@ class PartitionsFollower:
     joined through a group, so every follower sees everything.
     """
 
-    def __init__(self, bootstrap: str, topics: list[str], timeout: float = 30.0):
+    def __init__(self, bootstrap: str, topics: list[str], timeout: float = 30.0,
+                 halt: threading.Event | None = None):
+        """With `halt`, a topic that is missing waits (logged once per topic) until it is there
+        or `halt` is set (raises Halted): on a secured cluster each topic's writer creates it,
+        so a processor may start before the producer made its sources."""
         self.topics = list(topics)
         self._logged: set[int] = set()  # error codes already logged
         self._consumer = Consumer(
             with_client_logging({
                 "bootstrap.servers": bootstrap,
-                "group.id": f"wayfinder-follower-{uuid.uuid4().hex}",  # never joined: partitions are assigned
+                "group.id": unjoined_group_id(),  # never joined: partitions are assigned
                 "enable.auto.commit": False,
                 "enable.partition.eof": False,
                 "isolation.level": "read_committed",
@@ -263,11 +273,24 @@ class PartitionsFollower:
         self.positions: dict[str, dict[int, int]] = {}
         assignment = []
         for topic in self.topics:
-            partitions = partitions_of(self._consumer, topic, timeout)
+            partitions = self._partitions_of(topic, timeout, halt)
             self.positions[topic] = {p: watermarks(self._consumer, TopicPartition(topic, p), deadline)[0] for p in partitions}
             assignment += [TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions]
         self._assignment = [TopicPartition(tp.topic, tp.partition) for tp in assignment]
         self._consumer.assign(assignment)
+
+    def _partitions_of(self, topic: str, timeout: float, halt: threading.Event | None) -> list[int]:
+        while True:
+            try:
+                return partitions_of(self._consumer, topic, timeout if halt is None else 2.0, halt)
+            except LookupError as missing:
+                if halt is None:
+                    self.close()
+                    raise
+                log.warning("waiting: %s", missing)  # the repeat filter keeps this to one a window
+            except Halted:
+                self.close()
+                raise
 
     def end_offsets(self, timeout: float = 10.0) -> dict[str, dict[int, int]]:
         """The end offset of every partition now (asks the brokers)."""
@@ -297,6 +320,7 @@ class PartitionsFollower:
     def poll(self, limit: int, timeout: float, linger: float = 0.0) -> list[ConsumedRecord]:
         """Up to ``limit`` records: waits up to ``timeout`` for the first, then up to ``linger``
         for more (a burst of changes then makes one batch, not one each)."""
+        refresh(self._consumer)
         first = self._consumer.poll(timeout)
         messages = [first] + self._consumer.consume(limit - 1, linger) if first is not None else []
         records = []
@@ -311,4 +335,5 @@ class PartitionsFollower:
         return records
 
     def close(self) -> None:
+        forget(self._consumer)
         self._consumer.close()

@@ -31,15 +31,22 @@ def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> li
         [NewTopic(t.name, num_partitions=t.partitions, replication_factor=replication, config=t.config) for t in missing],
         operation_timeout=timeout,
     )
-    created = []
+    created, others = [], []
     for name, future in futures.items():
         try:
             future.result(timeout)
             created.append(name)
         except Exception as error:  # noqa: BLE001 - a concurrent creator is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(error):
+            if "TOPIC_ALREADY_EXISTS" in str(error):
+                continue
+            # On a secured cluster a role may create only the topics it writes (and sees only
+            # those it may use): another role's topic is that role's to create.
+            if "AUTHORIZATION_FAILED" not in str(error):
                 raise
-    _await_leaders(admin, [t.name for t in missing], timeout)
+            others.append(name)
+    if others:
+        log.debug("left to their writers to create: %s", ", ".join(others))
+    _await_leaders(admin, [t.name for t in missing if t.name not in others], timeout)
     return created
 
 

@@ -17,7 +17,7 @@ import logging
 
 from confluent_kafka import KafkaException, Producer
 
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, track
 from runtime.kafka.writer import PRODUCER_SETTINGS
 from runtime.logs import with_client_logging
 
@@ -41,7 +41,7 @@ class TransactionalWriter:
 
     def __init__(self, bootstrap: str, transactional_id: str, client_id: str = "wayfinder"):
         self.transactional_id = transactional_id
-        self._producer = Producer(with_client_logging({
+        self._producer = track(Producer(with_client_logging({
             "bootstrap.servers": bootstrap,
             "client.id": client_id,
             **PRODUCER_SETTINGS,
@@ -53,7 +53,7 @@ class TransactionalWriter:
             # would wait on the queue again and again instead of handing records on.
             "queue.buffering.max.messages": QUEUE_MESSAGES,
             **passed_through(),
-        }))
+        })))
         self.in_transaction = False
 
     def start(self, timeout: float) -> None:
@@ -90,5 +90,6 @@ class TransactionalWriter:
 
     def close(self) -> None:
         """Drop whatever is still queued: a writer is closed only after a commit or on stepping down."""
+        forget(self._producer)
         self._producer.purge()
         self._producer.flush(0)

@@ -12,7 +12,7 @@ import threading
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from runtime.kafka.client_config import passed_through
+from runtime.kafka.client_config import forget, passed_through, track
 from runtime.logs import with_client_logging
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,9 @@ class KafkaSink:
     """A RecordSink that writes to Kafka. ``close()`` flushes everything still in flight."""
 
     def __init__(self, bootstrap: str, client_id: str = "wayfinder", **overrides):
-        self._producer = Producer(with_client_logging({"bootstrap.servers": bootstrap, "client.id": client_id, **PRODUCER_SETTINGS, **overrides,
-                                                    **passed_through()}))
+        self._producer = track(Producer(with_client_logging({
+            "bootstrap.servers": bootstrap, "client.id": client_id, **PRODUCER_SETTINGS, **overrides,
+            **passed_through()})))
         self.delivered = 0
         self.failed = 0
         self.fatal: KafkaError | None = None
@@ -57,6 +58,7 @@ class KafkaSink:
 
     def close(self, timeout: float = 30.0) -> None:
         remaining = self.flush(timeout)
+        forget(self._producer)
         self._stop.set()
         self._poller.join(timeout=2)
         if remaining:

@@ -92,20 +92,28 @@ class Stack:
     catalog: Catalog = field(default_factory=lambda: Catalog(f"chaos{secrets.token_hex(4)}"))
     processes: dict[str, Process] = field(default_factory=dict)
     netns: str | None = None
+    # On a secured Kafka: each role's client config (--kafka-config), keyed producer, processor
+    # and node (runtime/kafka/secure.py writes them).
+    role_configs: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.mesos_port, self.marathon_port, self.dns_port = free_port(), free_port(), free_port()
-        ns = ["--bootstrap", self.bootstrap, "--namespace", self.catalog.namespace]
+        namespace = ["--bootstrap", self.bootstrap, "--namespace", self.catalog.namespace]
+
+        def as_role(role: str) -> list[str]:
+            config = self.role_configs.get(role)
+            return [*namespace, "--kafka-config", str(config)] if config else namespace
+
         if self.with_kernel:
             self.netns = f"wf-chaos-{secrets.token_hex(3)}"
         self._add("simulator", "simulate", f"--mesos-listen=127.0.0.1:{self.mesos_port}",
                   f"--marathon-listen=127.0.0.1:{self.marathon_port}", f"--mesos-state={self.mesos_state}")
-        self._add("producer", "produce", *ns, "--mesos", f"http://127.0.0.1:{self.mesos_port}",
+        self._add("producer", "produce", *as_role("producer"), "--mesos", f"http://127.0.0.1:{self.mesos_port}",
                   "--marathon", f"http://127.0.0.1:{self.marathon_port}")
         for n in range(1, self.processors + 1):
-            self._add(f"processor-{n}", "process", *ns, "--session-timeout-ms", str(SESSION_TIMEOUT_MS))
+            self._add(f"processor-{n}", "process", *as_role("processor"), "--session-timeout-ms", str(SESSION_TIMEOUT_MS))
         roles = "l4lb,dns" if self.with_kernel else "dns"
-        node = ["node", *ns, "--node-id", "chaos-node", "--agent-ip", "127.0.0.1", "--roles", roles,
+        node = ["node", *as_role("node"), "--node-id", "chaos-node", "--agent-ip", "127.0.0.1", "--roles", roles,
                 "--dns-listen", f"127.0.0.1:{self.dns_port}", "--resync-interval", "5"]
         if self.netns:
             node += ["--netns", self.netns]

@@ -1,0 +1,211 @@
+"""A secured local cluster (`wayfinder kafka up --secure`): TLS, SASL/SCRAM users, the authorizer.
+
+Layout, all inside `DIR/secrets/` (mode 0700; every file with a secret in it 0600):
+- `ca.pem` (public) and `ca.key`: the cluster's private CA; clients trust only it.
+- `broker.p12`: the brokers' key and certificate (SAN 127.0.0.1 and localhost).
+- `broker.json`: the keystore password and the brokers' own SCRAM password.
+- `<role>.properties` for every role in ROLES: a librdkafka-style client config (what
+  `--kafka-config` reads), holding that role's SCRAM user and password. A role file is the one
+  place its password lives; `rotate` rewrites it.
+
+How the brokers are secured:
+- Clients connect to one listener, SASL_SSL, with SCRAM-SHA-512; brokers talk to each other on
+  it too, as the super user `broker`.
+- The controller listener is SSL with client certificates required: only a holder of the
+  brokers' key, signed by the cluster's CA, gets in (SCRAM cannot work there, because SCRAM
+  users live in the metadata the controllers serve). The certificate's CN is its principal.
+- StandardAuthorizer with allow.everyone.if.no.acl.found=false: a user may do what an ACL
+  allows it (see acls.py) and nothing else. `broker` and `admin` are super users.
+- The SCRAM users exist from the first start: they are written into the storage at format time
+  (KIP-900), so no one ever runs a broker without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from runtime.kafka import certs
+from runtime.kafka.client_config import parse_properties
+
+ROLES = ("producer", "processor", "node", "audit", "admin")
+BROKER_USER = "broker"  # the brokers' principal: their SCRAM user and their certificate's CN
+SUPER_USERS = (BROKER_USER, "admin")
+MECHANISM = "SCRAM-SHA-512"
+SCRAM_ITERATIONS = 8192  # what kafka-configs uses for SHA-512 by default
+HOSTS = ["127.0.0.1", "localhost"]
+LISTENER = "SASL_SSL"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+class SecretsError(RuntimeError):
+    """The secrets directory is missing or damaged; the message names the file."""
+
+
+@dataclass(frozen=True)
+class BrokerSecrets:
+    dir: Path
+    keystore_password: str
+    broker_password: str
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.dir / "ca.pem"
+
+    @property
+    def keystore(self) -> Path:
+        return self.dir / "broker.p12"
+
+
+def secrets_dir(cluster_dir: Path) -> Path:
+    return Path(cluster_dir) / "secrets"
+
+
+def role_file(cluster_dir: Path, role: str) -> Path:
+    if role not in ROLES:
+        raise SecretsError(f"unknown role {role!r}; the roles are {', '.join(ROLES)}")
+    return secrets_dir(cluster_dir) / f"{role}.properties"
+
+
+def prepare(cluster_dir: Path, bootstrap: str) -> BrokerSecrets:
+    """Make what is missing (CA, broker keystore, passwords, role files) and point every role
+    file at `bootstrap`; keep what exists, so a restart changes no password. Idempotent."""
+    out = secrets_dir(cluster_dir)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(out, 0o700)
+    ca_pem, ca_key = out / "ca.pem", out / "ca.key"
+    if not (ca_pem.is_file() and ca_key.is_file()):
+        certs.make_ca(ca_pem, ca_key)
+    internal = out / "broker.json"
+    if internal.is_file():
+        stored = json.loads(internal.read_text())
+    else:
+        stored = {"keystore_password": new_password(), "broker_password": new_password()}
+        write_secret(internal, json.dumps(stored, indent=2) + "\n")
+    broker = BrokerSecrets(out, stored["keystore_password"], stored["broker_password"])
+    if not broker.keystore.is_file():
+        certs.make_broker_keystore(broker.keystore, broker.keystore_password, ca_pem, ca_key,
+                                   BROKER_USER, HOSTS)
+    for role in ROLES:
+        path = role_file(cluster_dir, role)
+        password = read_role(path)["sasl.password"] if path.is_file() else new_password()
+        text = role_properties(role, password, bootstrap, ca_pem)
+        if not path.is_file() or path.read_text() != text:
+            write_secret(path, text)
+    return broker
+
+
+def users(cluster_dir: Path, broker: BrokerSecrets) -> dict[str, str]:
+    """Every SCRAM user of the cluster and its current password."""
+    found = {BROKER_USER: broker.broker_password}
+    for role in ROLES:
+        found[role] = read_role(role_file(cluster_dir, role))["sasl.password"]
+    return found
+
+
+def load_broker(cluster_dir: Path) -> BrokerSecrets:
+    internal = secrets_dir(cluster_dir) / "broker.json"
+    try:
+        stored = json.loads(internal.read_text())
+    except (OSError, ValueError) as error:
+        raise SecretsError(f"cannot read {internal}: {error}") from None
+    return BrokerSecrets(internal.parent, stored["keystore_password"], stored["broker_password"])
+
+
+def role_properties(role: str, password: str, bootstrap: str, ca_pem: Path) -> str:
+    """One role's client config, in the format `--kafka-config` reads (pure)."""
+    return (f"# Wayfinder role {role!r}: pass this file as --kafka-config. Secret: keep it 0600.\n"
+            f"bootstrap.servers={bootstrap}\n"
+            f"security.protocol={LISTENER}\n"
+            f"ssl.ca.location={ca_pem}\n"
+            f"sasl.mechanisms={MECHANISM}\n"
+            f"sasl.username={role}\n"
+            f"sasl.password={password}\n")
+
+
+def read_role(path: Path) -> dict[str, str]:
+    try:
+        settings = parse_properties(path.read_text(), str(path))
+    except OSError as error:
+        raise SecretsError(f"cannot read {path}: {error}") from None
+    if not settings.get("sasl.password"):
+        raise SecretsError(f"{path} has no sasl.password")
+    return settings
+
+
+def client_settings(cluster_dir: Path, role: str) -> dict[str, str]:
+    """A role's client settings without bootstrap.servers, for confluent-kafka clients."""
+    settings = read_role(role_file(cluster_dir, role))
+    settings.pop("bootstrap.servers", None)
+    return settings
+
+
+def broker_settings(broker: BrokerSecrets, port: int) -> dict[str, str]:
+    """What a secured broker's server.properties adds to, or changes in, a plain one (pure)."""
+    listener = LISTENER.lower()
+    return {
+        "listeners": f"{LISTENER}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
+        "advertised.listeners": f"{LISTENER}://127.0.0.1:{port}",
+        "inter.broker.listener.name": LISTENER,
+        "listener.security.protocol.map": f"CONTROLLER:SSL,{LISTENER}:{LISTENER}",
+        "sasl.enabled.mechanisms": MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        f"listener.name.{listener}.{MECHANISM.lower()}.sasl.jaas.config":
+            'org.apache.kafka.common.security.scram.ScramLoginModule required '
+            f'username="{BROKER_USER}" password="{broker.broker_password}";',
+        "ssl.keystore.type": "PKCS12",
+        "ssl.keystore.location": str(broker.keystore),
+        "ssl.keystore.password": broker.keystore_password,
+        "ssl.key.password": broker.keystore_password,
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(broker.ca_pem),
+        "listener.name.controller.ssl.client.auth": "required",
+        # The certificate's subject is "CN=broker"; its principal is then User:broker.
+        "ssl.principal.mapping.rules": "RULE:^CN=([a-zA-Z0-9._-]+)$/$1/,DEFAULT",
+        "authorizer.class.name": AUTHORIZER,
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": ";".join(f"User:{u}" for u in SUPER_USERS),
+    }
+
+
+def rotate_role(cluster_dir: Path, role: str, set_password) -> None:
+    """Give `role` a new password: staged in a 0600 file first, then set on the brokers by
+    `set_password(new)`, then put in place of the role's file. A failure before the brokers
+    took it leaves the old password working; the staged file is removed either way."""
+    path = role_file(cluster_dir, role)
+    current = read_role(path)
+    password = new_password()
+    staged = path.with_name(path.name + ".next")
+    write_secret(staged, role_properties(role, password, current["bootstrap.servers"],
+                                         Path(current["ssl.ca.location"])))
+    try:
+        set_password(password)
+        staged.replace(path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def scram_format_args(passwords: dict[str, str]) -> list[str]:
+    """StorageTool arguments that write these SCRAM users into a new storage (pure)."""
+    args = []
+    for user, password in sorted(passwords.items()):
+        args += ["--add-scram", f"{MECHANISM}=[name={user},password={password}]"]
+    return args
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)  # letters, digits, '-' and '_': safe in every file format
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write a file that holds a secret: created 0600 (never readable for a moment), then
+    renamed into place, so a reader sees the old file or the new one, never half of one."""
+    staged = path.with_name(path.name + ".new")
+    staged.unlink(missing_ok=True)
+    fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    staged.replace(path)
