@@ -16,7 +16,9 @@ from runtime.kafka.certs import CertificateError
 from runtime.kafka.install import KAFKA_VERSION, KafkaInstallError, install
 from runtime.kafka import acls
 from runtime.kafka.client_config import passed_through
-from runtime.kafka.secure import MECHANISM, ROLES, SecretsError, rotate_role, secrets_dir
+from runtime.kafka.secure import (MECHANISM, ROLES, SecretsError, export_for_brokers, rotate_role,
+                                  secrets_dir)
+from runtime.kafka.secure import prepare as prepare_secrets
 from runtime.kafka.secure import role_file as secure_role_file
 from runtime.kafka.security_admin import SecurityAdminError, apply_acls, set_password
 from runtime.settings import bootstrap_option, namespace_option, resolve_bootstrap
@@ -152,6 +154,30 @@ def rotate_cmd(role: str, dir_: Path) -> None:
     except (SecurityAdminError, SecretsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"rotated {role}'s password; the new one is in {secure_role_file(dir_, role)}", err=True)
+
+
+@kafka_group.command("secrets")
+@click.option("--hosts", required=True, metavar="H1,H2,...",
+              help="The brokers' host names or addresses: the names their certificate is for.")
+@click.option("--bootstrap", "servers", required=True, metavar="HOST:PORT,...",
+              help="The brokers' SASL_SSL listeners, written into every role's client config.")
+@click.option("--mounted-at", type=click.Path(path_type=Path), default=None,
+              help="Where brokers and clients see DIR/secrets (a container's mount point), if not "
+                   "there; the files name their paths under it.")
+@DIR_OPTION
+def secrets_cmd(hosts: str, servers: str, mounted_at: Path | None, dir_: Path) -> None:
+    """Secrets for brokers that `kafka up` does not run (compose/, your own): the same CA,
+    keystore and role configs as `up --secure`, plus DIR/secrets/broker-security.properties
+    (every broker's security settings) and DIR/secrets/scram-users.args (the StorageTool
+    --add-scram arguments to format each broker's storage with). Existing secrets are kept."""
+    try:
+        broker = prepare_secrets(dir_, servers, [h.strip() for h in hosts.split(",") if h.strip()], mounted_at)
+        settings, args = export_for_brokers(dir_, broker)
+    except (CertificateError, SecretsError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"secrets in {secrets_dir(dir_)}: brokers append {settings.name} to their "
+               f"server.properties and format with the arguments in {args.name}; clients use "
+               "ROLE.properties", err=True)
 
 
 def _admin_connection(bootstrap: str | None, dir_: Path) -> tuple[str, dict[str, str]]:

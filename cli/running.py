@@ -115,7 +115,12 @@ def one_shot_kafka(bootstrap: str, catalog=None, alias: str | None = None) -> st
     except KafkaUnreachable as error:
         raise click.ClickException(str(error)) from None
     except TopicMissing:
+        from runtime.kafka.client_config import passed_through
+
+        # A secured Kafka lists only the topics this client's user may use.
+        unseen = (f" (or user {passed_through()['sasl.username']!r} may not read it)"
+                  if passed_through().get("sasl.username") else "")
         raise click.ClickException(
-            f"namespace {catalog.namespace!r}: no topic {topic} at {bootstrap}; "
+            f"namespace {catalog.namespace!r}: no topic {topic} at {bootstrap}{unseen}; "
             "give the cluster's namespace with --namespace (or $WAYFINDER_NAMESPACE)") from None
     return bootstrap

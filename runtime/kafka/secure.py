@@ -70,10 +70,14 @@ def role_file(cluster_dir: Path, role: str) -> Path:
     return secrets_dir(cluster_dir) / f"{role}.properties"
 
 
-def prepare(cluster_dir: Path, bootstrap: str) -> BrokerSecrets:
-    """Make what is missing (CA, broker keystore, passwords, role files) and point every role
-    file at `bootstrap`; keep what exists, so a restart changes no password. Idempotent."""
+def prepare(cluster_dir: Path, bootstrap: str, hosts: list[str] = HOSTS,
+            mounted_at: Path | None = None) -> BrokerSecrets:
+    """Make what is missing (CA, broker keystore for `hosts`, passwords, role files) and point
+    every role file at `bootstrap`; keep what exists, so a restart changes no password.
+    Idempotent. `mounted_at`: where the secrets directory is seen by the brokers and clients
+    that use it (a container's mount point), if not where it is written."""
     out = secrets_dir(cluster_dir)
+    seen_at = Path(mounted_at) if mounted_at is not None else out
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(out, 0o700)
     ca_pem, ca_key = out / "ca.pem", out / "ca.key"
@@ -85,17 +89,16 @@ def prepare(cluster_dir: Path, bootstrap: str) -> BrokerSecrets:
     else:
         stored = {"keystore_password": new_password(), "broker_password": new_password()}
         write_secret(internal, json.dumps(stored, indent=2) + "\n")
-    broker = BrokerSecrets(out, stored["keystore_password"], stored["broker_password"])
-    if not broker.keystore.is_file():
-        certs.make_broker_keystore(broker.keystore, broker.keystore_password, ca_pem, ca_key,
-                                   BROKER_USER, HOSTS)
+    if not (out / "broker.p12").is_file():
+        certs.make_broker_keystore(out / "broker.p12", stored["keystore_password"], ca_pem, ca_key,
+                                   BROKER_USER, hosts)
     for role in ROLES:
         path = role_file(cluster_dir, role)
         password = read_role(path)["sasl.password"] if path.is_file() else new_password()
-        text = role_properties(role, password, bootstrap, ca_pem)
+        text = role_properties(role, password, bootstrap, seen_at / "ca.pem")
         if not path.is_file() or path.read_text() != text:
             write_secret(path, text)
-    return broker
+    return BrokerSecrets(seen_at, stored["keystore_password"], stored["broker_password"])
 
 
 def users(cluster_dir: Path, broker: BrokerSecrets) -> dict[str, str]:
@@ -144,11 +147,21 @@ def client_settings(cluster_dir: Path, role: str) -> dict[str, str]:
 
 
 def broker_settings(broker: BrokerSecrets, port: int) -> dict[str, str]:
-    """What a secured broker's server.properties adds to, or changes in, a plain one (pure)."""
-    listener = LISTENER.lower()
+    """What a local secured broker's server.properties adds to, or changes in, a plain one:
+    its listeners on loopback, and `security_settings` (pure)."""
     return {
         "listeners": f"{LISTENER}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
         "advertised.listeners": f"{LISTENER}://127.0.0.1:{port}",
+        **security_settings(broker),
+    }
+
+
+def security_settings(broker: BrokerSecrets) -> dict[str, str]:
+    """Every broker setting of the security design above but the listeners' addresses: the
+    local cluster's and any other deployment's (compose/) brokers share them (pure). The
+    client listener is named SASL_SSL and the controller's CONTROLLER."""
+    listener = LISTENER.lower()
+    return {
         "inter.broker.listener.name": LISTENER,
         "listener.security.protocol.map": f"CONTROLLER:SSL,{LISTENER}:{LISTENER}",
         "sasl.enabled.mechanisms": MECHANISM,
@@ -186,6 +199,18 @@ def rotate_role(cluster_dir: Path, role: str, set_password) -> None:
         staged.replace(path)
     finally:
         staged.unlink(missing_ok=True)
+
+
+def export_for_brokers(cluster_dir: Path, broker: BrokerSecrets) -> tuple[Path, Path]:
+    """For brokers that `kafka up` does not run (compose/, an operator's own): write their
+    security settings (`broker-security.properties`, to append to each server.properties) and
+    the SCRAM users to format their storage with (`scram-users.args`, StorageTool arguments,
+    one per line). Both hold secrets: 0600."""
+    out = secrets_dir(cluster_dir)
+    settings, args = out / "broker-security.properties", out / "scram-users.args"
+    write_secret(settings, "".join(f"{k}={v}\n" for k, v in security_settings(broker).items()))
+    write_secret(args, "".join(f"{arg}\n" for arg in scram_format_args(users(cluster_dir, broker))))
+    return settings, args
 
 
 def scram_format_args(passwords: dict[str, str]) -> list[str]:

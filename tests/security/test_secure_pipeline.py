@@ -39,6 +39,10 @@ def _answer(stack: Stack, name: str, timeout: float = 60.0) -> list[str]:
     raise AssertionError(f"no answer for {name} within {timeout:.0f} s\n{stack.logs()}")
 
 
+def _wayfinder(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([WAYFINDER, *args], capture_output=True, text=True, timeout=60)
+
+
 def _launch(stack: Stack, app_id: str) -> None:
     stack.control("POST", "/sim/apps", {"id": app_id, "instances": 1, "cmd": "sleep 1000",
                                         "portDefinitions": [{"port": 0}]})
@@ -55,10 +59,24 @@ def test_the_pipeline_runs_on_role_credentials_and_survives_a_rotation(secure_ka
         first = _answer(stack, "before-rotation.marathon.mesos.")
         assert len(first) == 1
 
+        # The one-shot commands, as an auditor: the same options, the audit role's file.
+        audit = ["--kafka-config", str(secure_kafka.role_file("audit")), "--namespace", stack.catalog.namespace]
+        status = _wayfinder("status", *audit)
+        assert status.returncode == 0, status.stderr
+        assert "producer/mesos" in status.stdout and "processor" in status.stdout
+        events = _wayfinder("tail", "events", *audit, "--from-beginning", "--json", "--timeout", "5",
+                            "--filter", "fields.app_id=/before-rotation", "--max", "1")
+        assert events.returncode == 0, events.stderr
+        assert '"/before-rotation"' in events.stdout
+        # A node may not even read the history: refused in one line, not a hang.
+        refused = _wayfinder("tail", "events", "--kafka-config", str(configs["node"]),
+                             "--namespace", stack.catalog.namespace, "--timeout", "5")
+        assert refused.returncode == 1
+        assert "user 'node' may not read it" in refused.stderr
+
         old = {role: secure_kafka.settings(role) for role in ROTATED}
         for role in ROTATED:
-            done = subprocess.run([WAYFINDER, "kafka", "rotate", role, "--dir", str(secure_kafka.dir)],
-                                  capture_output=True, text=True, timeout=60)
+            done = _wayfinder("kafka", "rotate", role, "--dir", str(secure_kafka.dir))
             assert done.returncode == 0, done.stderr
             assert f"rotated {role}'s password" in done.stderr
             assert secure_kafka.settings(role)["sasl.password"] != old[role]["sasl.password"]

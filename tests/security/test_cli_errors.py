@@ -1,0 +1,53 @@
+"""A one-shot command pointed at a secured Kafka the wrong way says what is wrong in one line,
+at once, instead of waiting out its timeout as if the broker were down."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+
+from tests.chaos.stack import WAYFINDER
+
+pytestmark = pytest.mark.kafka
+
+
+def _status(*args: str) -> tuple[subprocess.CompletedProcess, float]:
+    started = time.monotonic()
+    done = subprocess.run([WAYFINDER, "status", *args], capture_output=True, text=True, timeout=60)
+    return done, time.monotonic() - started
+
+
+def test_plaintext_a_wrong_password_and_another_ca_each_get_their_own_line(secure_kafka, tmp_path):
+    plain, took = _status("--bootstrap", secure_kafka.bootstrap)
+    assert plain.returncode == 1
+    assert plain.stderr.strip() == (
+        f"Error: Kafka at {secure_kafka.bootstrap} refused this client: the listener hangs up on plaintext: "
+        "it speaks TLS (a secured Kafka needs --kafka-config with security.protocol=SASL_SSL and the role's "
+        "credentials)")
+    assert took < 8
+
+    node = secure_kafka.role_file("node").read_text()
+    wrong = tmp_path / "wrong-password.properties"
+    wrong.write_text("".join(line if not line.startswith("sasl.password=") else "sasl.password=guess\n"
+                             for line in node.splitlines(keepends=True)))
+    refused, took = _status("--kafka-config", str(wrong))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f"Error: Kafka at {secure_kafka.bootstrap} refused this client: its user or password is refused "
+        "(sasl.username / sasl.password in --kafka-config; a rotated password is in the role's new file)")
+    assert took < 8
+
+    from runtime.kafka import certs
+    certs.make_ca(tmp_path / "other-ca.pem", tmp_path / "other-ca.key")
+    untrusting = tmp_path / "other-ca.properties"
+    untrusting.write_text("".join(line if not line.startswith("ssl.ca.location=")
+                                  else f"ssl.ca.location={tmp_path / 'other-ca.pem'}\n"
+                                  for line in node.splitlines(keepends=True)))
+    untrusted, took = _status("--kafka-config", str(untrusting))
+    assert untrusted.returncode == 1
+    assert untrusted.stderr.strip() == (
+        f"Error: Kafka at {secure_kafka.bootstrap} refused this client: its ssl.ca.location does not trust "
+        "the broker's certificate")
+    assert took < 8

@@ -1,0 +1,60 @@
+"""The pure parts of the secured cluster: ACLs derived from the catalog, the role files, the
+broker settings, and a --kafka-config file read again when it changes (a rotated password)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from runtime.kafka import acls, client_config, secure
+from schemas.catalog import Catalog
+
+
+def test_the_derived_acls_follow_the_catalog_and_name_only_this_namespace():
+    catalog = Catalog("ns1")
+    grants = acls.derive(catalog)
+    assert {g.resource_name for g in grants if g.resource_type == "TOPIC"} == {t.name for t in catalog.topics}
+    assert all(acls.owned_by(catalog, g.resource_name) for g in grants)
+    assert not acls.owned_by(catalog, "ns10.dns.records")  # a namespace that only starts alike
+    written = {(g.role, g.resource_name) for g in grants if g.operation == "WRITE" and g.resource_type == "TOPIC"}
+    assert {name for role, name in written if role == "processor"} == {
+        "ns1.l4lb.vips", "ns1.dns.records", "ns1.haproxy.services", "ns1.overlay.leases", "ns1.rejections", "ns1.status"}
+    assert not [name for role, name in written if role in ("node", "audit")]
+    assert ("processor", "GROUP", "ns1.processor", "READ") in {
+        (g.role, g.resource_type, g.resource_name, g.operation) for g in grants}
+    assert ("node", "TRANSACTIONAL_ID") not in {(g.role, g.resource_type) for g in grants}
+    assert acls.table(grants)[0] == ("producer", "GROUP", "wayfinder-reader-*", "DESCRIBE")
+    assert ("node", "TOPIC", "ns1.dns.records", "DESCRIBE,READ") in acls.table(grants)
+
+
+def test_a_role_file_is_what_librdkafka_reads_and_the_brokers_refuse_anonymous_users():
+    text = secure.role_properties("node", "pw", "h:1", Path("/s/ca.pem"))
+    assert client_config.parse_properties(text) == {
+        "bootstrap.servers": "h:1", "security.protocol": "SASL_SSL", "ssl.ca.location": "/s/ca.pem",
+        "sasl.mechanisms": "SCRAM-SHA-512", "sasl.username": "node", "sasl.password": "pw"}
+    settings = secure.broker_settings(secure.BrokerSecrets(Path("/s"), "ks", "bp"), 9000)
+    assert settings["listeners"] == "SASL_SSL://127.0.0.1:9000,CONTROLLER://127.0.0.1:9001"
+    assert settings["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert settings["super.users"] == "User:broker;User:admin"
+    assert settings["listener.name.controller.ssl.client.auth"] == "required"
+    assert secure.scram_format_args({"b": "x", "a": "y"}) == [
+        "--add-scram", "SCRAM-SHA-512=[name=a,password=y]", "--add-scram", "SCRAM-SHA-512=[name=b,password=x]"]
+
+
+def test_a_changed_kafka_config_file_is_taken_and_a_broken_one_is_not(tmp_path):
+    path = tmp_path / "node.properties"
+    path.write_text("security.protocol=SASL_SSL\nsasl.username=node\nsasl.password=one\n")
+    try:
+        client_config.install(client_config.load(path), source=path)
+        assert client_config.installed_source() == str(path)
+        assert not client_config.reload_if_changed()
+        secure.write_secret(path, "security.protocol=SASL_SSL\nsasl.username=node\nsasl.password=two\n")
+        assert client_config.reload_if_changed()
+        assert client_config.passed_through()["sasl.password"] == "two"
+        assert (os.stat(path).st_mode & 0o777) == 0o600
+        secure.write_secret(path, "this is not a properties line\n")
+        assert not client_config.reload_if_changed()
+        assert client_config.passed_through()["sasl.password"] == "two"
+    finally:
+        client_config.install({})
