@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from runtime.ports import free_port
+from tests.operations.processes import start
 
 NODE = ("node", "--bootstrap", "127.0.0.1:1", "--node-id", "n")
 
@@ -56,12 +57,14 @@ def test_version():
 
 def test_one_shot_commands_with_an_unreachable_kafka():
     address = f"127.0.0.1:{free_port()}"
-    for command in (["status"], ["tail", "events"], ["vips"]):
-        started = time.monotonic()
-        result = CliRunner().invoke(main, [*command, "--bootstrap", address])
-        assert time.monotonic() - started < 15
-        assert result.exit_code == 1
-        assert result.stderr.startswith(f"Error: cannot reach Kafka at {address} (") and result.stderr.count("\n") == 1
+    # Side by side, as processes: each waits out its 10 s alone.
+    started = time.monotonic()
+    running = [start(*command, "--bootstrap", address) for command in (["status"], ["tail", "events"], ["vips"])]
+    for process in running:
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 1
+        assert stderr.startswith(f"Error: cannot reach Kafka at {address} (") and stderr.count("\n") == 1, stderr
+    assert time.monotonic() - started < 15
 
 
 def test_masters_refuses_a_bad_ip_and_takes_names():
