@@ -16,8 +16,8 @@ from runtime.kafka.certs import CertificateError
 from runtime.kafka.install import KAFKA_VERSION, KafkaInstallError, install
 from runtime.kafka import acls
 from runtime.kafka.client_config import passed_through
-from runtime.kafka.secure import (MECHANISM, ROLES, SecretsError, export_for_brokers, rotate_role,
-                                  secrets_dir)
+from runtime.kafka.secure import (MECHANISM, ROLES, SecretsError, export_for_brokers, read_role,
+                                  rotate_role, secrets_dir)
 from runtime.kafka.secure import prepare as prepare_secrets
 from runtime.kafka.secure import role_file as secure_role_file
 from runtime.kafka.security_admin import SecurityAdminError, apply_acls, set_password
@@ -135,25 +135,34 @@ def acls_cmd(apply_: bool, namespace: str, bootstrap: str | None, dir_: Path) ->
 
 @kafka_group.command("rotate")
 @click.argument("role", type=click.Choice(ROLES))
+@click.option("--role-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The role's client config to rewrite, for a Kafka that `kafka up` does not run; "
+                   "then --kafka-config names the admin's (a super user's) file.")
+@bootstrap_option
 @DIR_OPTION
-def rotate_cmd(role: str, dir_: Path) -> None:
+def rotate_cmd(role: str, role_file: Path | None, bootstrap: str | None, dir_: Path) -> None:
     """Give ROLE a new SCRAM password, with no broker or other role restarted.
 
-    The brokers refuse the old password on every new connection from then on, and
-    DIR/secrets/ROLE.properties holds the new one. Running Wayfinder processes that were given
-    that file as --kafka-config read it again and use the new password for their next
-    connections; connections already open stay open."""
-    if not cluster.secured(dir_):
-        raise click.ClickException(f"{dir_} holds no secured cluster (`wayfinder kafka up --secure`)")
-    server = cluster.bootstrap_of(dir_)
-    if server is None:
-        raise click.ClickException(f"the cluster in {dir_} is not running: `wayfinder kafka up --dir {dir_}`")
+    The brokers refuse the old password on every new connection from then on, and the role's
+    file (DIR/secrets/ROLE.properties, or --role-file) holds the new one. Running Wayfinder
+    processes that were given that file as --kafka-config read it again and use the new
+    password for their next connections; connections already open stay open."""
+    if role_file is None:
+        if not cluster.secured(dir_):
+            raise click.ClickException(f"{dir_} holds no secured cluster (`wayfinder kafka up --secure`); "
+                                       "for another Kafka give --role-file and --kafka-config")
+        if cluster.bootstrap_of(dir_) is None:
+            raise click.ClickException(f"the cluster in {dir_} is not running: `wayfinder kafka up --dir {dir_}`")
+        role_file = secure_role_file(dir_, role)
+    server, settings = _admin_connection(bootstrap, dir_)
     try:
-        rotate_role(dir_, role, lambda password: set_password(
-            server, cluster.admin_settings(dir_), role, password))
+        user = read_role(role_file).get("sasl.username")
+        if user != role:
+            raise SecretsError(f"{role_file} is the file of user {user!r}, not of {role!r}")
+        rotate_role(role_file, lambda user, password: set_password(server, settings, user, password))
     except (SecurityAdminError, SecretsError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"rotated {role}'s password; the new one is in {secure_role_file(dir_, role)}", err=True)
+    click.echo(f"rotated {role}'s password; the new one is in {role_file}", err=True)
 
 
 @kafka_group.command("secrets")

@@ -22,6 +22,7 @@ How the brokers are secured:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -184,21 +185,29 @@ def security_settings(broker: BrokerSecrets) -> dict[str, str]:
     }
 
 
-def rotate_role(cluster_dir: Path, role: str, set_password) -> None:
-    """Give `role` a new password: staged in a 0600 file first, then set on the brokers by
-    `set_password(new)`, then put in place of the role's file. A failure before the brokers
-    took it leaves the old password working; the staged file is removed either way."""
-    path = role_file(cluster_dir, role)
-    current = read_role(path)
-    password = new_password()
-    staged = path.with_name(path.name + ".next")
-    write_secret(staged, role_properties(role, password, current["bootstrap.servers"],
-                                         Path(current["ssl.ca.location"])))
-    try:
-        set_password(password)
-        staged.replace(path)
-    finally:
-        staged.unlink(missing_ok=True)
+def rotate_role(path: Path, set_password) -> str:
+    """Give the user of the role file `path` a new password: staged in a 0600 file first, then
+    set on the brokers by `set_password(user, new)`, then put in place of the file. A failure
+    before the brokers took it leaves the old password working; the staged file is removed
+    either way. Returns the user."""
+    # Two rotations at once must not leave the brokers with one's password and the file with
+    # the other's: one at a time per directory.
+    with open(path.parent / ".rotate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = read_role(path)
+        role = current.get("sasl.username", "")
+        if not role:
+            raise SecretsError(f"{path} has no sasl.username")
+        password = new_password()
+        staged = path.with_name(path.name + ".next")
+        write_secret(staged, role_properties(role, password, current["bootstrap.servers"],
+                                             Path(current["ssl.ca.location"])))
+        try:
+            set_password(role, password)
+            staged.replace(path)
+        finally:
+            staged.unlink(missing_ok=True)
+    return role
 
 
 def export_for_brokers(cluster_dir: Path, broker: BrokerSecrets) -> tuple[Path, Path]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
                                    AdminClient, ResourcePatternType, ResourceType,
                                    ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion)
@@ -80,6 +80,11 @@ def _result(future, call: str):
     try:
         return future.result(timeout=TIMEOUT_S)
     except KafkaException as error:
-        raise SecurityAdminError(f"{call} refused: {error.args[0].str()}") from None
+        kafka_error = error.args[0]
+        if kafka_error.code() == KafkaError.CLUSTER_AUTHORIZATION_FAILED:
+            raise SecurityAdminError(f"{call} refused: this user may not administer the cluster "
+                                     "(use the admin role's --kafka-config)") from None
+        # The broker's text can run to kilobytes (it echoes the whole request): its start says why.
+        raise SecurityAdminError(f"{call} refused ({kafka_error.name()}): {kafka_error.str()[:200]}") from None
     except TimeoutError:
         raise SecurityAdminError(f"{call}: no answer within {TIMEOUT_S:.0f} s") from None
