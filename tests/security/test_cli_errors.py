@@ -19,6 +19,14 @@ def _status(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     return done, time.monotonic() - started
 
 
+def _node_with(node: str, key: str, value, tmp_path) -> str:
+    """The node's client config with one setting changed, written to a file of its own."""
+    path = tmp_path / f"node-with-{key}.properties"
+    path.write_text("".join(f"{key}={value}\n" if line.startswith(f"{key}=") else line
+                            for line in node.splitlines(keepends=True)))
+    return str(path)
+
+
 def test_plaintext_a_wrong_password_and_another_ca_each_get_their_own_line(secure_kafka, tmp_path):
     plain, took = _status("--bootstrap", secure_kafka.bootstrap)
     assert plain.returncode == 1
@@ -29,10 +37,7 @@ def test_plaintext_a_wrong_password_and_another_ca_each_get_their_own_line(secur
     assert took < 8
 
     node = secure_kafka.role_file("node").read_text()
-    wrong = tmp_path / "wrong-password.properties"
-    wrong.write_text("".join(line if not line.startswith("sasl.password=") else "sasl.password=guess\n"
-                             for line in node.splitlines(keepends=True)))
-    refused, took = _status("--kafka-config", str(wrong))
+    refused, took = _status("--kafka-config", _node_with(node, "sasl.password", "guess", tmp_path))
     assert refused.returncode == 1
     assert refused.stderr.strip() == (
         f"Error: Kafka at {secure_kafka.bootstrap} refused this client: its user or password is refused "
@@ -41,11 +46,7 @@ def test_plaintext_a_wrong_password_and_another_ca_each_get_their_own_line(secur
 
     from runtime.kafka import certs
     certs.make_ca(tmp_path / "other-ca.pem", tmp_path / "other-ca.key")
-    untrusting = tmp_path / "other-ca.properties"
-    untrusting.write_text("".join(line if not line.startswith("ssl.ca.location=")
-                                  else f"ssl.ca.location={tmp_path / 'other-ca.pem'}\n"
-                                  for line in node.splitlines(keepends=True)))
-    untrusted, took = _status("--kafka-config", str(untrusting))
+    untrusted, took = _status("--kafka-config", _node_with(node, "ssl.ca.location", tmp_path / "other-ca.pem", tmp_path))
     assert untrusted.returncode == 1
     assert untrusted.stderr.strip() == (
         f"Error: Kafka at {secure_kafka.bootstrap} refused this client: its ssl.ca.location does not trust "
