@@ -89,7 +89,7 @@ class Processor:
         """Until `stop`; `started` is set once the tables are rebuilt and the election joined."""
         loop = asyncio.get_running_loop()
         with log_context(instance=self.instance):  # the work thread copies it (asyncio.to_thread)
-            if not await ensure_topics_until(self.bootstrap, self.catalog, stop):
+            if not await ensure_topics_until(self.bootstrap, self.catalog, stop, role="processor"):
                 return
             await run_until_stopped(stop, lambda halt: self._work(
                 halt, lambda: started and loop.call_soon_threadsafe(started.set)))

@@ -102,7 +102,7 @@ class Producers:
 
     async def run(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
         options = self.options
-        if not await ensure_topics_until(options.bootstrap, options.catalog, stop):
+        if not await ensure_topics_until(options.bootstrap, options.catalog, stop, role="producer"):
             return
         sink = KafkaSink(options.bootstrap, client_id="wayfinder-producer")
         offsets = EndOffsets(options.bootstrap)

@@ -16,10 +16,16 @@ from schemas.catalog import Catalog
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> list[str]:
+class NotAuthorized(Exception):
+    """A secured Kafka refused this client a topic its role writes: the ACLs are missing."""
+
+
+def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0, role: str | None = None) -> list[str]:
     """Create the catalog topics that do not exist yet; returns the names created.
 
-    Replication follows the cluster: 3 where there are 3 or more brokers, else 1.
+    Replication follows the cluster: 3 where there are 3 or more brokers, else 1. On a secured
+    cluster a role may create only the topics it writes; NotAuthorized when even one of those
+    is refused (`role`: producer or processor, as the ACLs name them).
     """
     admin = AdminClient(with_client_logging({"bootstrap.servers": bootstrap, **passed_through()}))
     metadata = admin.list_topics(timeout=timeout)
@@ -44,6 +50,10 @@ def ensure_topics(bootstrap: str, catalog: Catalog, timeout: float = 30.0) -> li
             if "AUTHORIZATION_FAILED" not in str(error):
                 raise
             others.append(name)
+    if refused := [name for name in others if name in _written_by(catalog, role)]:
+        named = ", ".join(refused[:2]) + (f" and {len(refused) - 2} more" if len(refused) > 2 else "")
+        raise NotAuthorized(f"Kafka refuses user {passed_through().get('sasl.username', '?')!r} topics it "
+                            f"writes ({named}): apply the ACLs (`wayfinder kafka acls --apply`)")
     if others:
         log.debug("left to their writers to create: %s", ", ".join(others))
     _await_leaders(admin, [t.name for t in missing if t.name not in others], timeout)
@@ -77,14 +87,22 @@ def partition_counts(bootstrap: str, timeout: float = 10.0) -> dict[str, int]:
             if topic.error is None}
 
 
-async def ensure_topics_until(bootstrap: str, catalog: Catalog, stop: asyncio.Event) -> bool:
-    """`ensure_topics` for a long-running command: retried while no broker answers (a process
-    started before its Kafka waits for it, and says so once per log window); False when
-    `stop` came first."""
+def _written_by(catalog: Catalog, role: str | None) -> set[str]:
+    from runtime.kafka.acls import role_of
+
+    return {t.name for t in catalog.topics if role and any(role_of(w) == role for w in t.writers)}
+
+
+async def ensure_topics_until(bootstrap: str, catalog: Catalog, stop: asyncio.Event, role: str | None = None) -> bool:
+    """`ensure_topics` for a long-running command: retried while no broker answers, or while a
+    secured one refuses the topics `role` writes (a process started before its Kafka, or before
+    its ACLs, waits for them, and says so once per log window); False when `stop` came first."""
     while not stop.is_set():
         try:
-            await asyncio.to_thread(ensure_topics, bootstrap, catalog, 5.0)
+            await asyncio.to_thread(ensure_topics, bootstrap, catalog, 5.0, role)
             return True
+        except NotAuthorized as refused:
+            log.warning("%s; retrying", refused)
         except KafkaException as error:
             if error.args[0].fatal():
                 raise

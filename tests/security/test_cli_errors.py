@@ -3,6 +3,7 @@ at once, instead of waiting out its timeout as if the broker were down."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 
@@ -52,3 +53,30 @@ def test_plaintext_a_wrong_password_and_another_ca_each_get_their_own_line(secur
         f"Error: Kafka at {secure_kafka.bootstrap} refused this client: its ssl.ca.location does not trust "
         "the broker's certificate")
     assert took < 8
+
+
+def test_a_producer_without_its_acls_says_so_and_goes_on_once_they_are_applied(secure_kafka, tmp_path):
+    from confluent_kafka.admin import AdminClient
+
+    from runtime.kafka import acls
+    from runtime.kafka.security_admin import apply_acls
+    from runtime.ports import free_port
+    from schemas.catalog import Catalog
+    from tests.operations.processes import start, stop_within_bound, wait_for_line
+
+    catalog = Catalog(f"noacl{free_port()}")
+    producer = start("produce", "--kafka-config", str(secure_kafka.role_file("producer")), "--namespace",
+                     catalog.namespace, "--mesos", f"http://127.0.0.1:{free_port()}")
+    try:
+        wait_for_line(producer, "Kafka refuses user 'producer' topics it writes "
+                                f"({catalog.namespace}.mesos.agents, {catalog.namespace}.mesos.frameworks and 7 more): "
+                                "apply the ACLs (`wayfinder kafka acls --apply`); retrying", timeout=20)
+        apply_acls(secure_kafka.bootstrap, secure_kafka.settings("admin"), catalog, acls.derive(catalog))
+        admin = AdminClient(secure_kafka.settings("admin"))
+        deadline = time.monotonic() + 30
+        while catalog.topic("tasks").name not in admin.list_topics(timeout=5).topics:
+            assert time.monotonic() < deadline, "the producer did not create its topics once allowed"
+            time.sleep(0.5)
+        assert producer.poll() is None
+    finally:
+        stop_within_bound(producer, signal.SIGTERM)
