@@ -118,6 +118,11 @@ def load(path: str | Path) -> dict[str, str]:
         raise KafkaConfigError(f"cannot read Kafka config {path}: {error}") from None
     settings = parse_properties(text, str(path))
     check_passable(settings, str(path))
+    secret = [key for key in settings if "password" in key]
+    mode = Path(path).stat().st_mode & 0o777
+    if secret and mode & 0o077:
+        # Said, not refused: a config-management tool may own the file's mode.
+        log.warning("%s holds %s and other users may read it (mode %03o): chmod 600 it", path, secret[0], mode)
     return settings
 
 

@@ -58,3 +58,16 @@ def test_a_changed_kafka_config_file_is_taken_and_a_broken_one_is_not(tmp_path):
         assert client_config.passed_through()["sasl.password"] == "two"
     finally:
         client_config.install({})
+
+
+def test_a_kafka_config_with_a_password_that_others_may_read_is_named(tmp_path, caplog):
+    path = tmp_path / "node.properties"
+    path.write_text("sasl.username=node\nsasl.password=pw\n")
+    path.chmod(0o644)
+    client_config.load(path)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path} holds sasl.password and other users may read it (mode 644): chmod 600 it"]
+    caplog.clear()
+    path.chmod(0o600)
+    client_config.load(path)
+    assert not caplog.records
