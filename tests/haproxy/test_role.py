@@ -1,6 +1,6 @@
 """The haproxy node role against a real HAProxy: reloads are coalesced (at most one per
 interval), and a service whose port another process holds is left out while every other
-service keeps being served and updated."""
+service keeps being served and updated. The node's metrics count those reloads and runtime passes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import socket
 import pytest
 
 from appliers.haproxy.role import UNBINDABLE_RETRY_S, HaproxyRole
-from runtime.reconcile import Scope
+from appliers.metrics import role_samples
+from runtime.kafka.fake_follower import FakeFollower
+from runtime.reconcile import ProcessorReady, ReconcileLoop, Scope
 from schemas.haproxy import service_key
 from tests.haproxy.loopback import free_ports, get
 from tests.haproxy.conftest import service
@@ -42,6 +44,12 @@ def sync(role: HaproxyRole, services, changed: set[str] | None = None) -> None:
         role.apply(change)
 
 
+def counted(role: HaproxyRole) -> tuple[float, float]:
+    """(reloads, runtime passes) as the node's metrics report them for a loop of this role."""
+    found = role_samples("haproxy", ReconcileLoop(role, FakeFollower("haproxy"), ProcessorReady(True)))
+    return found[("wayfinder_haproxy_reloads_total", ())], found[("wayfinder_haproxy_runtime_passes_total", ())]
+
+
 @pytest.fixture
 def role(balancer):
     clock = FakeTime()
@@ -54,21 +62,32 @@ def role(balancer):
 def test_a_second_structural_change_waits_for_the_reload_interval_and_membership_never_waits(role, backends):
     first, second = backends(2)
     p1, p2 = free_ports(2)
+    assert counted(role) == (0, 0)
     sync(role, [service("/one", p1, first)])
     assert (role.reloads, role.clock.slept) == (1, [])  # the first start waits for nothing
+    assert counted(role) == (1, 0)  # the first start counts as a reload
+    master_reloads = role.process.show_proc().reloads  # HAProxy's own count, to check ours against
 
     role.clock.now += 0.25
     sync(role, [service("/one", p1, first, second)], changed={"/one"})  # membership: the runtime API, at once
     assert (role.reloads, role.runtime_passes, role.clock.slept) == (1, 1, [])
     assert {get(p1).body for _ in range(4)} == {"b1", "b2"}
+    assert counted(role) == (1, 1)  # a runtime pass, no reload
+    assert role.process.show_proc().reloads == master_reloads
 
     sync(role, [service("/one", p1, first, second), service("/two", p2, second)])  # structure
     assert (role.reloads, role.clock.slept) == (2, [0.75])
     assert get(p2).body == "b2"
+    assert counted(role) == (2, 1)  # exactly one more reload
+    assert role.process.show_proc().reloads == master_reloads + 1
+
+    sync(role, [service("/one", p1, first, second), service("/two", p2, second)])  # nothing changed
+    assert counted(role) == (2, 1)
 
     role.clock.now += 5.0  # long after the last reload: no wait
     sync(role, [service("/one", p1, first, second)])
     assert (role.reloads, role.clock.slept) == (3, [0.75])
+    assert counted(role) == (3, 1)
 
 
 def test_a_port_another_process_holds_leaves_out_that_service_only_until_it_is_free(role, backends):

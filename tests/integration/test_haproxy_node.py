@@ -1,7 +1,8 @@
 """The haproxy node role end to end: simulator -> producer -> processor -> node -> a real
 HAProxy routing by vhost to real HTTP backends on loopback.
 
-- a task killed changes the servers through the runtime API, without a reload;
+- a task killed changes the servers through the runtime API, without a reload (and the
+  node's metrics say so);
 - an unhealthy task is left out, and back once healthy; an app scaled to zero answers 503;
 - a node serves its own group only;
 - an app with a bad label is refused (rejections) and the others, old and new, keep routing;
@@ -24,6 +25,7 @@ from appliers.node import Node, NodeOptions
 from tests.haproxy.loopback import Backend, free_ports, get
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from tests.scenarios.mesos_fixtures import FIXTURES
+from tests.unit.metrics.scrape import scrape, value
 
 OPERATOR_API = FIXTURES / "mesos-operator-api" / "operator-api.json"
 
@@ -118,6 +120,11 @@ async def test_an_app_is_served_by_vhost_and_a_kill_changes_servers_without_a_re
         assert {(await asyncio.to_thread(get, service_port)).body for _ in range(4)} == both
         assert (await asyncio.to_thread(get, lb.http, "/", "other.example.com")).status == 503
         reloads = lb.loop.role.reloads
+        before = scrape(lb.node)
+        assert value(before, "wayfinder_haproxy_reloads_total") == reloads >= 1
+        assert value(before, "wayfinder_haproxy_runtime_passes_total") == lb.loop.role.runtime_passes
+        assert value(before, "wayfinder_role_ready", role="haproxy") == 1
+        assert value(before, "wayfinder_role_apply_failures_total", role="haproxy") == 0
 
         await lb.pipeline.control("DELETE", f"/sim/tasks/{running[0]['task_id']}")
         remaining = await lb.pipeline.eventually(lambda: lb.backends_of("/shop/web"), lambda found: len(found) == 1)
@@ -125,6 +132,12 @@ async def test_an_app_is_served_by_vhost_and_a_kill_changes_servers_without_a_re
         assert {(await asyncio.to_thread(get, service_port)).body for _ in range(4)} == remaining
         assert lb.loop.role.reloads == reloads, "a task kill must not reload HAProxy"
         assert lb.loop.role.runtime_passes >= 1
+        after = scrape(lb.node)
+        assert value(after, "wayfinder_haproxy_reloads_total") == reloads
+        assert value(after, "wayfinder_haproxy_runtime_passes_total") \
+            >= value(before, "wayfinder_haproxy_runtime_passes_total") + 1
+        assert value(after, "wayfinder_role_passes_total", role="haproxy") \
+            > value(before, "wayfinder_role_passes_total", role="haproxy")
 
 
 async def test_health_scaling_groups_and_a_bad_label_through_the_pipeline(kafka_bootstrap, tmp_path):

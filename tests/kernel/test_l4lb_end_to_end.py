@@ -21,6 +21,7 @@ from appliers.node import Node, NodeOptions
 from tests.integration.pipeline import Pipeline, RunningProcessor, changes_of
 from simulator.hosts import BACKENDS, TCP_PORT
 from tests.scenarios.mesos_fixtures import FIXTURES
+from tests.unit.metrics.scrape import scrape, value
 
 pytestmark = pytest.mark.kafka
 
@@ -57,6 +58,12 @@ class RunningNode:
         await asyncio.wait_for(self.task, 30)
 
 
+async def programmed(node: Node) -> tuple[float, float]:
+    """(VIPs, backends) in the kernel, as the node's metrics report them."""
+    found = scrape(node)
+    return value(found, "wayfinder_l4lb_vips"), value(found, "wayfinder_l4lb_backends")
+
+
 def web(table):
     return [v for v in table.values() if v.get("name") == "/e2e/web"]
 
@@ -79,6 +86,7 @@ async def test_a_launch_reaches_the_kernel_and_a_client_reaches_every_backend(ka
             (address,) = await pipeline.eventually(lambda: running.resolve(name), lambda a: a != [], timeout=20)
             assert address == vip["ip"]
             assert any(k == f"tcp/{address}/80" for k in running.role.role.applier.applied_at)
+            assert await programmed(running.node) == (1, 3)
 
             async def spread():
                 return await asyncio.to_thread(node.spread, "client", address, 80, 45)
@@ -90,6 +98,8 @@ async def test_a_launch_reaches_the_kernel_and_a_client_reaches_every_backend(ka
             await pipeline.control("DELETE", f"/sim/tasks/{tasks['agent-b2']}")
             seen = await pipeline.eventually(spread, lambda s: set(s) == {"b1", "b3"}, timeout=20)
             assert sum(seen.values()) == 45
+            # b2 drained or removed: two backends left (the count follows the nft commit at once).
+            await pipeline.eventually(lambda: programmed(running.node), lambda n: n == (1, 2), timeout=5)
 
             # The operator's view: topic and kernel agree.
             shown = await asyncio.create_subprocess_exec(

@@ -6,6 +6,7 @@ hub namespace of the kernel tests' throw-away hosts (tests/kernel/conftest.py), 
 from the client namespace through the VIP to a backend. The node stops, the kernel's ruleset is
 read, a new node starts: the ruleset it leaves must equal the one before (sets, maps and rules
 compared by content, handles ignored), and the connection must still carry data both ways.
+Each node's metrics (a scrape of its NodeCollector) count what its kernel holds.
 
 Two restarts: one onto an untouched kernel (the new node must find nothing to change), and one
 where a foreign set was added to our table while no node ran, so the new node's start-up sync
@@ -30,6 +31,7 @@ from schemas.catalog import Catalog
 from schemas.headers import Observation
 from schemas.l4lb import Backend, Vip
 from simulator.hosts import BACKENDS, TCP_PORT, UDP_PORT, Hosts, sh
+from tests.unit.metrics.scrape import scrape, value
 
 pytestmark = pytest.mark.kafka
 
@@ -126,6 +128,18 @@ async def stop_node(stop: asyncio.Event, task: asyncio.Task) -> None:
     await asyncio.wait_for(task, 30)
 
 
+def l4lb_metrics(node: Node) -> tuple[float, ...]:
+    """(VIPs, backends, desired entries, failed passes) as the node's metrics report them."""
+    found = scrape(node)
+    return (value(found, "wayfinder_l4lb_vips"), value(found, "wayfinder_l4lb_backends"),
+            value(found, "wayfinder_role_desired_entries", role="l4lb"),
+            value(found, "wayfinder_role_apply_failures_total", role="l4lb"))
+
+
+# WEB, DNS and WEB6: 3 VIPs, 3 + 2 + 3 backends (weight 1: one slot each), nothing failed.
+PROGRAMMED = (3, 8, 3, 0)
+
+
 def talk(sock: socket.socket) -> str:
     """One line out, the backend's answer (its name) back."""
     sock.sendall(b"ping\n")
@@ -142,6 +156,7 @@ async def test_restarting_the_node_rebuilds_the_identical_kernel_state_without_d
     try:
         first = node.l4lb.role.applier.history[-1]
         assert first.ok and set(first.rebuilt) == set(FAMILIES)  # a fresh hub: both tables created
+        assert l4lb_metrics(node) == PROGRAMMED
         # The long-lived connection, opened while the first node runs.
         sock = await asyncio.to_thread(hosts.connect, "client", WEB.ip, WEB.port)
     finally:
@@ -175,6 +190,7 @@ async def test_restarting_the_node_rebuilds_the_identical_kernel_state_without_d
                 assert start_up.rebuilt == ("ip",)  # the whole ip table replaced, ip6 left alone
             after = await asyncio.to_thread(ruleset, hosts)
             assert after == before
+            assert l4lb_metrics(node) == PROGRAMMED  # the new node counts what it found, not what it changed
             # The established connection still carries data both ways, to the same backend.
             for _ in range(3):
                 assert await asyncio.to_thread(talk, sock) == backend

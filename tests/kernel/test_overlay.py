@@ -3,6 +3,8 @@ bridge), each running the role on the reconcile loop (a fake follower holding th
 table, no Kafka), and containers attached with the real CNI plugins from the config the role
 wrote. Traffic between containers on different agents crosses VXLAN (vtep1024, UDP 64000).
 
+The node's metrics for the role (appliers/metrics.py) count the operations each agent applied.
+
 Each test builds its own cluster and deletes every namespace it made, also on failure."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 
 import pytest
 
+from appliers.metrics import loop_samples, role_samples
 from appliers.overlay.configdir import ConfigDir
 from appliers.overlay.inspect import compare
 from appliers.overlay.kernel import OverlayKernel
@@ -29,6 +32,12 @@ from tests.unit.overlay_applier.leases import lease
 
 pytestmark = pytest.mark.timeout(120)
 LEASES = [lease(n) for n in range(1, AGENTS + 1)]
+# What a fresh agent of LEASES applies: its VTEP, address and table-42 rule, per peer (2) a
+# neighbour, an FDB entry and two routes (the peer's subnet, and its agent IP in table 42),
+# the masquerade table, and its CNI config.
+FRESH_AGENT_OPS = 3 + 2 * 4 + 1 + 1
+# What removing one peer costs every other agent: its neighbour, FDB entry and two routes.
+PEER_REMOVAL_OPS = 4
 
 
 @pytest.fixture
@@ -61,6 +70,14 @@ async def all_ready(loops: list[ReconcileLoop]) -> None:
     await eventually(lambda: all(loop.ready.is_set() for loop in loops), timeout=20)
 
 
+def metrics(loop: ReconcileLoop) -> tuple[float, float, float]:
+    """(operations applied, desired entries, failed passes) as the node's metrics report them."""
+    found = {**loop_samples("overlay", loop), **role_samples("overlay", loop)}
+    role = (("role", "overlay"),)
+    return (found[("wayfinder_overlay_operations_total", ())], found[("wayfinder_role_desired_entries", role)],
+            found[("wayfinder_role_apply_failures_total", role)])
+
+
 def kernel_text(cluster: Cluster, n: int) -> str:
     """What iproute2 (not our seam) shows of agent n's overlay state."""
     ns = cluster.agent(n)
@@ -90,6 +107,7 @@ async def test_every_agent_programs_its_vtep_and_its_peers(cluster):
     loops = node_loops(cluster)
     async with running(*loops):
         await all_ready(loops)
+    assert [metrics(loop) for loop in loops] == [(FRESH_AGENT_OPS, len(LEASES), 0)] * AGENTS
     text = kernel_text(cluster, 1)
     for line in ["vxlan id 1024 local 10.99.0.1", "dstport 64000", "link/ether 70:b3:d5:80:00:01",
                  "inet 44.128.0.1/20", "from 9.0.0.0/8 lookup 42", *peer_lines(1, 2), *peer_lines(1, 3),
@@ -140,6 +158,7 @@ async def test_a_removed_lease_is_removed_from_every_peer(cluster):
     async with running(*loops):
         await all_ready(loops)
         assert all(line in kernel_text(cluster, 1) for line in peer_lines(1, 3))
+        done = [metrics(loop)[0] for loop in loops]
         tombstone(loops, "dcos", "agent-3")
 
         def gone() -> bool:
@@ -153,6 +172,11 @@ async def test_a_removed_lease_is_removed_from_every_peer(cluster):
         await eventually(lambda: "vtep1024" not in kernel_text(cluster, 3), timeout=10)
         assert "lookup 42" not in kernel_text(cluster, 3)
         assert not (cluster.config_dir(3) / "dcos.conflist").exists()
+        # Agents 1 and 2 removed the peer's four entries; agent 3 its rule, masquerade table,
+        # device (its addresses, neighbours, FDB and routes go with it) and CNI config.
+        await eventually(lambda: [metrics(loop)[0] - d for loop, d in zip(loops, done)]
+                         == [PEER_REMOVAL_OPS, PEER_REMOVAL_OPS, 4], timeout=5)
+        assert [metrics(loop)[1:] for loop in loops] == [(len(LEASES) - 1, 0)] * AGENTS
 
 
 async def test_drift_is_repaired_by_the_next_resync(cluster):
