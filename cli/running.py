@@ -5,7 +5,8 @@ winds down (leaves its group, flushes, closes its servers). A clean stop exits 0
 service manager sees a requested stop as a success. Whatever is still running after
 `STOP_GRACE_S` (a Kafka call that waits on an unreachable broker, a kernel call that hangs)
 does not hold the process: it exits at once with 128 + the signal number (143 for SIGTERM,
-130 for SIGINT), as a second signal does.
+130 for SIGINT), as a second signal does; first it runs what `at_forced_exit` registered, so
+what lives on outside the process (the demo's own Kafka brokers, its namespaces) goes too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
@@ -28,6 +30,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("wayfinder")
 
 STOP_GRACE_S = 3.5  # within the 5 s a stop may take, with room for the interpreter to exit
+_AT_FORCED_EXIT: list[Callable[[], None]] = []
+
+
+def at_forced_exit(cleanup: Callable[[], None]) -> None:
+    """Run ``cleanup`` if the process is forced out (a second signal, the grace over), in the
+    order registered: quick and bounded work only (a SIGKILL, an ``ip netns del``), as the
+    exit waits for it. It runs on whichever thread forces the exit, maybe while the clean stop
+    is still doing the same work, so it must be harmless once that is done."""
+    _AT_FORCED_EXIT.append(cleanup)
 
 
 def _remember_log_option(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
@@ -76,6 +87,11 @@ class _Stopping:
 
 def _exit_now(code: int) -> None:
     """Exit without waiting for threads blocked in a call nobody can interrupt."""
+    for cleanup in list(_AT_FORCED_EXIT):
+        try:
+            cleanup()
+        except Exception:  # the exit goes on: the next cleanup matters as much
+            log.exception("cleanup at exit failed")
     for handler in logging.getLogger().handlers:
         handler.flush()
     os._exit(code)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +21,7 @@ from appliers.haproxy.process import HAPROXY
 from appliers.haproxy.settings import HaproxySettings, SharedPorts
 from appliers.node import Node, NodeOptions
 from cli.demo.lines import say
+from cli.running import at_forced_exit
 from runtime.ports import free_ports
 from schemas.catalog import Catalog
 
@@ -46,6 +49,19 @@ async def _backend(name: str, port: int) -> web.AppRunner:
     return runner
 
 
+def _kill_haproxy(directory: str) -> None:
+    """For a forced exit (cli/running.py): HAProxy runs in its own session and only a clean
+    exit stops it (appliers/haproxy/process.py, atexit), so SIGKILL its process group, found by
+    the pid file in the demo's own directory."""
+    try:
+        pid = int(Path(directory, "haproxy.pid").read_text().split()[0])
+        if directory.encode() in Path(f"/proc/{pid}/cmdline").read_bytes():  # not a reused pid
+            os.killpg(os.getpgid(pid), signal.SIGKILL)  # the master leads its group
+    except (OSError, ValueError, IndexError):
+        pass
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 class EdgeDemo:
     def __init__(self, bootstrap: str, catalog: Catalog):
         self.directory = tempfile.mkdtemp(prefix="wayfinder-demo-haproxy-")
@@ -57,6 +73,7 @@ class EdgeDemo:
                                      roles=("haproxy",), haproxy=self.settings))
 
     async def run(self, stop: asyncio.Event, control) -> None:
+        at_forced_exit(lambda: _kill_haproxy(self.directory))
         backends = [await _backend(f"www-{n}", port) for n, port in enumerate(self.task_ports[:2], start=1)]
         try:
             node = asyncio.create_task(self.node.run(stop))

@@ -13,13 +13,15 @@ import random
 import secrets
 import shutil
 import socket
+import threading
 
 from dnslib import QTYPE, DNSRecord
 
 from appliers.node import Node, NodeOptions
 from cli.demo.lines import say
+from cli.running import at_forced_exit
 from schemas.catalog import Catalog
-from simulator.hosts import BACKENDS, TCP_PORT, Hosts, build, teardown
+from simulator.hosts import BACKENDS, TCP_PORT, Hosts, build, sh, teardown
 
 APP = {
     "id": "/shop/api",
@@ -63,30 +65,61 @@ async def report_names(server: tuple[str, int], names, seen: dict[str, list[str]
             say(f"dns        {name} -> {', '.join(found) or 'no answer'}")
 
 
+async def set_or_stopped(event: asyncio.Event, stop: asyncio.Event, timeout: float) -> bool:
+    """Waits until ``event`` or ``stop`` is set (TimeoutError after ``timeout`` s): whether
+    ``event`` is. A node stopped before it got there never sets it."""
+    waits = [asyncio.ensure_future(e.wait()) for e in (event, stop)]
+    try:
+        done, _ = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    if not done:
+        raise asyncio.TimeoutError
+    return event.is_set()
+
+
+def delete_at_forced_exit(making: threading.Lock, names) -> None:
+    """At a forced exit (cli/running.py), delete the namespaces ``names()`` lists (their veths
+    go with them), once what is making them under ``making`` is done (1 s at most). The lock
+    stays held: none is made after."""
+    def delete() -> None:
+        making.acquire(timeout=1.0)
+        for name in names():
+            sh("ip", "netns", "del", name, check=False)
+    at_forced_exit(delete)
+
+
 class NetworkDemo:
     def __init__(self, bootstrap: str, catalog: Catalog):
         # The demo runs until Ctrl-C, which tears the backends down; a day bounds them otherwise.
         self.hosts = Hosts(prefix=f"wf-demo-{secrets.token_hex(2)}-", lifetime=24 * 3600.0)
         self.node = Node(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id="demo-node", agent_ip="10.200.2.1",
                                      roles=("l4lb", "dns"), netns=self.hosts.hub, dns_listen=("127.0.0.1", 0)))
+        self.making = threading.Lock()  # held while the namespaces are made
 
     async def run(self, stop: asyncio.Event, control) -> None:
-        await asyncio.to_thread(build, self.hosts)
+        delete_at_forced_exit(self.making, lambda: [self.hosts.ns(name) for name in ("hub", "client", "container", *BACKENDS)])
+        await asyncio.to_thread(self._build)
         try:
             node = asyncio.create_task(self.node.run(stop))
-            await asyncio.wait_for(self.node.l4lb.caught_up.wait(), 120)
             # The DNS server binds on its own schedule: on a Kafka with history, after the l4lb
             # loop has caught up.
-            await asyncio.wait_for(self.node.dns.role.listening.wait(), 120)
-            for name, ip in BACKENDS.items():
-                await control("POST", "/sim/agents", {"hostname": ip, "id": f"demo-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
-            await control("POST", "/sim/apps", APP)
-            say(f"node DNS on {self.node.dns.role.server.address[0]}:{self.node.dns.role.server.address[1]}; "
-                f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
-            await self._client(stop)
+            if (await set_or_stopped(self.node.l4lb.caught_up, stop, 120)
+                    and await set_or_stopped(self.node.dns.role.listening, stop, 120)):
+                for name, ip in BACKENDS.items():
+                    await control("POST", "/sim/agents", {"hostname": ip, "id": f"demo-{name}", "port_ranges": [[TCP_PORT, TCP_PORT]]})
+                await control("POST", "/sim/apps", APP)
+                say(f"node DNS on {self.node.dns.role.server.address[0]}:{self.node.dns.role.server.address[1]}; "
+                    f"a client in namespace {self.hosts.ns('client')} connects to {NAME}:80", err=True)
+                await self._client(stop)
             await node
         finally:
             await asyncio.to_thread(teardown, self.hosts)
+
+    def _build(self) -> None:
+        with self.making:
+            build(self.hosts)
 
     async def _client(self, stop: asyncio.Event) -> None:
         """Every two seconds: resolve the VIP's name, connect, print which backend answered."""

@@ -27,7 +27,8 @@ import orjson
 
 from appliers.node import Node, NodeOptions
 from cli.demo.lines import say
-from cli.demo.network import report_names, resolve
+from cli.demo.network import delete_at_forced_exit, report_names, resolve, set_or_stopped
+from cli.running import at_forced_exit
 from runtime.kafka.reader import read_table
 from schemas.catalog import Catalog
 from simulator.containers import CNI_DIRS, attach, build_underlay, cni_bin
@@ -70,6 +71,7 @@ class OverlayDemo:
         self.prefix = f"wf-ov-{secrets.token_hex(2)}-"
         self.work = Path(tempfile.mkdtemp(prefix="wayfinder-overlay-demo-"))
         self.namespaces: list[str] = []
+        self.making = threading.Lock()  # held while a namespace is made
         self.nodes = {n: Node(NodeOptions(bootstrap=bootstrap, catalog=catalog, node_id=f"overlay-a{n}", agent_ip=ip,
                                           roles=("overlay", "dns") if n == 1 else ("overlay",), netns=self.ns(f"a{n}"),
                                           overlay_dir=str(self.work / f"cni-a{n}"), dns_listen=("127.0.0.1", 0)))
@@ -79,6 +81,8 @@ class OverlayDemo:
         return f"{self.prefix}{name}"
 
     async def run(self, stop: asyncio.Event, control) -> None:
+        delete_at_forced_exit(self.making, lambda: list(self.namespaces))
+        at_forced_exit(lambda: shutil.rmtree(self.work, ignore_errors=True))
         try:
             await asyncio.to_thread(self._build)
             nodes = [asyncio.create_task(node.run(stop)) for node in self.nodes.values()]
@@ -148,7 +152,8 @@ class OverlayDemo:
     async def _exchanges(self, stop: asyncio.Event, containers: dict[int, str]) -> None:
         """Every two seconds: resolve the server's autoip name through agent 1's DNS, connect
         from c1 to the address it gives, print who answered and whom the server saw."""
-        await asyncio.wait_for(self.nodes[1].dns.role.listening.wait(), WAIT_S)  # binds on its own schedule
+        if not await set_or_stopped(self.nodes[1].dns.role.listening, stop, WAIT_S):  # binds on its own schedule
+            return
         dns = self.nodes[1].dns.role.server.address[:2]
         seen: dict[str, list[str]] = {}
         count = 0
@@ -173,8 +178,9 @@ class OverlayDemo:
     # -- namespaces -----------------------------------------------------------------------
     def _namespace(self, name: str) -> str:
         netns = self.ns(name)
-        sh("ip", "netns", "add", netns)
-        self.namespaces.append(netns)
+        with self.making:
+            sh("ip", "netns", "add", netns)
+            self.namespaces.append(netns)
         sh("ip", "-n", netns, "link", "set", "lo", "up")
         return netns
 

@@ -13,8 +13,10 @@ a summary of the nodes' convergence closes the output.
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import aiohttp
@@ -26,7 +28,9 @@ from producers.run import ProducerOptions, Producers
 from cli import tail as tailing
 from cli.demo import edge, network, overlay
 from cli.demo.lines import DONE, history_line, say, summary
+from cli.running import STOP_GRACE_S, at_forced_exit
 from runtime.kafka import cluster
+from runtime.kafka.node import send_signal, wait_gone
 from runtime.kafka.topics import ensure_topics
 from schemas.catalog import Catalog
 from simulator.scenario import parse_scenario, run_scenario
@@ -35,6 +39,7 @@ from simulator.server import Simulator, load_model
 HERE = Path(__file__).parent
 FIXTURE = HERE / "operator-api.json"  # dcos-net's recorded SUBSCRIBE stream: host, bridge, overlay, IPv6 tasks
 SCENARIO = HERE / "scenario.jsonl"
+KAFKA_STOP_MIN_S = 0.5  # the least the demo's own broker gets for its controlled shutdown
 
 
 class HistoryPrinter:
@@ -67,11 +72,25 @@ def _convergence(nodes: list[Node]) -> dict[str, list[float]]:
     return samples
 
 
+def _kill_own_kafka(kafka_dir: Path) -> None:
+    """SIGKILL the demo's own brokers, for a forced exit (cli/running.py). No controlled
+    shutdown: their data is the demo's throwaway history, and the next start recovers the log.
+    They run in their own session: nobody else would stop them."""
+    pids = [broker["pid"] for broker in cluster.status(kafka_dir) if broker["pid"] is not None]
+    for pid in pids:
+        send_signal(pid, signal.SIGKILL)
+    for pid in pids:
+        wait_gone(pid, 1.0)
+
+
 async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, namespace: str,
                    duration: float | None, base_port: int = cluster.DEFAULT_BASE_PORT) -> None:
-    started_kafka = False
+    started_kafka = False  # a Kafka given with --bootstrap is someone else's: never stopped here
+    stopping_since: float | None = None
     if not bootstrap:
         say(f"starting Apache Kafka in {kafka_dir} on base port {base_port} …", err=True)
+        # Before the start: a forced exit during it (it takes seconds) kills what it started.
+        at_forced_exit(lambda: _kill_own_kafka(kafka_dir))
         bootstrap = await asyncio.to_thread(cluster.up, kafka_dir, base_port=base_port)
         started_kafka = True
     catalog = Catalog(namespace)
@@ -104,6 +123,8 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
                      (overlay, "overlay", lambda part: list(part.nodes.values()), overlay.OverlayDemo),
                      (edge, "vhost", lambda part: [part.node], edge.EdgeDemo))
             for module, probe, nodes_of, make in parts:
+                if stop.is_set():  # stopped while Kafka started: what is not started needs no stop
+                    break
                 reason = module.why_not()
                 if reason:
                     say(f"(the {probe} part of the demo is skipped: {reason})", err=True)
@@ -115,6 +136,7 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
             if duration is not None:
                 asyncio.get_running_loop().call_later(duration, stop.set)
             await stop.wait()
+            stopping_since = time.monotonic()
             tasks[2].cancel()
             results = await asyncio.gather(*tasks, return_exceptions=True)
             for result in results:
@@ -127,5 +149,9 @@ async def run_demo(stop: asyncio.Event, bootstrap: str | None, kafka_dir: Path, 
             say(line)
         await simulator.stop()
         if started_kafka:
-            await asyncio.to_thread(cluster.down, kafka_dir)
+            # A controlled shutdown takes 1-3 s; SIGKILL (see _kill_own_kafka) after what is
+            # left of the grace a signal gives, so that a stop still ends clean (exit 0).
+            left = (cluster.STOP_TIMEOUT_S if stopping_since is None
+                    else STOP_GRACE_S - 0.5 - (time.monotonic() - stopping_since))
+            await asyncio.to_thread(cluster.down, kafka_dir, max(left, KAFKA_STOP_MIN_S))
         say("demo stopped", err=True)
