@@ -235,7 +235,10 @@ def reload_if_changed() -> bool:
             try:
                 client.set_sasl_credentials(fresh["sasl.username"], fresh["sasl.password"])
                 updated += 1
-            except (RuntimeError, KafkaException):  # closed meanwhile, without forget()
+            except (RuntimeError, KafkaException, AttributeError) as error:
+                # Closed meanwhile without forget(), or no client at all (a test's stand-in):
+                # one bad entry must not keep the new password from the others.
+                log.debug("could not give %r the new credentials (%s); forgotten", client, error)
                 forget(client)
     log.info("%s changed: new Kafka clients use it%s", source,
              f"; new SASL credentials given to {updated} running producers, and to running "

@@ -42,21 +42,42 @@ def test_a_role_file_is_what_librdkafka_reads_and_the_brokers_refuse_anonymous_u
         "--add-scram", "SCRAM-SHA-512=[name=a,password=y]", "--add-scram", "SCRAM-SHA-512=[name=b,password=x]"]
 
 
+class _Client:
+    """Stands in for a confluent-kafka client: records the credentials it is given."""
+
+    def __init__(self) -> None:
+        self.given: list[tuple[str, str]] = []
+
+    def set_sasl_credentials(self, username: str, password: str) -> None:
+        self.given.append((username, password))
+
+
 def test_a_changed_kafka_config_file_is_taken_and_a_broken_one_is_not(tmp_path):
     path = tmp_path / "node.properties"
     path.write_text("security.protocol=SASL_SSL\nsasl.username=node\nsasl.password=one\n")
+    producer, consumer, stand_in = _Client(), _Client(), object()
     try:
         client_config.install(client_config.load(path), source=path)
+        client_config.track(producer)
+        client_config.track(stand_in)  # no set_sasl_credentials: must not stop the others'
         assert client_config.installed_source() == str(path)
         assert not client_config.reload_if_changed()
+        client_config.refresh(consumer)
+        assert producer.given == consumer.given == []
         secure.write_secret(path, "security.protocol=SASL_SSL\nsasl.username=node\nsasl.password=two\n")
         assert client_config.reload_if_changed()
         assert client_config.passed_through()["sasl.password"] == "two"
+        assert producer.given == [("node", "two")]  # a producer at once
+        client_config.refresh(consumer)  # a consumer from its polling thread, once
+        client_config.refresh(consumer)
+        assert consumer.given == [("node", "two")]
         assert (os.stat(path).st_mode & 0o777) == 0o600
         secure.write_secret(path, "this is not a properties line\n")
         assert not client_config.reload_if_changed()
         assert client_config.passed_through()["sasl.password"] == "two"
     finally:
+        for client in (producer, consumer, stand_in):
+            client_config.forget(client)
         client_config.install({})
 
 
