@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from runtime.kafka import secure
 from tests.chaos.stack import WAYFINDER
 
 pytestmark = pytest.mark.kafka
@@ -23,8 +24,9 @@ def _status(*args: str) -> tuple[subprocess.CompletedProcess, float]:
 def _node_with(node: str, key: str, value, tmp_path) -> str:
     """The node's client config with one setting changed, written to a file of its own."""
     path = tmp_path / f"node-with-{key}.properties"
-    path.write_text("".join(f"{key}={value}\n" if line.startswith(f"{key}=") else line
-                            for line in node.splitlines(keepends=True)))
+    # 0600 as a secret should be: a readable one adds a warning line to the error's.
+    secure.write_secret(path, "".join(f"{key}={value}\n" if line.startswith(f"{key}=") else line
+                                      for line in node.splitlines(keepends=True)))
     return str(path)
 
 
