@@ -16,7 +16,7 @@ import pytest
 
 from runtime.kafka import cluster
 
-SINGLE_BASE_PORT = 30092  # this suite's ports: 30092-30099 and 30192-30199, below the
+SINGLE_BASE_PORT = 30092  # this suite's ports: 30092-30199 (30100-30189: test_kafka_move), below the
 # kernel's ephemeral range (32768-60999), so no client socket can be holding one
 THREE_BASE_PORT = 30192
 START_TIMEOUT_S = 90.0

@@ -20,15 +20,16 @@ from runtime.kafka.node import bindable
 pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[2]
-# Outside the suite's own 30092-30199 (conftest.py), so this runs beside the session's cluster.
-# These lie in the ephemeral range; `up` waits out a port lost to a self-connect (node.await_ports).
-FIRST_BASE, SECOND_BASE, BUSY_BASE = 41092, 41192, 41292
+# In the suite's own range (conftest.py) but apart from its clusters', so this runs beside the
+# session's cluster; below the kernel's ephemeral range, so no client socket can take one of
+# them (in that range a self-connect once held a port for 60 s: node.await_ports).
+FIRST_BASE, SECOND_BASE, BUSY_BASE = 30100, 30130, 30160
 START_TIMEOUT_S = 90.0
 
 
 def _free_base(start: int) -> int:
     """The first even base port from `start` whose client and controller ports are both free."""
-    for base in range(start, start + 80, 2):
+    for base in range(start, start + 20, 2):  # never into the next range, nor 30192's
         if bindable(base) and bindable(base + 1):
             return base
     raise AssertionError(f"no free port pair in {start}-{start + 80}")

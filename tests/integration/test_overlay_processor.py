@@ -43,6 +43,12 @@ async def test_leases_of_the_fixture_a_new_agent_a_gone_one_and_one_freed_by_han
     expected = golden_leases(STATE_OVERLAY)
     assert len(by_overlay(expected, "dcos")) == 2
     async with Pipeline(kafka_bootstrap, mesos_state=STATE_OVERLAY, marathon_url=None) as pipeline:
+        # Leases go first come, first served. The golden ones are the fixture's agents taken
+        # together, as a processor's start takes what the sources hold: so both agents must be
+        # in Kafka before it starts (on a loaded machine the producer may publish one of them
+        # a moment after the processor read the sources to their end).
+        agents = {lease["agent_id"] for lease in expected.values()}
+        await pipeline.eventually(lambda: pipeline.table("agents"), lambda t: set(t) >= agents, timeout=30)
         async with RunningProcessor(pipeline, overlay=CONFIG):
             await pipeline.eventually(lambda: pipeline.table("overlay"), lambda t: t == expected, timeout=30)
 
