@@ -124,18 +124,25 @@ _SETTLING = (
 )
 
 
+REQUEST_WAIT_S = 5.0
+
+
 def watermarks(consumer: Consumer, partition: TopicPartition, deadline: float,
                halt: threading.Event | None = None) -> tuple[int, int]:
-    """Low and high offsets; retried while a new topic's leader is still taking over. With
-    ``halt``, each request waits at most a second, and a set halt raises Halted."""
+    """Low and high offsets; retried while a new topic's leader is still taking over, or
+    while a killed leader's partition moves to another broker. Each request waits at most a
+    second with ``halt`` (a set halt raises Halted), else at most REQUEST_WAIT_S: a request
+    sent to a leader that just died times out, and the next one, after a metadata refresh,
+    goes to the new leader (seen in CI: one request waiting out a 30 s deadline)."""
     while True:
         if halt is not None and halt.is_set():
             raise Halted(partition.topic)
         wait = max(deadline - time.monotonic(), 0.1)
         try:
-            return consumer.get_watermark_offsets(partition, timeout=min(wait, 1.0) if halt is not None else wait)
+            return consumer.get_watermark_offsets(partition, timeout=min(wait, 1.0 if halt is not None else REQUEST_WAIT_S))
         except KafkaException as error:
-            settling = error.args[0].retriable() or error.args[0].code() in _SETTLING
+            settling = (error.args[0].retriable() or error.args[0].code() in _SETTLING
+                        or error.args[0].code() == KafkaError._TIMED_OUT)
             if not settling or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
