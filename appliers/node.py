@@ -41,6 +41,7 @@ from runtime.kafka.status import StatusWatch, TableGate
 from runtime.logs import log_context
 from runtime.reconcile import Dependency, ProcessorGate, ReconcileLoop
 from runtime.status import UpstreamLog
+from runtime.blocking import sleep_or_stop
 from schemas.l4lb import Vip
 from schemas.status import HEARTBEAT_S
 
@@ -183,7 +184,4 @@ class Node:
         while not stop.is_set() and self.watch_upstream:
             if any(loop.ready.is_set() for loop in self.loops.values()):
                 self.upstream.check(self.status.marks, time.time())
-            try:
-                await asyncio.wait_for(stop.wait(), HEARTBEAT_S)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, HEARTBEAT_S)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 
@@ -19,11 +18,3 @@ class Backoff:
 
     def reset(self) -> None:
         self._next = self.first
-
-
-async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep, but wake at once when ``stop`` is set."""
-    try:
-        await asyncio.wait_for(stop.wait(), seconds)
-    except asyncio.TimeoutError:
-        pass

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import aiohttp
 from confluent_kafka import KafkaException
 
-from producers.backoff import Backoff, sleep_or_stop
+from producers.backoff import Backoff
+from runtime.blocking import sleep_or_stop
 from producers.documents import MAX_DOCUMENT_BYTES
 from producers.history_gap import Gap
 from producers.marathon.client import MarathonClient

@@ -1,4 +1,5 @@
-"""Blocking work (a Kafka client's loop) inside an asyncio program, stopped by its event."""
+"""Blocking work (a Kafka client's loop) inside an asyncio program, stopped by its event; and a
+sleep that such a stop ends at once."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
+
+
+async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep, but wake at once when ``stop`` is set."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except asyncio.TimeoutError:
+        pass
 
 
 async def run_until_stopped(stop: asyncio.Event, work: Callable[[threading.Event], None]) -> None:

@@ -49,6 +49,7 @@ import msgspec
 
 from appliers.dns.metrics import WorkerTotals, decode_report
 from appliers.options import NodeOptions
+from runtime.blocking import sleep_or_stop
 
 if TYPE_CHECKING:
     from runtime.reconcile import Dependency, ReconcileLoop
@@ -276,10 +277,7 @@ class DnsWorkers:
                         index, worker.pid, how, lived, delay)
             first = False
             self.restarts += 1
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, delay)
 
     async def _start(self, index: int, *, listen_when_ready: bool) -> Worker:
         process = await self.spawn(index)

@@ -23,6 +23,7 @@ from appliers.node import Node, NodeOptions
 from cli.demo.lines import say
 from cli.running import at_forced_exit
 from runtime.ports import free_ports
+from runtime.blocking import sleep_or_stop
 from schemas.catalog import Catalog
 
 VHOST = "www.shop.test"
@@ -106,8 +107,5 @@ class EdgeDemo:
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                     said = f"no answer yet ({type(error).__name__})"
                 say(f"edge       http://{VHOST}/ -> {said}")
-                try:
-                    await asyncio.wait_for(stop.wait(), 2.0)
-                except asyncio.TimeoutError:
-                    pass
+                await sleep_or_stop(stop, 2.0)
 

@@ -22,6 +22,7 @@ from cli.demo.lines import say
 from cli.running import at_forced_exit
 from schemas.catalog import Catalog
 from simulator.hosts import BACKENDS, TCP_PORT, Hosts, build, sh, teardown
+from runtime.blocking import sleep_or_stop
 
 APP = {
     "id": "/shop/api",
@@ -137,7 +138,4 @@ class NetworkDemo:
                     say(f"client     {NAME}: no answer yet (the VIP is not in the node's kernel)")
             except OSError as error:
                 say(f"client     {NAME}: {error}")
-            try:
-                await asyncio.wait_for(stop.wait(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, 2.0)

@@ -30,6 +30,7 @@ from cli.demo.lines import say
 from cli.demo.network import delete_at_forced_exit, report_names, resolve, set_or_stopped
 from cli.running import at_forced_exit
 from runtime.kafka.reader import read_table
+from runtime.blocking import sleep_or_stop
 from schemas.catalog import Catalog
 from simulator.containers import CNI_DIRS, attach, build_underlay, cni_bin
 from simulator.hosts import sh, socket_in
@@ -142,10 +143,7 @@ class OverlayDemo:
                 return True
             if stop.is_set():
                 return False
-            try:
-                await asyncio.wait_for(stop.wait(), 0.5)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, 0.5)
         say("overlay    gave up waiting for the leases or the nodes", err=True)
         return False
 
@@ -170,10 +168,7 @@ class OverlayDemo:
                     say(f"overlay    c1 {containers[1]} -> {SERVER_SHORT} {addresses[0]}:{PORT}: {reply}")
             except OSError as error:
                 say(f"overlay    {SERVER_NAME}: {error}")
-            try:
-                await asyncio.wait_for(stop.wait(), 2.0)
-            except asyncio.TimeoutError:
-                pass
+            await sleep_or_stop(stop, 2.0)
 
     # -- namespaces -----------------------------------------------------------------------
     def _namespace(self, name: str) -> str:

@@ -14,7 +14,8 @@ import time
 
 import aiohttp
 
-from producers.backoff import Backoff, sleep_or_stop
+from producers.backoff import Backoff
+from runtime.blocking import sleep_or_stop
 from producers.history_gap import Gap
 from producers.marathon.client import MarathonClient
 from producers.marathon.observer import MarathonObserver

@@ -20,7 +20,8 @@ import time
 import aiohttp
 import orjson
 
-from producers.backoff import Backoff, sleep_or_stop
+from producers.backoff import Backoff
+from runtime.blocking import sleep_or_stop
 from producers.history_gap import Gap
 from producers.marks import ProducerMarks
 from producers.mesos.client import MesosClient, SubscribeUnsupported

@@ -11,6 +11,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from runtime.kafka.client_config import passed_through
 from runtime.logs import with_client_logging
+from runtime.blocking import sleep_or_stop
 from schemas.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,5 @@ async def ensure_topics_until(bootstrap: str, catalog: Catalog, stop: asyncio.Ev
             if error.args[0].fatal():
                 raise
             log.warning("cannot reach Kafka at %s (%s); retrying", bootstrap, error.args[0].str())
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except asyncio.TimeoutError:
-            pass
+        await sleep_or_stop(stop, 1.0)
     return False
