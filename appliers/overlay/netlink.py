@@ -155,12 +155,7 @@ class Rtnl:
         replies = [Reply() for _ in requests]
         pending = len(requests)
         while pending:  # bounded: every request gets exactly one ack (NLM_F_ACK)
-            data = self.sock.recv(1 << 20)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, kind, _, seq, _ = _HEADER.unpack_from(data, offset)
-                payload = data[offset + _HEADER.size:offset + length]
-                offset += (length + 3) & ~3
+            for kind, seq, payload in _messages(self.sock.recv(1 << 20)):
                 if not first <= seq <= self.seq:
                     continue  # an answer to an earlier, abandoned exchange
                 reply = replies[seq - first]
@@ -169,8 +164,6 @@ class Rtnl:
                     pending -= 1
                 elif kind != NLMSG_DONE:
                     reply.messages.append((kind, payload))
-                if length == 0:
-                    break
         return replies
 
     def dump(self, request: Request) -> list[bytes]:
@@ -182,12 +175,7 @@ class Rtnl:
                        + request.body)
         payloads: list[bytes] = []
         while True:  # bounded: a dump ends with NLMSG_DONE (or an error)
-            data = self.sock.recv(1 << 20)
-            offset = 0
-            while offset + _HEADER.size <= len(data):
-                length, kind, _, found_seq, _ = _HEADER.unpack_from(data, offset)
-                payload = data[offset + _HEADER.size:offset + length]
-                offset += (length + 3) & ~3
+            for kind, found_seq, payload in _messages(self.sock.recv(1 << 20)):
                 if found_seq != seq:
                     continue  # an answer to an earlier, abandoned exchange
                 if kind == NLMSG_DONE:
@@ -196,5 +184,15 @@ class Rtnl:
                     code = -struct.unpack_from("=i", payload)[0]
                     raise OSError(code, f"netlink dump refused: {os.strerror(code)}")
                 payloads.append(payload)
-                if length == 0:
-                    break
+
+
+def _messages(data: bytes):
+    """(type, sequence number, payload) of each netlink message in one datagram. A message
+    that claims length 0 ends it: stepping by 0 would never move on."""
+    offset = 0
+    while offset + _HEADER.size <= len(data):
+        length, kind, _, seq, _ = _HEADER.unpack_from(data, offset)
+        yield kind, seq, data[offset + _HEADER.size:offset + length]
+        if length == 0:
+            return
+        offset += (length + 3) & ~3

@@ -1,4 +1,5 @@
-"""A throw-away node in network namespaces (simulator/hosts.py), for the kernel tests."""
+"""A throw-away node in network namespaces (simulator/hosts.py), and the overlay tests' agents
+(overlay_cluster.py), for the kernel tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import shutil
 import pytest
 
 from simulator.hosts import Hosts, build, teardown
+from tests.kernel.overlay_cluster import new_cluster
 
 
 def _needs_root_and_nft():
@@ -27,3 +29,13 @@ def node():
         yield hosts
     finally:
         teardown(hosts)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """The overlay tests' agents, each in its namespace (overlay_cluster.py), removed after."""
+    built = new_cluster(tmp_path)
+    try:
+        yield built
+    finally:
+        built.teardown()

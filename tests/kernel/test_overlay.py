@@ -25,8 +25,7 @@ from runtime.reconcile import ProcessorReady, ReconcileLoop, Scope
 from schemas import codec
 from schemas.overlay import lease_key
 from simulator.hosts import sh
-from tests.kernel.overlay_cluster import (AGENTS, Cluster, EchoServer, new_cluster, tcp_connect, tcp_round_trip,
-                                          udp_round_trip)
+from tests.kernel.overlay_cluster import AGENTS, Cluster, EchoServer, tcp_connect, tcp_round_trip, udp_round_trip
 from tests.unit.node_loop.running import eventually, running
 from tests.unit.overlay_applier.leases import lease
 
@@ -38,15 +37,6 @@ LEASES = [lease(n) for n in range(1, AGENTS + 1)]
 FRESH_AGENT_OPS = 3 + 2 * 4 + 1 + 1
 # What removing one peer costs every other agent: its neighbour, FDB entry and two routes.
 PEER_REMOVAL_OPS = 4
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    built = new_cluster(tmp_path)
-    try:
-        yield built
-    finally:
-        built.teardown()
 
 
 def node_loops(cluster: Cluster, leases=LEASES, resync: float | None = 30.0) -> list[ReconcileLoop]:

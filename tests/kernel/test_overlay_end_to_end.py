@@ -18,7 +18,7 @@ from appliers.overlay.kernel import OverlayKernel
 from processors.overlay.config import parse_config
 from schemas.overlay import Lease
 from tests.integration.pipeline import Pipeline, RunningProcessor
-from tests.kernel.overlay_cluster import AGENTS, Cluster, new_cluster
+from tests.kernel.overlay_cluster import AGENTS, Cluster
 from tests.scenarios.mesos_fixtures import FIXTURES
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(240)]
@@ -30,15 +30,6 @@ CONFIG = parse_config(["dcos=9.0.0.0/8,24"], vtep6="", grace_s=GRACE_S)
 
 def agent_id(n: int) -> str:
     return f"e2e-a{n}"
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    built = new_cluster(tmp_path)
-    try:
-        yield built
-    finally:
-        built.teardown()
 
 
 class Nodes:
