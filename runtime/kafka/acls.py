@@ -78,14 +78,6 @@ def owned_by(catalog: Catalog, resource_name: str) -> bool:
     return resource_name.startswith(f"{catalog.namespace}.") or resource_name == UNJOINED_GROUP_PREFIX
 
 
-def allowed(grants: list[Grant], role: str, resource_type: str, name: str, operation: str) -> bool:
-    """What the authorizer will answer for these grants (pure; super users aside). DESCRIBE is
-    implied by READ, WRITE and the others, as in Kafka."""
-    ops = {g.operation for g in grants
-           if g.role == role and g.resource_type == resource_type and g.resource_name == name}
-    return operation in ops or (operation == "DESCRIBE" and bool(ops))
-
-
 def table(grants: list[Grant]) -> list[tuple[str, str, str, str]]:
     """Rows of (role, resource type, name, operations), one per role and resource (pure)."""
     rows: dict[tuple[str, str, str], list[str]] = {}

@@ -110,15 +110,6 @@ def users(cluster_dir: Path, broker: BrokerSecrets) -> dict[str, str]:
     return found
 
 
-def load_broker(cluster_dir: Path) -> BrokerSecrets:
-    internal = secrets_dir(cluster_dir) / "broker.json"
-    try:
-        stored = json.loads(internal.read_text())
-    except (OSError, ValueError) as error:
-        raise SecretsError(f"cannot read {internal}: {error}") from None
-    return BrokerSecrets(internal.parent, stored["keystore_password"], stored["broker_password"])
-
-
 def role_properties(role: str, password: str, bootstrap: str, ca_pem: Path) -> str:
     """One role's client config, in the format `--kafka-config` reads (pure)."""
     return (f"# Wayfinder role {role!r}: pass this file as --kafka-config. Secret: keep it 0600.\n"
