@@ -162,7 +162,7 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
         raise click.BadParameter(str(error)) from None
     from processors.overlay.config import parse_config
     from runtime.kafka.election import ElectionFailed
-    from runtime.metrics import serving
+    from runtime.metrics import PROCESSOR_ACTIVE, serving
 
     try:
         overlay = parse_config(overlays, overlay_vtep, overlay_vtep6, overlay_grace)
@@ -170,7 +170,7 @@ def process(bootstrap, namespace, dns_ip_sources, dns_ip_merge, dns_rfc952, dns_
         raise click.BadParameter(str(error)) from None
     try:
         run_until_signal(serving(metrics_listen, Processor(resolve_bootstrap(bootstrap), Catalog(namespace), dns,
-                                                           session_timeout_ms, overlay).run))
+                                                           session_timeout_ms, overlay).run, PROCESSOR_ACTIVE))
     except ElectionFailed as error:
         raise click.ClickException(str(error)) from None
 

@@ -119,8 +119,11 @@ PROCESSOR_CONSUMED = Counter("wayfinder_processor_consumed_records", "Source rec
                              registry=REGISTRY)
 PROCESSOR_PUBLISHED = Counter("wayfinder_processor_published_records", "Derived records published, by output topic.",
                               ["topic"], registry=REGISTRY)
+# Not in REGISTRY: a gauge without labels is exported (as 0) by every process that serves the
+# registry, so a producer and a node would each report a "processor" that is not active. Only
+# `process` hands it to `serving`.
 PROCESSOR_ACTIVE = Gauge("wayfinder_processor_active", "1 while this processor is the active one of its namespace.",
-                         registry=REGISTRY)
+                         registry=None)
 
 
 class ProducerClock:

@@ -1,4 +1,4 @@
-"""Free TCP ports on loopback, for the processes the demo, the benches and the tests start."""
+"""Free ports on loopback, for the processes the demo, the benches and the tests start."""
 
 from __future__ import annotations
 
@@ -23,3 +23,18 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 def free_port(host: str = "127.0.0.1") -> int:
     (port,) = free_ports(1, host)
     return port
+
+
+def free_udp_and_tcp_port(host: str = "127.0.0.1", attempts: int = 50) -> int:
+    """A port free for both UDP and TCP a moment ago, for a DNS server (it binds both): a port
+    free for TCP may be some client's ephemeral UDP port, and the reverse."""
+    for _ in range(attempts):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            tcp.bind((host, 0))
+            port = tcp.getsockname()[1]
+            try:
+                udp.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no port on {host} free for both UDP and TCP in {attempts} attempts")

@@ -25,7 +25,7 @@ from runtime.kafka.reader import read_table
 from schemas import codec
 from schemas.catalog import Catalog
 from schemas.status import PROCESSOR_KEY, Mark
-from runtime.ports import free_port
+from runtime.ports import free_port, free_udp_and_tcp_port
 
 WAYFINDER = str(Path(sys.executable).with_name("wayfinder"))
 # The processors' election sessions: our broker accepts 1 s and up (runtime/kafka/node.py).
@@ -97,7 +97,7 @@ class Stack:
     role_configs: dict[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.mesos_port, self.marathon_port, self.dns_port = free_port(), free_port(), free_port()
+        self.mesos_port, self.marathon_port, self.dns_port = free_port(), free_port(), free_udp_and_tcp_port()
         namespace = ["--bootstrap", self.bootstrap, "--namespace", self.catalog.namespace]
 
         def as_role(role: str) -> list[str]:

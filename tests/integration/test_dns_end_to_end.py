@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 
 import dns.asyncquery
 import dns.message
@@ -17,6 +16,7 @@ from appliers.node import Node
 from appliers.options import NodeOptions
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
+from runtime.ports import free_udp_and_tcp_port
 from schemas import codec
 from schemas.headers import Observation
 from schemas.overlay import Lease, lease_key
@@ -41,28 +41,13 @@ def without_leader_port(lines: list[str]) -> list[str]:
             for line in lines]
 
 
-def _free_udp_and_tcp_port() -> int:
-    """A loopback port free for both UDP and TCP now (dnsmasq binds both; a port free for UDP
-    may be some client's ephemeral TCP port)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            tcp.bind(("127.0.0.1", 0))
-            port = tcp.getsockname()[1]
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no loopback port free for both UDP and TCP")
-
-
 @contextlib.asynccontextmanager
 async def dnsmasq_upstream():
     """dnsmasq on a free loopback port, answering www.outside.test with 192.0.2.80. A port can
     still be taken between the probe and dnsmasq's bind: then dnsmasq exits, and another port
     is tried (bounded)."""
     for _ in range(5):
-        port = _free_udp_and_tcp_port()
+        port = free_udp_and_tcp_port()
         process = await asyncio.create_subprocess_exec(
             DNSMASQ, "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", f"--port={port}",
             "--listen-address=127.0.0.1", "--bind-interfaces", "--pid-file=", "--log-facility=-",

@@ -28,6 +28,7 @@ import pytest
 from appliers.dns.workers import WORKER_MODULE
 from runtime.kafka.topics import ensure_topics
 from runtime.kafka.writer import KafkaSink
+from runtime.ports import free_port, free_udp_and_tcp_port
 from schemas import codec
 from schemas.dns import RecordSet, record_set_key
 from schemas.l4lb import Backend, Vip
@@ -161,8 +162,9 @@ def topics(kafka_bootstrap):
     sink.close()
 
 
-def started(kafka_bootstrap, catalog, port: int, log: Path, extra: tuple[str, ...] = ()) -> RunningNode:
-    node = RunningNode(kafka_bootstrap, catalog, port, log, extra=extra)
+def started(kafka_bootstrap, catalog, log: Path, extra: tuple[str, ...] = ()) -> RunningNode:
+    """A node on a port free a moment ago (fixed ports collided with other clients' ephemeral ports)."""
+    node = RunningNode(kafka_bootstrap, catalog, free_udp_and_tcp_port(), log, extra=extra)
     try:
         eventually(lambda: _assert_count(node.ready_workers(), 2), timeout=60)
     except BaseException:
@@ -179,7 +181,8 @@ def _assert_count(pids: set[int], count: int) -> set[int]:
 def test_two_workers_answer_udp_and_tcp_on_one_port_and_every_worker_follows_changes(kafka_bootstrap, topics, node_log):
     catalog, sink = topics
     publish(sink, catalog, web("10.0.1.5", "10.0.1.6"), mark=True)
-    node = started(kafka_bootstrap, catalog, 43110, node_log, extra=("--dns-http", f"{HOST}:43111"))
+    http_port = free_port()
+    node = started(kafka_bootstrap, catalog, node_log, extra=("--dns-http", f"{HOST}:{http_port}"))
     try:
         assert node.process.poll() is None and len(node.workers()) == 2
         everywhere(node.port, ["10.0.1.5", "10.0.1.6"])
@@ -194,7 +197,7 @@ def test_two_workers_answer_udp_and_tcp_on_one_port_and_every_worker_follows_cha
         eventually(lambda: everywhere(node.port, ["10.0.1.7"]), timeout=30)
         everywhere(node.port, ["10.0.1.7"], count=10, tcp=True)
         for _ in range(10):  # the Mesos-DNS HTTP API shares its port too: every worker serves it
-            with urllib.request.urlopen(f"http://{HOST}:43111/v1/hosts/web.marathon.mesos", timeout=5) as response:
+            with urllib.request.urlopen(f"http://{HOST}:{http_port}/v1/hosts/web.marathon.mesos", timeout=5) as response:
                 assert json.loads(response.read()) == [{"host": "web.marathon.mesos.", "ip": "10.0.1.7"}]
 
         # A dns-only node follows the vips table (once, in its own process) for the VIP names,
@@ -213,7 +216,7 @@ def test_two_workers_answer_udp_and_tcp_on_one_port_and_every_worker_follows_cha
 def test_a_killed_worker_is_restarted_and_serves_the_changes_since(kafka_bootstrap, topics, node_log):
     catalog, sink = topics
     publish(sink, catalog, web("10.0.2.1"), mark=True)
-    node = started(kafka_bootstrap, catalog, 43120, node_log)
+    node = started(kafka_bootstrap, catalog, node_log)
     try:
         before = node.workers()
         victim = min(before)
@@ -236,7 +239,7 @@ def test_a_killed_worker_is_restarted_and_serves_the_changes_since(kafka_bootstr
 def test_sigterm_of_the_node_stops_every_worker(kafka_bootstrap, topics, node_log):
     catalog, sink = topics
     publish(sink, catalog, web("10.0.3.1"), mark=True)
-    node = started(kafka_bootstrap, catalog, 43130, node_log)
+    node = started(kafka_bootstrap, catalog, node_log)
     try:
         pids = node.workers()
         node.process.send_signal(signal.SIGTERM)
@@ -251,7 +254,7 @@ def test_sigterm_of_the_node_stops_every_worker(kafka_bootstrap, topics, node_lo
 def test_a_node_killed_with_sigkill_leaves_no_worker_serving(kafka_bootstrap, topics, node_log):
     catalog, sink = topics
     publish(sink, catalog, web("10.0.4.1"), mark=True)
-    node = started(kafka_bootstrap, catalog, 43140, node_log)
+    node = started(kafka_bootstrap, catalog, node_log)
     try:
         pids = node.workers()
         node.process.send_signal(signal.SIGKILL)  # the node only: its workers must notice

@@ -122,7 +122,8 @@ def test_a_real_prometheus_scrapes_every_stage(kafka_bootstrap, tmp_path):
             'max(wayfinder_processor_lag_records)': lambda v: v == 0,
             'sum(wayfinder_processor_consumed_records_total)': lambda v: v > 0,
             'sum(wayfinder_processor_published_records_total)': lambda v: v > 0,
-            'wayfinder_processor_active': lambda v: v == 1,
+            'wayfinder_processor_active{job="processor-1"}': lambda v: v == 1,
+            'count(wayfinder_processor_active)': lambda v: v == 1,  # the producer and node do not export it
             'sum(wayfinder_producer_events_total)': lambda v: v > 0,
             'wayfinder_producer_seconds_since_last_contact{source="mesos"}': lambda v: 0 <= v < 60,
             'wayfinder_producer_seconds_since_last_contact{source="marathon"}': lambda v: 0 <= v < 200,

@@ -7,7 +7,7 @@ import logging
 
 from runtime.kafka.follower import CatchUpProgress
 from runtime.logs import JsonFormatter, RepeatFilter, log_context
-from runtime.ports import free_port
+from runtime.ports import free_port, free_udp_and_tcp_port
 from tests.operations.processes import start, stop_within_bound
 
 
@@ -46,7 +46,7 @@ def test_catch_up_progress_never_passes_100_percent():
 
 def test_a_node_in_a_broker_outage_logs_a_bounded_number_of_json_lines():
     proc = start("node", "--log-format", "json", "--bootstrap", f"127.0.0.1:{free_port()}", "--node-id", "n1",
-                 "--agent-ip", "127.0.0.1", "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_port()}",
+                 "--agent-ip", "127.0.0.1", "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_udp_and_tcp_port()}",
                  env={"WAYFINDER_LOG_REPEAT_WINDOW": "3"})
     import time
     time.sleep(10)
@@ -69,7 +69,7 @@ def test_a_node_roles_json_lines_carry_the_node_id_and_role(kafka_bootstrap):
     namespace = f"logctx{uuid.uuid4().hex[:8]}"
     proc = start("node", "--log-format", "json", "--bootstrap", kafka_bootstrap, "--namespace", namespace,
                  "--node-id", "n1", "--agent-ip", "127.0.0.1", "--roles", "dns",
-                 "--dns-listen", f"127.0.0.1:{free_port()}")
+                 "--dns-listen", f"127.0.0.1:{free_udp_and_tcp_port()}")
     try:
         lines = wait_for_line(proc, '"role":"dns"', 30)
     finally:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from runtime.ports import free_port
+from runtime.ports import free_port, free_udp_and_tcp_port
 from tests.operations.processes import STOP_BOUND_S, start, stop_within_bound, wait_for_line
 
 CLEAN_OR_FORCED = {signal.SIGTERM: (0, 143), signal.SIGINT: (0, 130)}
@@ -22,7 +22,7 @@ def unreachable() -> str:
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
 def test_a_node_against_an_unreachable_kafka_stops(signum):
     proc = start("node", "--bootstrap", unreachable(), "--node-id", "n1", "--agent-ip", "127.0.0.1",
-                 "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_port()}")
+                 "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_udp_and_tcp_port()}")
     wait_for_line(proc, "no Kafka broker answers yet", 20)
     took, code = stop_within_bound(proc, signum)
     assert took < STOP_BOUND_S and code in CLEAN_OR_FORCED[signum]
@@ -49,7 +49,7 @@ def test_a_producer_against_unreachable_kafka_and_mesos_stops(signum):
 @pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: s.name)
 def test_a_node_stops_during_the_catch_up_of_a_big_table(kafka_bootstrap, big_dns_table, signum):
     proc = start("node", "--bootstrap", kafka_bootstrap, "--namespace", big_dns_table, "--node-id", "n1",
-                 "--agent-ip", "127.0.0.1", "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_port()}")
+                 "--agent-ip", "127.0.0.1", "--roles", "dns", "--dns-listen", f"127.0.0.1:{free_udp_and_tcp_port()}")
     wait_for_line(proc, "catching up", 60)
     took, code = stop_within_bound(proc, signum)
     assert took < STOP_BOUND_S and code in CLEAN_OR_FORCED[signum]
