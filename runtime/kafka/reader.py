@@ -170,7 +170,11 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Consu
         while ends:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {topic} did not reach its end offsets within {timeout}s")
-            for message in consumer.consume(num_messages=10_000, timeout=0.2):
+            # poll returns with the first record that arrives, then consume takes what is already
+            # buffered without waiting: consume alone would wait out its whole timeout unless a
+            # full batch came, 200 ms at least for every table a takeover or a command reads.
+            first = consumer.poll(0.2)
+            for message in [first, *consumer.consume(9_999, 0)] if first is not None else []:
                 if message.error() and recoverable(message.error(), topic, logged):
                     continue  # bounded by the deadline all the same
                 if message.offset() < ends.get(message.partition(), 0):
