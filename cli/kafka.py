@@ -16,7 +16,7 @@ from runtime.kafka.certs import CertificateError
 from runtime.kafka.install import KAFKA_VERSION, KafkaInstallError, install
 from runtime.kafka import acls
 from runtime.kafka.client_config import passed_through
-from runtime.kafka.secure import (MECHANISM, ROLES, SecretsError, export_for_brokers, read_role,
+from runtime.kafka.secure import (MECHANISM, REAUTH_AFTER_S, ROLES, SecretsError, export_for_brokers, read_role,
                                   rotate_role, secrets_dir)
 from runtime.kafka.secure import prepare as prepare_secrets
 from runtime.kafka.secure import role_file as secure_role_file
@@ -54,9 +54,13 @@ def install_cmd() -> None:
               help="TLS, SASL/SCRAM users per role and ACLs only: a private CA, and one client "
                    "config per role in DIR/secrets/ROLE.properties (for --kafka-config). Chosen "
                    "when DIR is made; later starts keep it.")
+@click.option("--reauth-after", "reauth_after", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="With --secure: a client's SASL session lasts this long, then it must re-authenticate "
+                   "with its current password, so after a rotation no connection keeps the old one "
+                   f"longer. [default: {REAUTH_AFTER_S}, or what DIR holds]")
 @DIR_OPTION
 def up_cmd(brokers: int | None, base_port: int | None, heap: str, secure: bool | None,
-           dir_: Path) -> None:
+           reauth_after: float | None, dir_: Path) -> None:
     """Start the cluster (or its stopped brokers); print the bootstrap servers last."""
     # An existing directory keeps its shape, so a bare `up` restarts what `up --brokers 3` made.
     held = {b["node_id"] for b in cluster.status(dir_)}
@@ -69,7 +73,7 @@ def up_cmd(brokers: int | None, base_port: int | None, heap: str, secure: bool |
         click.echo(f"kafka {KAFKA_VERSION}: classpath {install()}", err=True)
         click.echo(f"starting the stopped brokers of {brokers} in {dir_} ...", err=True)
         bootstrap = cluster.up(dir_, brokers=brokers, base_port=base_port, heap=heap,
-                               secured=secure)
+                               secured=secure, reauth_after_s=reauth_after)
     except (KafkaInstallError, cluster.KafkaClusterError, CertificateError, SecretsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if cluster.secured(dir_):

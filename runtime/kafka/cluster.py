@@ -36,7 +36,8 @@ BIND_RETRIES = 5  # starts of one broker that lost its port to a self-connect (n
 
 
 def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_PORT,
-       heap: str = "384m", timeout: float = READY_TIMEOUT_S, secured: bool | None = None) -> str:
+       heap: str = "384m", timeout: float = READY_TIMEOUT_S, secured: bool | None = None,
+       reauth_after_s: float | None = None) -> str:
     """Start the cluster in `dir` (only its brokers that are down); return its bootstrap servers.
 
     Returns once every broker answers on its own listener with metadata listing all brokers, and
@@ -44,7 +45,9 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
 
     `secured` chooses TLS, SCRAM users and the authorizer (runtime/kafka/secure.py) for a new
     directory; None keeps what the directory holds. A directory's storage is formatted for one
-    or the other, so a plain directory cannot become a secured one.
+    or the other, so a plain directory cannot become a secured one. `reauth_after_s` (secured
+    only) is how long a SASL session lasts before the client must prove its password again;
+    None keeps what the directory holds (secure.REAUTH_AFTER_S at first).
     """
     if brokers < 1:
         raise ValueError("brokers must be >= 1")
@@ -53,11 +56,21 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
     deadline = time.monotonic() + timeout
     with _locked(dir):
         layout = _layout(dir, brokers, base_port, secured)
+        if reauth_after_s is not None and reauth_after_s != layout.get("reauth_after_s"):
+            if not layout.get("secured"):
+                raise KafkaClusterError(f"{dir} holds a plain cluster: re-authentication is a setting of --secure")
+            # The setting lives in server.properties, which only a broker's start reads.
+            if running := [i for i in _node_ids(dir) if node.pid_of(dir, i) is not None]:
+                raise KafkaClusterError(f"brokers {running} of {dir} are running: stop them (`wayfinder kafka "
+                                        "down`) to change how often clients re-authenticate")
+            layout["reauth_after_s"] = reauth_after_s
+            _write_layout(dir, layout)
         bootstrap = bootstrap_servers(base_port, brokers)
         overrides, format_args = None, []
         if layout.get("secured"):
             broker = secure.prepare(dir, bootstrap)
-            overrides = lambda port: secure.broker_settings(broker, port)  # noqa: E731
+            reauth = layout.get("reauth_after_s", secure.REAUTH_AFTER_S)
+            overrides = lambda port: secure.broker_settings(broker, port, reauth)  # noqa: E731
             # The passwords go on StorageTool's command line (it has no other way to take them),
             # visible in ps for the second it runs; every one is also in a 0600 file here.
             format_args = secure.scram_format_args(secure.users(dir, broker))

@@ -16,6 +16,10 @@ How the brokers are secured:
   users live in the metadata the controllers serve). The certificate's CN is its principal.
 - StandardAuthorizer with allow.everyone.if.no.acl.found=false: a user may do what an ACL
   allows it (see acls.py) and nothing else. `broker` and `admin` are super users.
+- A SASL session lasts at most `connections.max.reauth.ms` (REAUTH_AFTER_S by default): the
+  client re-authenticates before then (KIP-368; librdkafka does since 2.2) with the password it
+  holds now, or the broker closes the connection. So after `rotate`, an open connection of
+  someone who kept the old password ends within that time, not when it happens to close.
 - The SCRAM users exist from the first start: they are written into the storage at format time
   (KIP-900), so no one ever runs a broker without them.
 """
@@ -40,6 +44,10 @@ SCRAM_ITERATIONS = 8192  # what kafka-configs uses for SHA-512 by default
 HOSTS = ["127.0.0.1", "localhost"]
 LISTENER = "SASL_SSL"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+# How long an old password can keep an already open connection after a rotation. Each client
+# re-authenticates once per period per connection: one SCRAM exchange in five minutes is
+# nothing to a broker.
+REAUTH_AFTER_S = 300
 
 
 class SecretsError(RuntimeError):
@@ -138,17 +146,17 @@ def client_settings(cluster_dir: Path, role: str) -> dict[str, str]:
     return settings
 
 
-def broker_settings(broker: BrokerSecrets, port: int) -> dict[str, str]:
+def broker_settings(broker: BrokerSecrets, port: int, reauth_after_s: float = REAUTH_AFTER_S) -> dict[str, str]:
     """What a local secured broker's server.properties adds to, or changes in, a plain one:
     its listeners on loopback, and `security_settings` (pure)."""
     return {
         "listeners": f"{LISTENER}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{port + 1}",
         "advertised.listeners": f"{LISTENER}://127.0.0.1:{port}",
-        **security_settings(broker),
+        **security_settings(broker, reauth_after_s),
     }
 
 
-def security_settings(broker: BrokerSecrets) -> dict[str, str]:
+def security_settings(broker: BrokerSecrets, reauth_after_s: float = REAUTH_AFTER_S) -> dict[str, str]:
     """Every broker setting of the security design above but the listeners' addresses: the
     local cluster's and any other deployment's (compose/) brokers share them (pure). The
     client listener is named SASL_SSL and the controller's CONTROLLER."""
@@ -173,6 +181,7 @@ def security_settings(broker: BrokerSecrets) -> dict[str, str]:
         "authorizer.class.name": AUTHORIZER,
         "allow.everyone.if.no.acl.found": "false",
         "super.users": ";".join(f"User:{u}" for u in SUPER_USERS),
+        "connections.max.reauth.ms": str(round(reauth_after_s * 1000)),
     }
 
 

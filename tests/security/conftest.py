@@ -14,6 +14,10 @@ from runtime.kafka import client_config, cluster, secure
 from schemas.catalog import Catalog
 
 SECURE_BASE_PORT = 30096  # in this suite's range (tests/conftest.py), beside the plain broker's
+# Every client re-authenticates this often here (5 min by default), so the tests see both a
+# rotated-out password lose its open connection and every role's process re-authenticate
+# with the passwords it re-reads, many times over.
+REAUTH_AFTER_S = 4.0
 
 
 @dataclass
@@ -23,6 +27,12 @@ class SecureKafka:
 
     def role_file(self, role: str) -> Path:
         return secure.role_file(self.dir, role)
+
+    @property
+    def reauth_after_s(self) -> float:
+        """How long the brokers let a SASL session run before it must re-authenticate."""
+        settings = client_config.parse_properties((self.dir / "broker-1" / "server.properties").read_text())
+        return int(settings["connections.max.reauth.ms"]) / 1000
 
     def settings(self, role: str) -> dict[str, str]:
         """A role's client settings, bootstrap included, for confluent-kafka clients."""
@@ -37,7 +47,8 @@ def secure_kafka(tmp_path_factory) -> SecureKafka:
         return
     dir = tmp_path_factory.mktemp("kafka-secure")
     try:
-        bootstrap = cluster.up(dir, brokers=1, base_port=SECURE_BASE_PORT, timeout=90.0, secured=True)
+        bootstrap = cluster.up(dir, brokers=1, base_port=SECURE_BASE_PORT, timeout=90.0, secured=True,
+                               reauth_after_s=REAUTH_AFTER_S)
         yield SecureKafka(dir, bootstrap)
     finally:
         cluster.down(dir)

@@ -1,7 +1,8 @@
 """The whole pipeline (simulator -> producer -> processor -> node) as processes on a secured
 broker, each with its own role's credentials and nothing more, and a password rotation of
-every role while it runs: the old passwords are refused from then on, and the running
-processes go on converging with the new ones after the broker drops every connection."""
+every role while it runs: the old passwords are refused from then on, a connection opened
+with one is closed at its next re-authentication, and the running processes go on converging
+with the new ones, through their re-authentications and after the broker drops every connection."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
 
 from runtime.kafka import cluster
 from tests.chaos.stack import WAYFINDER, Stack
@@ -37,6 +39,21 @@ def _answer(stack: Stack, name: str, timeout: float = 60.0) -> list[str]:
             pass
         time.sleep(0.2)
     raise AssertionError(f"no answer for {name} within {timeout:.0f} s\n{stack.logs()}")
+
+
+def _await_refusal(client: AdminClient, errors: list[KafkaError], timeout: float) -> None:
+    """Until `client` reports an authentication failure (bounded); it keeps asking for metadata,
+    which needs its connection."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(e.code() == KafkaError._AUTHENTICATION for e in errors):
+            return
+        try:
+            client.list_topics(timeout=0.5)
+        except KafkaException:
+            pass
+        client.poll(0)
+    raise AssertionError(f"a connection made with a rotated-out password still worked after {timeout:.0f} s: {errors}")
 
 
 def _wayfinder(*args: str) -> subprocess.CompletedProcess:
@@ -75,6 +92,10 @@ def test_the_pipeline_runs_on_role_credentials_and_survives_a_rotation(secure_ka
         assert "user 'node' may not read it" in refused.stderr
 
         old = {role: secure_kafka.settings(role) for role in ROTATED}
+        # Someone who got in with the node's password and keeps it: connected before the rotation.
+        holder_errors: list[KafkaError] = []
+        holder = AdminClient({**old["node"], "error_cb": holder_errors.append, "log_level": 0})
+        assert stack.catalog.topic("dns").name in holder.list_topics(timeout=10).topics
         for role in ROTATED:
             done = _wayfinder("kafka", "rotate", role, "--dir", str(secure_kafka.dir))
             assert done.returncode == 0, done.stderr
@@ -84,6 +105,9 @@ def test_the_pipeline_runs_on_role_credentials_and_survives_a_rotation(secure_ka
         for role in ROTATED:
             errors = _connect_errors(old[role])
             assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), (role, errors)
+        # Its open connection does not outlive the next re-authentication, which the old
+        # password fails; meanwhile the running processes re-authenticate with their new ones.
+        _await_refusal(holder, holder_errors, secure_kafka.reauth_after_s + 10)
 
         # Every open connection goes: a crash and restart of the broker. The processes were not
         # restarted; they reconnect with the passwords they read again from their files.

@@ -38,6 +38,10 @@ def test_a_role_file_is_what_librdkafka_reads_and_the_brokers_refuse_anonymous_u
     assert settings["allow.everyone.if.no.acl.found"] == "false"
     assert settings["super.users"] == "User:broker;User:admin"
     assert settings["listener.name.controller.ssl.client.auth"] == "required"
+    # Open sessions end unless re-authenticated: five minutes unless the directory says otherwise.
+    assert settings["connections.max.reauth.ms"] == "300000"
+    assert secure.broker_settings(secure.BrokerSecrets(Path("/s"), "ks", "bp"), 9000, 2.5)[
+        "connections.max.reauth.ms"] == "2500"
     assert secure.scram_format_args({"b": "x", "a": "y"}) == [
         "--add-scram", "SCRAM-SHA-512=[name=a,password=y]", "--add-scram", "SCRAM-SHA-512=[name=b,password=x]"]
 
