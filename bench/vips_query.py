@@ -9,9 +9,12 @@ writes. Timed, per run:
 - ``in_process``: the command through click's CliRunner, the kernel read stubbed out (empty),
   so the figure is the query, the decode, the comparison and the JSON output;
 - ``node_answer``: the request and decode alone;
-- ``subprocess`` (root only): ``wayfinder vips --node SOCKET --json --netns N`` as a process,
-  N a fresh empty network namespace (so a real, empty, kernel read); interpreter start-up
-  and imports included.
+- ``kernel_read`` (root only): N VIPs x 3 backends programmed by the L4 applier into a fresh
+  network namespace, read back by the netlink element reader `wayfinder vips` uses
+  (Kernel.read_elements) against the reference, the applier's libnftables listing
+  (Kernel.read), in the same run;
+- ``subprocess`` (root only): ``wayfinder vips --node SOCKET --json --netns N`` as a process
+  against that full kernel, every VIP programmed: interpreter start-up and imports included.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class EmptyKernel:
     def __init__(self, netns=None) -> None:
         pass
 
-    def read(self) -> dict:
+    def read_elements(self) -> dict:
         return {}
 
     def close(self) -> None:
@@ -87,6 +90,29 @@ def summary(samples: list[float]) -> dict:
     return {"min_ms": round(ms[0], 1), "median_ms": round(statistics.median(ms), 1), "max_ms": round(ms[-1], 1)}
 
 
+def program_and_read(netns: str, size: int, runs: int) -> dict:
+    """The VIPs the node serves, programmed into `netns`; then both readers, timed."""
+    from appliers.l4lb.applier import L4Applier
+
+    kernel = appliers.l4lb.kernel.Kernel(netns)
+    try:
+        applier = L4Applier(kernel)
+        applier.set_desired(dict(make_vip(i) for i in range(size)), complete=True)
+        assert applier.sync().ok
+        timed: dict[str, list[float]] = {"netlink": [], "libnftables": []}
+        for _ in range(runs):
+            for name, read in (("netlink", kernel.read_elements), ("libnftables", kernel.read)):
+                started = time.perf_counter()
+                state = read()
+                timed[name].append(time.perf_counter() - started)
+                assert len(state["ip"].endpoints) == 3 * size
+        out = {name: summary(samples) for name, samples in timed.items()}
+        out["netlink_over_libnftables_median"] = round(out["netlink"]["median_ms"] / out["libnftables"]["median_ms"], 3)
+        return out
+    finally:
+        kernel.close()
+
+
 def main_bench() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--vips", type=int, default=10_000)
@@ -105,7 +131,7 @@ def main_bench() -> None:
     assert count == args.vips
     result["node_answer"] = summary(answers)
 
-    appliers.l4lb.kernel.Kernel = EmptyKernel  # the command imports it when it runs
+    nft_kernel, appliers.l4lb.kernel.Kernel = appliers.l4lb.kernel.Kernel, EmptyKernel  # imported when it runs
     runner = CliRunner()
     in_process = []
     for _ in range(args.runs):
@@ -115,11 +141,13 @@ def main_bench() -> None:
         assert outcome.exit_code == 0, outcome.output
     assert len(json.loads(outcome.stdout)) == args.vips
     result["in_process"] = summary(in_process)
+    appliers.l4lb.kernel.Kernel = nft_kernel
 
     if os.geteuid() == 0:
         netns = f"wfbench-{secrets.token_hex(3)}"
         subprocess.run(["ip", "netns", "add", netns], check=True)
         try:
+            result["kernel_read"] = program_and_read(netns, args.vips, args.runs)
             runs = []
             for _ in range(args.runs):
                 started = time.perf_counter()
@@ -127,6 +155,8 @@ def main_bench() -> None:
                                       capture_output=True, timeout=60)
                 runs.append(time.perf_counter() - started)
                 assert done.returncode == 0, done.stderr
+            entries = json.loads(done.stdout)
+            assert len(entries) == args.vips and all(e["programmed"] for e in entries)
             started = time.perf_counter()
             subprocess.run([WAYFINDER, "--version"], capture_output=True, timeout=60, check=True)
             result["subprocess"] = {**summary(runs), "of_which_startup_ms": round((time.perf_counter() - started) * 1000, 1)}

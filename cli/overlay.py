@@ -33,7 +33,9 @@ def overlay_group(ctx, bootstrap, namespace, netns, agent_ip, as_json):
 
     from appliers.overlay.inspect import as_lines, compare
     from appliers.overlay.kernel import OverlayKernel
+    from cli.checks import check_netns
 
+    check_netns(netns)
     kernel = OverlayKernel(netns)
     try:
         state = kernel.read()

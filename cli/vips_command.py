@@ -85,9 +85,12 @@ def vips_command(bootstrap, namespace, node, netns, as_json):
     """What the node's kernel has programmed, next to what the node (or the vips topic) asks for."""
     import orjson
 
+    from appliers.l4lb.elements import ReadInterrupted
     from appliers.l4lb.inspect import as_lines, compare
     from appliers.l4lb.kernel import Kernel
+    from cli.checks import check_netns
 
+    check_netns(netns)
     catalog = Catalog(namespace)
     wanted = None
     if node:
@@ -105,9 +108,12 @@ def vips_command(bootstrap, namespace, node, netns, as_json):
             click.echo(f"desired VIPs: from the topic {catalog.topic('vips').name}", err=True)
     kernel = Kernel(netns)
     try:
-        entries = compare(wanted, kernel.read())
+        held = kernel.read_elements()
+    except (OSError, ReadInterrupted) as error:  # not root, most often (reading nf_tables needs CAP_NET_ADMIN)
+        raise click.ClickException(f"cannot read the kernel's nftables{f' in {netns}' if netns else ''}: {error}") from None
     finally:
         kernel.close()
+    entries = compare(wanted, held)
     if as_json:
         click.echo(orjson.dumps(entries, option=orjson.OPT_INDENT_2).decode())
     else:

@@ -316,7 +316,7 @@ class L4Applier:
         for vip in desired.values():
             by_key[(vip.ip, vip.protocol, vip.port)] = vip
         out = {}
-        for state in self.kernel.read().values():
+        for state in self.kernel.read_elements().values():
             for key, kv in sorted(state.kernel_vips().items()):
                 if kv is None:
                     continue

@@ -31,6 +31,11 @@ class FakeKernel:
         self.reads += 1
         return {name: _copy(state) for name, state in self.tables.items()}
 
+    def read_elements(self) -> dict[str, TableState]:
+        """As the netlink reader sees the tables: their elements, no structure."""
+        return {name: TableState(state.exists, {}, set(state.vip_ips), dict(state.vips), dict(state.endpoints))
+                for name, state in self.tables.items()}
+
     def transact(self, plan: Plan) -> None:
         if self.fail_next:
             self.fail_next -= 1

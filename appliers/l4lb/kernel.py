@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, TypeVar
 
 import orjson
 
+from appliers.l4lb.elements import NfTablesReader
 from appliers.l4lb.libnftables import OUTPUT_JSON, OUTPUT_TERSE, Nft
 from appliers.l4lb.model import FAMILIES, TABLE, TableState, table_state
 from appliers.l4lb.plan import Flush, Plan
@@ -88,10 +89,15 @@ class Kernel:
             self._local.ipr = IPRoute()  # on the worker thread, after setns
         return self._local.ipr
 
+    def _elements_reader(self) -> NfTablesReader:
+        if getattr(self._local, "elements", None) is None:
+            self._local.elements = NfTablesReader()  # on the worker thread, after setns
+        return self._local.elements
+
     def close(self) -> None:
         if self._pool is not None:
             def release() -> None:
-                for name in ("nft", "ipr"):
+                for name in ("nft", "ipr", "elements"):
                     obj = getattr(self._local, name, None)
                     if obj is not None:
                         obj.close()
@@ -127,6 +133,11 @@ class Kernel:
                 self._renew()
 
         return dict(self._call(work))
+
+    def read_elements(self) -> dict[str, TableState]:
+        """The elements of our tables alone (no `blocks`), read over netlink in a fraction of
+        `read`'s time (elements.py): enough to compare VIPs, not to plan a rebuild."""
+        return dict(self._call(lambda: self._elements_reader().read()))
 
     def _renew(self) -> None:
         """A fresh context, on the worker. libnftables keeps the objects of the last command in

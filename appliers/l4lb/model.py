@@ -129,11 +129,12 @@ class TableState:
         """Every VIP in a slot set, rebuilt from its slots; None when it is malformed (in two
         sets, or a slot below K missing)."""
         out: dict[VipKey, KernelVip | None] = {}
+        endpoints = self.endpoints
         for key, sets in self.vips.items():
-            match = re.fullmatch(r"k(\d+)", sets)
-            k = int(match.group(1)) if match else 0
-            slots = [self.endpoints.get((key, i)) for i in range(k)]
-            ok = match is not None and all(s is not None for s in slots)
+            # "k3", not "k3,k5" (a VIP in two sets); a string test, not a regex: once per VIP
+            well_formed = sets[:1] == "k" and sets[1:].isdigit() and sets[1:].isascii()
+            slots = [endpoints.get((key, i)) for i in range(int(sets[1:]) if well_formed else 0)]
+            ok = well_formed and None not in slots
             out[key] = KernelVip(key[0], key[1], key[2], tuple(slots)) if ok else None  # type: ignore[arg-type]
         return out
 
@@ -169,6 +170,14 @@ def _value(v: Any) -> Any:
     return v
 
 
+def _unwrapped(elem: Any) -> Any:
+    """An element with a comment, a timeout or counters is listed as {"elem": {"val": ...,
+    "comment": ...}}: its value. Someone's hand-made element is still an element to repair."""
+    while isinstance(elem, dict) and isinstance(elem.get("elem"), dict) and "val" in elem["elem"]:
+        elem = elem["elem"]["val"]
+    return elem
+
+
 def table_state(listing: dict, terse: str) -> TableState:
     """Parse `nft -j list table` output (elements) and the terse text listing (structure)."""
     state = TableState(exists=True, blocks=structure_blocks(terse))
@@ -177,6 +186,9 @@ def table_state(listing: dict, terse: str) -> TableState:
         if not obj:
             continue
         for elem in obj.get("elem", []):
+            elem = _unwrapped(elem)
+            if isinstance(elem, list) and elem:
+                elem = [_unwrapped(elem[0]), *elem[1:]]
             if obj["name"] == "vip_ips" and isinstance(elem, str):
                 state.vip_ips.add(_value(elem))
             elif _SLOT_SET.fullmatch(obj["name"]) and isinstance(elem, dict) and "concat" in elem:

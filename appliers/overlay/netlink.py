@@ -15,15 +15,16 @@ kernel seam's worker thread, after setns.
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import struct
 from dataclasses import dataclass, field
 
+from appliers.netlink_wire import (NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, attribute,
+                                   attributes, dump, message, messages)
+
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_CREATE, NLM_F_DUMP = 0x1, 0x4, 0x100, 0x400, 0x300
+NLM_F_REPLACE, NLM_F_CREATE = 0x100, 0x400
 NETLINK_CAP_ACK = 10  # acks without the request echoed back: smaller replies
 NDA_DST, NDA_LLADDR = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
@@ -32,7 +33,6 @@ RTN_UNICAST, RT_SCOPE_UNIVERSE, RT_SCOPE_NOWHERE = 1, 0, 255
 RTM_F_FIB_MATCH = 0x2000  # a route get answers the route that matched, not a resolved next hop
 AF_BRIDGE = 7
 CHUNK = 256  # requests per send: their replies stay far below the receive buffer
-_HEADER = struct.Struct("=IHHII")
 _NDMSG = struct.Struct("=BxxxiHBB")
 _RTMSG = struct.Struct("=BBBBBBBBI")
 
@@ -53,22 +53,6 @@ class Reply:
     messages: list[tuple[int, bytes]] = field(default_factory=list)  # (type, payload) before the ack
 
 
-def _attr(kind: int, data: bytes) -> bytes:
-    length = 4 + len(data)
-    return struct.pack("=HH", length, kind) + data + b"\0" * (-length % 4)
-
-
-def attributes(payload: bytes, offset: int) -> dict[int, bytes]:
-    out = {}
-    while offset + 4 <= len(payload):
-        length, kind = struct.unpack_from("=HH", payload, offset)
-        if length < 4:
-            break
-        out[kind & 0x3FFF] = payload[offset + 4:offset + length]  # without the nested/byte-order bits
-        offset += (length + 3) & ~3
-    return out
-
-
 def _packed(ip: str) -> tuple[int, bytes]:
     address = ipaddress.ip_address(ip)
     return (socket.AF_INET6 if address.version == 6 else socket.AF_INET), address.packed
@@ -80,14 +64,14 @@ def _mac(mac: str) -> bytes:
 
 def neighbour(kind: int, flags: int, ifindex: int, ip: str, mac: str | None = None) -> Request:
     family, dst = _packed(ip)
-    body = _NDMSG.pack(family, ifindex, NUD_PERMANENT if mac else 0, 0, 0) + _attr(NDA_DST, dst)
-    return Request(kind, flags, body + (_attr(NDA_LLADDR, _mac(mac)) if mac else b""))
+    body = _NDMSG.pack(family, ifindex, NUD_PERMANENT if mac else 0, 0, 0) + attribute(NDA_DST, dst)
+    return Request(kind, flags, body + (attribute(NDA_LLADDR, _mac(mac)) if mac else b""))
 
 
 def fdb(kind: int, flags: int, ifindex: int, mac: str, dst: str | None = None) -> Request:
     state = 0 if kind == RTM_GETNEIGH else NUD_PERMANENT  # a get with a state is refused (EINVAL)
-    body = _NDMSG.pack(AF_BRIDGE, ifindex, state, NTF_SELF, 0) + _attr(NDA_LLADDR, _mac(mac))
-    return Request(kind, flags, body + (_attr(NDA_DST, _packed(dst)[1]) if dst else b""))
+    body = _NDMSG.pack(AF_BRIDGE, ifindex, state, NTF_SELF, 0) + attribute(NDA_LLADDR, _mac(mac))
+    return Request(kind, flags, body + (attribute(NDA_DST, _packed(dst)[1]) if dst else b""))
 
 
 def route(kind: int, flags: int, table: int, cidr: str, proto: int, ifindex: int = 0, via: str | None = None,
@@ -97,11 +81,11 @@ def route(kind: int, flags: int, table: int, cidr: str, proto: int, ifindex: int
     scope = RT_SCOPE_NOWHERE if kind == RTM_DELROUTE else RT_SCOPE_UNIVERSE  # a delete matches any scope
     body = _RTMSG.pack(family, network.prefixlen, 0, 0, table if table < 256 else 0,
                        proto if kind != RTM_GETROUTE else 0, scope, RTN_UNICAST if kind != RTM_GETROUTE else 0, rtm_flags)
-    body += _attr(RTA_DST, network.network_address.packed) + _attr(RTA_TABLE, struct.pack("=I", table))
+    body += attribute(RTA_DST, network.network_address.packed) + attribute(RTA_TABLE, struct.pack("=I", table))
     if ifindex:
-        body += _attr(RTA_OIF, struct.pack("=i", ifindex))
+        body += attribute(RTA_OIF, struct.pack("=i", ifindex))
     if via:
-        body += _attr(RTA_GATEWAY, ipaddress.ip_address(via).packed)
+        body += attribute(RTA_GATEWAY, ipaddress.ip_address(via).packed)
     return Request(kind, flags, body)
 
 
@@ -150,12 +134,12 @@ class Rtnl:
         out = bytearray()
         for request in requests:
             self.seq += 1
-            out += _HEADER.pack(_HEADER.size + len(request.body), request.kind, request.flags, self.seq, 0) + request.body
+            out += message(request.kind, request.flags, self.seq, request.body)
         self.sock.send(out)
         replies = [Reply() for _ in requests]
         pending = len(requests)
         while pending:  # bounded: every request gets exactly one ack (NLM_F_ACK)
-            for kind, seq, payload in _messages(self.sock.recv(1 << 20)):
+            for kind, seq, payload in messages(self.sock.recv(1 << 20)):
                 if not first <= seq <= self.seq:
                     continue  # an answer to an earlier, abandoned exchange
                 reply = replies[seq - first]
@@ -170,29 +154,4 @@ class Rtnl:
         """The payload of every message a dump request answers, until its NLMSG_DONE; an
         NLMSG_ERROR raises OSError."""
         self.seq += 1
-        seq = self.seq
-        self.sock.send(_HEADER.pack(_HEADER.size + len(request.body), request.kind, request.flags, seq, 0)
-                       + request.body)
-        payloads: list[bytes] = []
-        while True:  # bounded: a dump ends with NLMSG_DONE (or an error)
-            for kind, found_seq, payload in _messages(self.sock.recv(1 << 20)):
-                if found_seq != seq:
-                    continue  # an answer to an earlier, abandoned exchange
-                if kind == NLMSG_DONE:
-                    return payloads
-                if kind == NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", payload)[0]
-                    raise OSError(code, f"netlink dump refused: {os.strerror(code)}")
-                payloads.append(payload)
-
-
-def _messages(data: bytes):
-    """(type, sequence number, payload) of each netlink message in one datagram. A message
-    that claims length 0 ends it: stepping by 0 would never move on."""
-    offset = 0
-    while offset + _HEADER.size <= len(data):
-        length, kind, _, seq, _ = _HEADER.unpack_from(data, offset)
-        yield kind, seq, data[offset + _HEADER.size:offset + length]
-        if length == 0:
-            return
-        offset += (length + 3) & ~3
+        return dump(self.sock, self.seq, request.kind, request.body, request.flags)

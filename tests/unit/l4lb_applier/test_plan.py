@@ -164,3 +164,19 @@ def test_a_vip_put_in_a_second_slot_set_is_taken_out_of_both_and_put_back(golden
         "delete element ip wayfinder k5 { 11.0.0.10 . tcp . 80 }\n"
         "add element ip wayfinder k3 { 11.0.0.10 . tcp . 80 }\n"
     )
+
+
+def test_a_hand_made_element_with_a_comment_is_seen_and_removed(golden_vips):
+    """nft lists an element with a comment as {"elem": {"val": ..., "comment": ...}}: still drift."""
+    listing = orjson.loads((GOLDEN / "listing-ip.json").read_bytes())
+    for item in listing["nftables"]:
+        if item.get("set", {}).get("name") == "k5":
+            item["set"]["elem"] = [{"elem": {"val": {"concat": ["11.0.0.99", "tcp", 99]}, "comment": "by hand"}}]
+        if item.get("set", {}).get("name") == "vip_ips":
+            item["set"]["elem"].append({"elem": {"val": "11.0.0.99", "comment": "by hand"}})
+    drifted = {"ip": table_state(listing, (GOLDEN / "listing-ip.terse").read_text())}
+    assert drifted["ip"].vips[("11.0.0.99", "tcp", 99)] == "k5"
+    assert "11.0.0.99" in drifted["ip"].vip_ips
+    p = step(v4_only(golden_vips), drifted)
+    assert p.text == ("delete element ip wayfinder k5 { 11.0.0.99 . tcp . 99 }\n"
+                      "delete element ip wayfinder vip_ips { 11.0.0.99 }\n")
