@@ -38,6 +38,13 @@ def test_missing_netns():
         "Error: network namespace 'wf-no-such-ns' (--netns) does not exist; `ip netns add wf-no-such-ns` creates it")
 
 
+def test_missing_netns_of_the_inspecting_commands():
+    # Checked before anything else is asked: no node, no Kafka.
+    for command in (("vips",), ("overlay",)):
+        assert one_line_error(*command, "--bootstrap", "127.0.0.1:1", "--netns", "wf-no-such-ns") == (
+            "Error: network namespace 'wf-no-such-ns' (--netns) does not exist; `ip netns add wf-no-such-ns` creates it")
+
+
 def test_ports_in_use_are_named():
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
