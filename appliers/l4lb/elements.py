@@ -134,7 +134,9 @@ def _value(buffer: bytes, start: int, end: int) -> bytes | None:
 
 def table_elements(family: Family, sets: dict[str, list[tuple[bytes, bytes | None]]]) -> TableState:
     """A TableState of the elements alone (`blocks` empty: the structure is not read here),
-    the same values model.table_state parses from nft's listing."""
+    the same values model.table_state parses from nft's listing. An element of another width
+    than ours (a set someone re-made with another type) is not a VIP, and left out: the
+    applier's resync, which compares the structure too, rebuilds such a table."""
     width = 4 if family.version == 4 else 16
     state = TableState(exists=True)
     # A VIP's key comes once in its slot set and once per slot in the endpoint map: decoded once.
@@ -148,17 +150,19 @@ def table_elements(family: Family, sets: dict[str, list[tuple[bytes, bytes | Non
 
     for name, found in sets.items():
         if name == "vip_ips":
-            state.vip_ips.update(_address(key[:width]) for key, _ in found)
+            state.vip_ips.update(_address(key) for key, _ in found if len(key) == width)
         elif name[:1] == "k" and name[1:].isdigit():
             for key, _ in found:
-                vip = vip_of(key[:width + 8])
+                if len(key) != width + 8:
+                    continue
+                vip = vip_of(key)
                 held = state.vips.get(vip)
                 state.vips[vip] = f"{held},{name}" if held else name
         elif name == "endpoints":  # the hot loop of a read (30,000 elements at 10,000 VIPs)
             endpoints, key_width, from_bytes, order = state.endpoints, width + 8, int.from_bytes, sys.byteorder
             address = partial(socket.inet_ntop, socket.AF_INET) if width == 4 else _address
             for key, data in found:
-                if data is None:
+                if data is None or len(key) != key_width + 4 or len(data) != width + 4:
                     continue
                 raw = key[:key_width]
                 vip = vip_keys.get(raw) or vip_of(raw)

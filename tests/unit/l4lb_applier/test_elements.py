@@ -64,6 +64,19 @@ def test_an_element_laid_out_differently_is_walked():
     assert state.vips == {("11.0.0.3", 132, 9): "k1,k2", ("11.0.0.2", "udp", 53): "k1"}
 
 
+def test_elements_of_another_width_are_not_vips():
+    """A set or map of ours re-made by hand with another type: its elements are left out."""
+    web = _vip("11.0.0.1", 6, 80)
+    state = elements.table_elements(IP, {
+        "vip_ips": [(socket.inet_pton(socket.AF_INET, "11.0.0.1"), None), (b"\x0b\x00", None)],
+        "k1": [(web, None), (web[:4], None)],
+        "endpoints": [(web + (0).to_bytes(4, sys.byteorder), socket.inet_pton(socket.AF_INET, "10.0.0.1") + b"\x1f\x90\0\0"),
+                      (web, b"\0" * 8), (web + b"\0" * 4, None)]})
+    assert state.vip_ips == {"11.0.0.1"}
+    assert state.vips == {("11.0.0.1", "tcp", 80): "k1"}
+    assert state.endpoints == {(("11.0.0.1", "tcp", 80), 0): ("10.0.0.1", 8080)}
+
+
 def test_ipv6_addresses_are_spelled_as_python_spells_them():
     key = _vip("fd00:11:0:0:0:0:0:1", 6, 443) + (0).to_bytes(4, sys.byteorder)
     found = elements.elements([_message(_element(key, socket.inet_pton(socket.AF_INET6, "fd00:200::1")
