@@ -55,10 +55,13 @@ def up(dir: Path = DEFAULT_DIR, brokers: int = 1, base_port: int = DEFAULT_BASE_
     dir.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + timeout
     with _locked(dir):
+        held = _read_layout(dir)
+        if reauth_after_s is not None and not (held.get("secured") if held else secured):
+            # Refused before _layout, which would make a new directory a plain one for good.
+            raise KafkaClusterError(f"re-authentication is a setting of a secured cluster (--secure); {dir} "
+                                    f"{'holds a plain one' if held else 'would be plain'}")
         layout = _layout(dir, brokers, base_port, secured)
         if reauth_after_s is not None and reauth_after_s != layout.get("reauth_after_s"):
-            if not layout.get("secured"):
-                raise KafkaClusterError(f"{dir} holds a plain cluster: re-authentication is a setting of --secure")
             # The setting lives in server.properties, which only a broker's start reads.
             if running := [i for i in _node_ids(dir) if node.pid_of(dir, i) is not None]:
                 raise KafkaClusterError(f"brokers {running} of {dir} are running: stop them (`wayfinder kafka "

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from runtime.kafka import acls, client_config, secure
 from schemas.catalog import Catalog
 
@@ -96,3 +98,11 @@ def test_a_kafka_config_with_a_password_that_others_may_read_is_named(tmp_path, 
     path.chmod(0o600)
     client_config.load(path)
     assert not caplog.records
+
+
+def test_reauthentication_is_refused_for_a_plain_cluster_before_its_directory_is_made(tmp_path):
+    from runtime.kafka import cluster
+
+    with pytest.raises(cluster.KafkaClusterError, match="would be plain"):
+        cluster.up(tmp_path / "kafka", reauth_after_s=5)
+    assert not (tmp_path / "kafka" / "cluster.json").exists()  # so `up --secure` may still make it
