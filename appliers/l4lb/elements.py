@@ -11,7 +11,7 @@ The applier's own read-back (kernel.py) still uses libnftables: it also compares
 table's structure, which only nft prints.
 
 A read is consistent: the ruleset generation is asked before and after, and a read that a
-transaction committed into is done again (bounded).
+transaction committed into is done again (for up to READ_PATIENCE_S).
 
 Layout of the values (nft stores each field of a concatenation in 4-byte registers):
 - `vip_ips`: the address (4 or 16 bytes);
@@ -27,10 +27,11 @@ import re
 import socket
 import struct
 import sys
+import time
 from functools import partial
 
 from appliers.l4lb.model import FAMILIES, TABLE, Family, TableState
-from appliers.netlink_wire import NLM_F_ACK, NLM_F_REQUEST, attribute, attribute_spans, attributes, dump
+from appliers.netlink_wire import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, attribute, attribute_spans, attributes, dump
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -44,7 +45,10 @@ NFTA_GEN_ID = 1
 _NFGENMSG = struct.Struct("=BBH")  # family, version (NFNETLINK_V0), resource id
 _AF = {"ip": socket.AF_INET, "ip6": socket.AF_INET6}
 PROTOCOL_NAMES = {6: "tcp", 17: "udp"}  # how nft prints the ones we program
-ATTEMPTS = 5  # reads that a concurrent transaction spoilt before giving up
+# How long to keep reading again while transactions keep landing in the middle of reads. A
+# node applying a burst commits every few milliseconds, and a read of 10,000 VIPs takes ~0.2 s:
+# the burst must end (or leave a gap) within this time.
+READ_PATIENCE_S = 3.0
 
 
 class ReadInterrupted(RuntimeError):
@@ -193,14 +197,16 @@ class NfTablesReader:
     def close(self) -> None:
         self.sock.close()
 
-    def _dump(self, message: int, body: bytes, flags: int | None = None) -> list[bytes]:
+    def _dump(self, message: int, body: bytes, flags: int = NLM_F_REQUEST | NLM_F_DUMP) -> list[bytes]:
         self.seq += 1
-        kind = (NFNL_SUBSYS_NFTABLES << 8) | message
-        return dump(self.sock, self.seq, kind, body) if flags is None else dump(self.sock, self.seq, kind, body, flags)
+        return dump(self.sock, self.seq, (NFNL_SUBSYS_NFTABLES << 8) | message, body, flags)
 
     def generation(self) -> int:
-        (answer,) = self._dump(NFT_MSG_GETGEN, _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0), NLM_F_REQUEST | NLM_F_ACK)[:1]
-        return struct.unpack(">I", attributes(answer, _NFGENMSG.size)[NFTA_GEN_ID])[0]
+        answers = self._dump(NFT_MSG_GETGEN, _NFGENMSG.pack(socket.AF_UNSPEC, 0, 0), NLM_F_REQUEST | NLM_F_ACK)
+        found = attributes(answers[0], _NFGENMSG.size) if answers else {}
+        if NFTA_GEN_ID not in found:
+            raise OSError("nf_tables answered no ruleset generation")
+        return struct.unpack(">I", found[NFTA_GEN_ID])[0]
 
     def set_names(self, family: Family) -> list[str] | None:
         """The sets and maps of our table in `family`; None when there is no such table."""
@@ -222,17 +228,26 @@ class NfTablesReader:
         return elements(self._dump(NFT_MSG_GETSETELEM, _request(
             family, attribute(NFTA_SET_ELEM_LIST_TABLE, _name(TABLE)), attribute(NFTA_SET_ELEM_LIST_SET, _name(name)))))
 
-    def read(self) -> list[tuple[str, TableState]]:
-        """(family, its table's elements) for every family; a missing table reads as TableState()."""
-        for _ in range(ATTEMPTS):
+    def table(self, family: Family) -> TableState:
+        """Our table's elements in `family`; TableState() when there is no such table."""
+        names = self.set_names(family)
+        if names is None:
+            return TableState()
+        return table_elements(family, {name: self.set_elements(family, name) for name in names})
+
+    def read(self, patience_s: float = READ_PATIENCE_S) -> list[tuple[str, TableState]]:
+        """(family, its table's elements) for every family; a missing table reads as TableState().
+        Read again while a transaction committed during the read, for up to `patience_s`."""
+        deadline = time.monotonic() + patience_s
+        attempts = 0
+        while attempts == 0 or time.monotonic() < deadline:
+            attempts += 1
             before = self.generation()
-            states = []
-            for family in FAMILIES:
-                names = self.set_names(family)
-                if names is None:
-                    states.append((family.name, TableState()))
-                    continue
-                states.append((family.name, table_elements(family, {n: self.set_elements(family, n) for n in names})))
+            try:
+                states = [(family.name, self.table(family)) for family in FAMILIES]
+            except FileNotFoundError:  # a set went away between listing it and reading it: a commit
+                continue
             if self.generation() == before:
                 return states
-        raise ReadInterrupted(f"the ruleset changed during each of {ATTEMPTS} reads of table {TABLE}")
+        raise ReadInterrupted(f"the ruleset changed during each of {attempts} reads of table {TABLE} in "
+                              f"{patience_s:.0f} s (something is applying changes without pause)")

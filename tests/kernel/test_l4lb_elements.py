@@ -7,6 +7,8 @@ import os
 import secrets
 import shutil
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -83,3 +85,43 @@ def test_the_elements_are_what_nft_lists(kernel):
     # Both are drift, which a resync repairs (the commented one too: the listing unwraps it).
     assert applier.resync().ok
     assert kernel.read_elements()["ip"].vips == {web: "k3", dns: "k1"}
+
+
+def test_reads_during_changes_are_never_half_a_transaction(kernel):
+    """A VIP moved between slot sets, transaction after transaction, while another thread reads:
+    every read shows it whole (in one set, every slot present), never half old and half new."""
+
+    def web(backends: int) -> dict[str, Vip]:
+        many = {f"tcp/11.0.1.{i}/80": Vip("tcp", f"11.0.1.{i}", 80, [Backend("10.200.1.1", 8080, 1, "t")])
+                for i in range(1, 200)}  # so that a read takes a while
+        return {**many, "tcp/11.0.0.1/80": Vip("tcp", "11.0.0.1", 80, [
+            Backend(f"10.200.0.{n}", 8080, 1, f"t{n}") for n in range(1, backends + 1)])}
+
+    applier = L4Applier(kernel)
+    applier.set_desired(web(1), complete=True)
+    assert applier.sync().ok
+    done = threading.Event()
+    changes = []
+
+    def change() -> None:
+        try:
+            for n in range(1, 121):  # bounded; each differs from the one before
+                applier.set_desired(web(1 + n % 5), complete=True)
+                changes.append(applier.sync().ok)
+                time.sleep(0.003)  # a node in a burst of changes: a commit every few milliseconds
+        finally:
+            done.set()
+
+    writer = threading.Thread(target=change)
+    writer.start()
+    reads = 0
+    reader = Kernel(kernel.netns)  # its own worker thread and netlink socket
+    try:
+        while not done.is_set() or reads == 0:
+            held = reader.read_elements()["ip"].kernel_vips()
+            assert held[("11.0.0.1", "tcp", 80)] is not None, held[("11.0.0.1", "tcp", 80)]
+            reads += 1
+    finally:
+        writer.join(60)
+        reader.close()
+    assert all(changes) and len(changes) == 120 and reads > 0

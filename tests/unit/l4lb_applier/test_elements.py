@@ -3,6 +3,7 @@ messages built here byte by byte; tests/kernel/test_l4lb_elements.py reads a rea
 
 from __future__ import annotations
 
+import itertools
 import socket
 import struct
 import sys
@@ -89,8 +90,9 @@ def test_ipv6_addresses_are_spelled_as_python_spells_them():
 class _Reader(elements.NfTablesReader):
     """The reader's logic without a socket: each generation() call answers the next number."""
 
-    def __init__(self, generations: list[int]) -> None:
+    def __init__(self, generations, vanishing: int = 0) -> None:
         self.generations = iter(generations)
+        self.vanishing = vanishing  # how many set reads find their set gone
 
     def generation(self) -> int:
         return next(self.generations)
@@ -99,11 +101,18 @@ class _Reader(elements.NfTablesReader):
         return ["vip_ips"] if family is IP else None
 
     def set_elements(self, family, name):
+        if self.vanishing:
+            self.vanishing -= 1
+            raise FileNotFoundError(2, "No such file or directory")  # deleted since set_names
         return [(socket.inet_pton(socket.AF_INET, "11.0.0.1"), None)]
+
 
 
 def test_a_read_a_transaction_committed_into_is_done_again():
     states = dict(_Reader([7, 8, 8, 8]).read())  # changed during the first read, not the second
     assert states["ip"].vip_ips == {"11.0.0.1"} and states["ip6"] == TableState()
-    with pytest.raises(elements.ReadInterrupted):
-        _Reader(list(range(2 * elements.ATTEMPTS))).read()
+    with pytest.raises(elements.ReadInterrupted, match="changed during each of"):
+        _Reader(itertools.count()).read(patience_s=0.05)  # every read spoilt
+    # A set deleted between listing and reading it: that read is done again as well.
+    states = dict(_Reader([3, 4, 4], vanishing=1).read())
+    assert states["ip"].vip_ips == {"11.0.0.1"}
