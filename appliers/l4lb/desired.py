@@ -9,7 +9,7 @@ import math
 import socket
 from typing import Mapping
 
-from appliers.l4lb.model import PROTOCOLS, KernelVip, Slot, VipKey, family_of, ip_order
+from appliers.l4lb.model import PROTOCOLS, KernelVip, Slot, VipKey
 from schemas.l4lb import Vip
 
 
@@ -28,29 +28,46 @@ def slots_of(vip_ip: str, vip: Vip) -> tuple[tuple[Slot, ...], frozenset[Slot], 
     """Weights become repeated slots, reduced by their gcd (2,4 -> 1,2), in (ip, port) order.
 
     Weight 0 gets no slot: no new connections, while conntrack keeps existing ones flowing.
-    Returns (slots, drained backends, problems with individual backends).
+    Returns (slots, drained backends, problems with individual backends). Runs for every VIP
+    of a full conversion (and of `wayfinder vips`), hence the plain loops.
     """
     weights: dict[Slot, int] = {}
     problems = []
-    version = family_of(vip_ip).version
+    v6 = ":" in vip_ip  # family_of's test
     for b in vip.backends:
         try:
             ip = _canonical_ip(b.ip)
         except ValueError:
             problems.append(f"backend ip {b.ip!r} is not an address")
             continue
-        if family_of(ip).version != version:
+        if (":" in ip) != v6:
             problems.append(f"backend {ip} is not the VIP's address family")
         elif not 0 < b.port < 65536 or b.weight < 0:
             problems.append(f"backend {ip}:{b.port} weight {b.weight} out of range")
         else:
-            weights[(ip, b.port)] = weights.get((ip, b.port), 0) + b.weight
+            slot = (ip, b.port)
+            weights[slot] = weights.get(slot, 0) + b.weight
     live = {slot: w for slot, w in weights.items() if w > 0}
+    # One family here, so the packed address orders as ip_order does.
+    order = sorted(live, key=_v6_slot_order if v6 else _v4_slot_order)
     gcd = math.gcd(*live.values()) if live else 1
-    order = sorted(live, key=lambda s: (ip_order(s[0]), s[1]))
-    slots = tuple(slot for slot in order for _ in range(live[slot] // gcd))
-    drained = frozenset(slot for slot, w in weights.items() if w == 0)
+    if all(w == gcd for w in live.values()):  # equal weights, the common case: a slot each
+        slots = tuple(order)
+    else:
+        slots = tuple(slot for slot in order for _ in range(live[slot] // gcd))
+    drained = frozenset(slot for slot, w in weights.items() if w == 0) if len(live) < len(weights) else _NONE
     return slots, drained, problems
+
+
+_NONE: frozenset[Slot] = frozenset()
+
+
+def _v4_slot_order(slot: Slot) -> tuple[bytes, int]:
+    return socket.inet_pton(socket.AF_INET, slot[0]), slot[1]
+
+
+def _v6_slot_order(slot: Slot) -> tuple[bytes, int]:
+    return socket.inet_pton(socket.AF_INET6, slot[0]), slot[1]
 
 
 def _kernel_vip(name: str, vip: Vip) -> tuple[KernelVip | None, list[str]]:

@@ -35,6 +35,14 @@ def test_weights_repeat_slots_reduced_by_gcd_in_numeric_address_order():
     assert drained == {("10.0.0.8", 80)} and problems == []
 
 
+def test_equal_weights_get_a_slot_each_and_ipv6_sorts_numerically():
+    v = Vip("tcp", "fd00:11::1", 80, [Backend("fd00::10", 80, 2, "a"), Backend("fd00::9", 80, 2, "b"),
+                                      Backend("fd00::9", 79, 2, "c"), Backend("fd00::a", 80, 0, "d")])
+    slots, drained, problems = slots_of("fd00:11::1", v)
+    assert slots == (("fd00::9", 79), ("fd00::9", 80), ("fd00::10", 80))  # 0x9 < 0x10; text order would differ
+    assert drained == {("fd00::a", 80)} and problems == []
+
+
 def test_bad_records_are_refused_not_programmed():
     vips = {
         "sctp/11.0.0.1/80": Vip("sctp", "11.0.0.1", 80, [Backend("10.0.0.1", 80, 1, "a")]),
