@@ -131,7 +131,8 @@ class Publisher:
         for rejection in rejections:
             REJECTIONS.labels(rejection.source).inc()
 
-    def step_down(self, why: str) -> None:
+    def step_down(self, why: str, expected: bool = False) -> None:
+        """Give up the role; `expected` (a clean stop) is said at INFO, anything else warned of."""
         if self.writer is None:
             return
         self.writer.abort()
@@ -139,7 +140,7 @@ class Publisher:
         self.writer = None
         self.ready_outputs = []
         PROCESSOR_ACTIVE.set(0)
-        log.warning("processor %s stepped down: %s", self.instance, why)
+        log.log(logging.INFO if expected else logging.WARNING, "processor %s stepped down: %s", self.instance, why)
 
     def _failed(self, term: int, doing: str, error: Exception) -> None:
         kafka_error = error.args[0] if isinstance(error, KafkaException) and error.args else None

@@ -114,7 +114,7 @@ class Processor:
             try:
                 self._follow(halt)
             finally:
-                self.publisher.step_down("stopping")
+                self.publisher.step_down("stopping", expected=True)
                 self.election.close()  # leaves the group: a standby takes over at once
         finally:
             self.follower.close()
