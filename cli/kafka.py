@@ -177,15 +177,18 @@ def rotate_cmd(role: str, role_file: Path | None, bootstrap: str | None, dir_: P
 @click.option("--mounted-at", type=click.Path(path_type=Path), default=None,
               help="Where brokers and clients see DIR/secrets (a container's mount point), if not "
                    "there; the files name their paths under it.")
+@click.option("--reauth-after", "reauth_after", type=click.FloatRange(min=1), default=REAUTH_AFTER_S,
+              show_default=True, metavar="SECONDS",
+              help="How long a client's SASL session lasts before it must re-authenticate (as for `up --secure`).")
 @DIR_OPTION
-def secrets_cmd(hosts: str, servers: str, mounted_at: Path | None, dir_: Path) -> None:
+def secrets_cmd(hosts: str, servers: str, mounted_at: Path | None, reauth_after: float, dir_: Path) -> None:
     """Secrets for brokers that `kafka up` does not run (compose/, your own): the same CA,
     keystore and role configs as `up --secure`, plus DIR/secrets/broker-security.properties
     (every broker's security settings) and DIR/secrets/scram-users.args (the StorageTool
     --add-scram arguments to format each broker's storage with). Existing secrets are kept."""
     try:
         broker = prepare_secrets(dir_, servers, [h.strip() for h in hosts.split(",") if h.strip()], mounted_at)
-        settings, args = export_for_brokers(dir_, broker)
+        settings, args = export_for_brokers(dir_, broker, reauth_after)
     except (CertificateError, SecretsError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"secrets in {secrets_dir(dir_)}: brokers append {settings.name} to their "

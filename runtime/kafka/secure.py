@@ -210,14 +210,15 @@ def rotate_role(path: Path, set_password) -> str:
     return role
 
 
-def export_for_brokers(cluster_dir: Path, broker: BrokerSecrets) -> tuple[Path, Path]:
+def export_for_brokers(cluster_dir: Path, broker: BrokerSecrets,
+                       reauth_after_s: float = REAUTH_AFTER_S) -> tuple[Path, Path]:
     """For brokers that `kafka up` does not run (compose/, an operator's own): write their
     security settings (`broker-security.properties`, to append to each server.properties) and
     the SCRAM users to format their storage with (`scram-users.args`, StorageTool arguments,
     one per line). Both hold secrets: 0600."""
     out = secrets_dir(cluster_dir)
     settings, args = out / "broker-security.properties", out / "scram-users.args"
-    write_secret(settings, "".join(f"{k}={v}\n" for k, v in security_settings(broker).items()))
+    write_secret(settings, "".join(f"{k}={v}\n" for k, v in security_settings(broker, reauth_after_s).items()))
     write_secret(args, "".join(f"{arg}\n" for arg in scram_format_args(users(cluster_dir, broker))))
     return settings, args
 

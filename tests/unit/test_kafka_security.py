@@ -106,3 +106,25 @@ def test_reauthentication_is_refused_for_a_plain_cluster_before_its_directory_is
     with pytest.raises(cluster.KafkaClusterError, match="would be plain"):
         cluster.up(tmp_path / "kafka", reauth_after_s=5)
     assert not (tmp_path / "kafka" / "cluster.json").exists()  # so `up --secure` may still make it
+
+
+def test_secrets_for_brokers_kafka_up_does_not_run(tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    result = CliRunner().invoke(main, ["kafka", "secrets", "--dir", str(tmp_path), "--hosts", "kafka-1,kafka-2",
+                                       "--bootstrap", "kafka-1:9092,kafka-2:9092", "--reauth-after", "60"])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "secrets"
+    settings = client_config.parse_properties((out / "broker-security.properties").read_text())
+    assert settings["connections.max.reauth.ms"] == "60000"
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert settings["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    users = sorted(line.split("name=")[1].split(",")[0] for line in (out / "scram-users.args").read_text().splitlines()
+                   if line.startswith("SCRAM-SHA-512="))
+    assert users == sorted(["broker", *secure.ROLES])
+    node = client_config.parse_properties((out / "node.properties").read_text())
+    assert node["bootstrap.servers"] == "kafka-1:9092,kafka-2:9092" and node["sasl.username"] == "node"
+    for name in ("broker-security.properties", "scram-users.args", "node.properties", "ca.key"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600, name
