@@ -30,7 +30,7 @@ import sys
 import time
 from functools import partial
 
-from appliers.l4lb.model import FAMILIES, TABLE, Family, TableState
+from appliers.l4lb.model import FAMILIES, TABLE, Family, TableState, slot_count
 from appliers.netlink_wire import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, attribute, attribute_spans, attributes, dump
 
 NETLINK_NETFILTER = 12
@@ -155,7 +155,7 @@ def table_elements(family: Family, sets: dict[str, list[tuple[bytes, bytes | Non
     for name, found in sets.items():
         if name == "vip_ips":
             state.vip_ips.update(_address(key) for key, _ in found if len(key) == width)
-        elif name[:1] == "k" and name[1:].isdigit():
+        elif slot_count(name) is not None:
             for key, _ in found:
                 if len(key) != width + 8:
                     continue
@@ -168,9 +168,7 @@ def table_elements(family: Family, sets: dict[str, list[tuple[bytes, bytes | Non
             for key, data in found:
                 if data is None or len(key) != key_width + 4 or len(data) != width + 4:
                     continue
-                raw = key[:key_width]
-                vip = vip_keys.get(raw) or vip_of(raw)
-                endpoints[(vip, from_bytes(key[key_width:key_width + 4], order))] = (
+                endpoints[(vip_of(key[:key_width]), from_bytes(key[key_width:key_width + 4], order))] = (
                     address(data[:width]), from_bytes(data[width:width + 2], "big"))
     return state
 

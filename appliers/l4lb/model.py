@@ -131,16 +131,21 @@ class TableState:
         out: dict[VipKey, KernelVip | None] = {}
         endpoints = self.endpoints
         for key, sets in self.vips.items():
-            # "k3", not "k3,k5" (a VIP in two sets); a string test, not a regex: once per VIP
-            well_formed = sets[:1] == "k" and sets[1:].isdigit() and sets[1:].isascii()
-            slots = [endpoints.get((key, i)) for i in range(int(sets[1:]) if well_formed else 0)]
-            ok = well_formed and None not in slots
+            k = slot_count(sets)  # None for "k3,k5": a VIP in two sets
+            slots = [endpoints.get((key, i)) for i in range(k or 0)]
+            ok = k is not None and None not in slots
             out[key] = KernelVip(key[0], key[1], key[2], tuple(slots)) if ok else None  # type: ignore[arg-type]
         return out
 
 
 _BLOCK = re.compile(r"^\t(set|map|chain) (\S+) \{$")
-_SLOT_SET = re.compile(r"k\d+")
+
+
+def slot_count(set_name: str) -> int | None:
+    """K of a slot set's name "kK"; None for any other name. String tests, not a regex: this
+    runs once per VIP of a read."""
+    digits = set_name[1:]
+    return int(digits) if set_name[:1] == "k" and digits.isascii() and digits.isdigit() else None
 
 
 def structure_blocks(terse: str) -> dict[tuple[str, str], str]:
@@ -191,7 +196,7 @@ def table_state(listing: dict, terse: str) -> TableState:
                 elem = [_unwrapped(elem[0]), *elem[1:]]
             if obj["name"] == "vip_ips" and isinstance(elem, str):
                 state.vip_ips.add(_value(elem))
-            elif _SLOT_SET.fullmatch(obj["name"]) and isinstance(elem, dict) and "concat" in elem:
+            elif slot_count(obj["name"]) is not None and isinstance(elem, dict) and "concat" in elem:
                 key = tuple(_value(p) for p in elem["concat"])
                 held = state.vips.get(key)  # type: ignore[call-overload]
                 state.vips[key] = f"{held},{obj['name']}" if held else obj["name"]  # type: ignore[index]
