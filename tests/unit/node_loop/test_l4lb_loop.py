@@ -142,3 +142,19 @@ async def test_convergence_is_applied_time_minus_the_observed_time_of_the_header
         assert list(loop.convergence_s) == [2.5, 2.5]
         assert applied == [([key_of(DB), key_of(WEB)], 1002.5)]
         assert in_kernel(kernel) == {("11.0.0.8", "tcp", 5432): slots(DB)}
+
+
+def test_programmed_reads_the_kernel_back_with_the_desired_records_names():
+    from appliers.l4lb.applier import L4Applier
+
+    kernel = FakeKernel()
+    applier = L4Applier(kernel)
+    named = Vip("tcp", "11.0.0.7", 80, [Backend("10.0.0.2", 8080, 2, "t2"), Backend("10.0.0.1", 8080, 1, "t1")],
+                name="/shop/web", framework="marathon", dns="shopweb.marathon.l4lb.thisdcos.directory")
+    applier.set_desired({key_of(named): named, key_of(DB): DB}, complete=True)
+    assert applier.sync().ok
+    kernel.drop(("11.0.0.8", "tcp", 5432))  # gone from the kernel behind the applier's back
+    assert applier.programmed() == {key_of(named): Vip(
+        "tcp", "11.0.0.7", 80, [Backend("10.0.0.1", 8080, 1, "t1"), Backend("10.0.0.2", 8080, 1, "t2"),
+                                Backend("10.0.0.2", 8080, 1, "t2")],  # one backend per slot: weight 2 twice
+        name="/shop/web", framework="marathon", dns="shopweb.marathon.l4lb.thisdcos.directory")}
